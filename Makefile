@@ -1,0 +1,43 @@
+# The README's two commands live here: `make quickstart` (set up + run the main job) and `make test`.
+# torch 2.13.0 is installed before the package: asking for plain `torch` first would pull a multi-GB
+# CUDA build, while `torch==2.13.0` takes the local CPU wheel.
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+TORCH  := torch==2.13.0
+STAMP  := $(VENV)/.autogai-installed
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+export ANONYMIZED_TELEMETRY := False
+
+.PHONY: quickstart setup test test-slow lint typecheck bench clean-venv
+
+quickstart: setup  ## Set everything up and run the main job on the embedded defaults.
+	$(BIN)/autogai env check
+	$(BIN)/autogai kb ingest
+
+setup: $(STAMP)  ## Virtual environment at .venv with torch (CPU) first, then the package with extras.
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet $(TORCH)
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+test: setup  ## The default test suite (fast; `slow` learning tests excluded).
+	$(BIN)/python -m pytest -n 2 -q
+
+test-slow: setup  ## Learning tests (minutes).
+	$(BIN)/python -m pytest -m slow -q
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: setup
+	$(BIN)/mypy autogai
+
+clean-venv:
+	rm -rf $(VENV)
