@@ -32,10 +32,11 @@ def _load_builtins() -> None:
     if _BUILTINS_LOADED:
         return
     _BUILTINS_LOADED = True
-    from autogai.tasks import pendulum, uav_nearfield
+    from autogai.tasks.pendulum import TASK as pendulum_task
+    from autogai.tasks.uav_nearfield import TASK as uav_task
 
-    register_task(uav_nearfield.TASK, overwrite=True)
-    register_task(pendulum.TASK, overwrite=True)
+    register_task(uav_task, overwrite=True)
+    register_task(pendulum_task, overwrite=True)
 
 
 def list_tasks() -> list[TaskCard]:
