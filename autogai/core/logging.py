@@ -34,11 +34,11 @@ def configure_logging(verbosity: int = 0) -> None:
     logger = logging.getLogger(_LIBRARY_LOGGER)
     logger.setLevel(level)
     if not any(getattr(h, "_autogai", False) for h in logger.handlers):
-        handler = logging.StreamHandler()
-        handler._autogai = True  # type: ignore[attr-defined]
-        handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
-        handler.addFilter(SecretMaskingFilter())
-        logger.addHandler(handler)
+        stream_handler = logging.StreamHandler()
+        stream_handler._autogai = True  # type: ignore[attr-defined]
+        stream_handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+        stream_handler.addFilter(SecretMaskingFilter())
+        logger.addHandler(stream_handler)
     for handler in logger.handlers:
         handler.setLevel(level)
 
