@@ -1,0 +1,654 @@
+"""The restricted runtime a reward program executes in: builtins, ``math``, ``np``, attribute guard.
+
+Static checks (:mod:`autogai.rewards.program`) are the first fence; this module is the second, *inside* the
+sandbox process: a program sees only
+
+- a small builtins dict (:data:`SAFE_BUILTIN_NAMES`), with ``range`` and ``pow`` bounded;
+- ``math`` and ``np`` as proxies exposing allow-listed pure functions only (:data:`NUMPY_ALLOWED`,
+  :data:`MATH_ALLOWED`); array-creating functions refuse more than :data:`MAX_ARRAY_ELEMENTS` elements;
+- every ``x.attr`` rewritten to ``_getattr_(x, "attr")``, which allows an attribute only if it is on the
+  allow-list of ``type(x)`` (:data:`ATTRIBUTE_ALLOWLIST`): arrays offer ``shape``, ``sum``, ``clip``, ... but
+  never ``tofile``, ``dump``, ``ctypes``, ``data``, ``base``, ``view``; generators, functions, frames and types
+  offer nothing at all;
+- ``a ** b`` rewritten to a bounded power;
+- ``m``, a read-only :class:`MetricsView`, and ``p``, a read-only mapping of parameter values.
+
+The third fence is the process: resource limits, no files, a pipe to the parent (see
+:mod:`autogai.rewards.sandbox_worker`). Running a program in-process with :func:`load_program` is for trusted
+code and tests only; untrusted code goes through :class:`autogai.rewards.sandbox.SandboxedReward`.
+
+This module imports numpy and the standard library only: the sandbox worker imports it.
+"""
+
+from __future__ import annotations
+
+import builtins
+import math
+import types
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import numpy as np
+
+MAX_RANGE_ITEMS = 100_000
+"""``range(...)`` refuses more items than this (loops over small ranges only)."""
+MAX_ARRAY_ELEMENTS = 1_000_000
+"""Array-creating ``np`` functions refuse more elements than this."""
+MAX_POW_BITS = 4096
+"""Integer ``a ** b`` refuses results larger than this many bits (``10 ** 10 ** 10`` would hang the CPU)."""
+MAX_COMPONENTS = 32
+"""A program may return at most this many named components."""
+MAX_COMPONENT_NAME = 64
+
+PROGRAM_FILENAME = "<reward>"
+"""Filename the program is compiled under: tracebacks are mapped back to its lines through it."""
+
+
+class SandboxViolation(Exception):
+    """The program reached for something the restricted runtime does not offer."""
+
+
+class RewardOutputError(Exception):
+    """``compute_reward`` returned something other than ``(finite float, {name: finite float})``."""
+
+
+# --------------------------------------------------------------------------------------------- builtins
+
+
+def _bounded_range(*args: Any) -> range:
+    result = range(*args)
+    try:
+        size = len(result)
+    except OverflowError:
+        size = MAX_RANGE_ITEMS + 1
+    if size > MAX_RANGE_ITEMS:
+        raise SandboxViolation(f"range of {size} items exceeds the limit of {MAX_RANGE_ITEMS}")
+    return result
+
+
+def bounded_pow(base: Any, exponent: Any, modulo: Any = None) -> Any:
+    """``base ** exponent`` (or ``pow(base, exponent, modulo)``) refusing astronomically large integers."""
+    if (
+        isinstance(base, int)
+        and isinstance(exponent, int)
+        and exponent > 0
+        and abs(base) > 1
+        and modulo is None
+        and abs(base).bit_length() * exponent > MAX_POW_BITS
+    ):
+        raise SandboxViolation(f"integer power with more than {MAX_POW_BITS} bits")
+    if modulo is None:
+        return base**exponent
+    return builtins.pow(base, exponent, modulo)
+
+
+SAFE_BUILTIN_NAMES: tuple[str, ...] = (
+    "abs",
+    "all",
+    "any",
+    "bool",
+    "dict",
+    "enumerate",
+    "float",
+    "int",
+    "isinstance",
+    "len",
+    "list",
+    "max",
+    "min",
+    "pow",
+    "range",
+    "reversed",
+    "round",
+    "sorted",
+    "str",
+    "sum",
+    "tuple",
+    "zip",
+)
+
+
+def _numpy_internal_import(
+    name: str, globals: Any = None, locals: Any = None, fromlist: Any = (), level: int = 0
+) -> Any:
+    """``__import__`` for numpy's own lazy imports from C code (``PyImport_Import`` looks the hook up in the
+    builtins of the *calling* frame, which is the program's). Programs cannot name it (no ``_`` names)."""
+    if level != 0 or name.partition(".")[0] != "numpy":
+        raise SandboxViolation(f"import of {name!r} is not allowed")
+    return builtins.__import__(name, globals, locals, fromlist, level)
+
+
+def make_builtins() -> dict[str, Any]:
+    """The builtins a program sees (``True``/``False``/``None`` are keywords and need no entry)."""
+    table: dict[str, Any] = {name: getattr(builtins, name) for name in SAFE_BUILTIN_NAMES}
+    table["range"] = _bounded_range
+    table["pow"] = bounded_pow
+    table["__import__"] = _numpy_internal_import
+    return table
+
+
+# ---------------------------------------------------------------------------------------- module proxies
+
+
+class ModuleProxy:
+    """A read-only namespace of allow-listed callables and constants (stands in for ``np`` and ``math``)."""
+
+    __slots__ = ("_members", "_name")
+
+    def __init__(self, name: str, members: Mapping[str, Any]) -> None:
+        object.__setattr__(self, "_name", name)
+        object.__setattr__(self, "_members", dict(members))
+
+    def __getattr__(self, attribute: str) -> Any:
+        try:
+            return self._members[attribute]
+        except KeyError:
+            raise SandboxViolation(f"{self._name}.{attribute} is not available in reward programs") from None
+
+    def __setattr__(self, attribute: str, value: Any) -> None:
+        raise SandboxViolation(f"{self._name} is read-only")
+
+    def __dir__(self) -> list[str]:
+        return sorted(self._members)
+
+    def __repr__(self) -> str:
+        return f"<restricted {self._name}>"
+
+
+MATH_ALLOWED: tuple[str, ...] = (
+    "acos",
+    "acosh",
+    "asin",
+    "asinh",
+    "atan",
+    "atan2",
+    "atanh",
+    "ceil",
+    "copysign",
+    "cos",
+    "cosh",
+    "degrees",
+    "dist",
+    "e",
+    "erf",
+    "erfc",
+    "exp",
+    "expm1",
+    "fabs",
+    "floor",
+    "fmod",
+    "fsum",
+    "hypot",
+    "inf",
+    "isclose",
+    "isfinite",
+    "isinf",
+    "isnan",
+    "log",
+    "log10",
+    "log1p",
+    "log2",
+    "nan",
+    "pi",
+    "pow",
+    "radians",
+    "remainder",
+    "sin",
+    "sinh",
+    "sqrt",
+    "tan",
+    "tanh",
+    "tau",
+    "trunc",
+)
+"""Pure functions of ``math`` (no ``factorial``/``comb``/``perm``: they are CPU bombs on big integers)."""
+
+NUMPY_ALLOWED: tuple[str, ...] = (
+    # elementwise maths
+    "abs",
+    "absolute",
+    "add",
+    "divide",
+    "multiply",
+    "negative",
+    "subtract",
+    "arccos",
+    "arccosh",
+    "arcsin",
+    "arcsinh",
+    "arctan",
+    "arctan2",
+    "arctanh",
+    "cbrt",
+    "ceil",
+    "clip",
+    "cos",
+    "cosh",
+    "deg2rad",
+    "degrees",
+    "exp",
+    "exp2",
+    "expm1",
+    "fabs",
+    "floor",
+    "fmax",
+    "fmin",
+    "fmod",
+    "heaviside",
+    "hypot",
+    "log",
+    "log10",
+    "log1p",
+    "log2",
+    "maximum",
+    "minimum",
+    "mod",
+    "nan_to_num",
+    "power",
+    "rad2deg",
+    "radians",
+    "reciprocal",
+    "rint",
+    "round",
+    "sign",
+    "sin",
+    "sinh",
+    "sqrt",
+    "square",
+    "tan",
+    "tanh",
+    "trunc",
+    "where",
+    # logic and tests
+    "all",
+    "allclose",
+    "any",
+    "equal",
+    "greater",
+    "greater_equal",
+    "isclose",
+    "isfinite",
+    "isinf",
+    "isnan",
+    "less",
+    "less_equal",
+    "logical_and",
+    "logical_not",
+    "logical_or",
+    "logical_xor",
+    "not_equal",
+    # reductions
+    "amax",
+    "amin",
+    "argmax",
+    "argmin",
+    "count_nonzero",
+    "cumprod",
+    "cumsum",
+    "diff",
+    "max",
+    "mean",
+    "median",
+    "min",
+    "prod",
+    "std",
+    "sum",
+    "var",
+    # linear algebra on small vectors
+    "cross",
+    "dot",
+    "inner",
+    "interp",
+    "matmul",
+    "outer",
+    "vdot",
+    # shapes
+    "argsort",
+    "array",
+    "asarray",
+    "atleast_1d",
+    "concatenate",
+    "expand_dims",
+    "hstack",
+    "ravel",
+    "reshape",
+    "sort",
+    "squeeze",
+    "stack",
+    "transpose",
+    "vstack",
+    # size-checked constructors (wrapped below)
+    "arange",
+    "full",
+    "full_like",
+    "linspace",
+    "ones",
+    "ones_like",
+    "zeros",
+    "zeros_like",
+    # scalar types and constants
+    "bool_",
+    "e",
+    "float32",
+    "float64",
+    "inf",
+    "int32",
+    "int64",
+    "nan",
+    "pi",
+)
+"""Names a program may use as ``np.<name>``; plus ``np.linalg.norm``. Nothing that touches files, memory,
+pickles, ctypes or the system (``load``, ``save``, ``fromfile``, ``ctypeslib``, ``lib``, ``memmap``, ``f2py`` ...)."""
+
+NUMPY_LINALG_ALLOWED: tuple[str, ...] = ("norm",)
+
+_SIZE_CHECKED = ("arange", "full", "full_like", "linspace", "ones", "ones_like", "zeros", "zeros_like")
+
+
+def _element_count(shape: Any) -> int:
+    try:
+        dims = [int(d) for d in shape]
+    except TypeError:
+        dims = [int(shape)]
+    count = 1
+    for dim in dims:
+        count *= max(dim, 0)
+    return count
+
+
+def _check_elements(name: str, count: int) -> None:
+    if count > MAX_ARRAY_ELEMENTS:
+        raise SandboxViolation(
+            f"np.{name} of {count} elements exceeds the limit of {MAX_ARRAY_ELEMENTS} elements"
+        )
+
+
+def _size_checked(name: str) -> Callable[..., Any]:
+    function = getattr(np, name)
+
+    def checked(*args: Any, **kwargs: Any) -> Any:
+        if name in ("zeros", "ones", "full"):
+            shape = args[0] if args else kwargs.get("shape", 0)
+            _check_elements(name, _element_count(shape))
+        elif name in ("zeros_like", "ones_like", "full_like"):
+            source: Any = args[0] if args else kwargs.get("a", 0)
+            shape = kwargs.get("shape")
+            _check_elements(name, _element_count(shape) if shape is not None else int(np.size(source)))
+        elif name == "linspace":
+            count = args[2] if len(args) > 2 else kwargs.get("num", 50)
+            _check_elements(name, int(count))
+        elif name == "arange":
+            numbers = [float(a) for a in args[:3]]
+            if len(numbers) == 1:
+                start, stop, step = 0.0, numbers[0], 1.0
+            elif len(numbers) == 2:
+                start, stop, step = numbers[0], numbers[1], float(kwargs.get("step", 1.0))
+            else:
+                start, stop, step = numbers if numbers else (0.0, float(kwargs.get("stop", 0.0)), 1.0)
+            if step == 0 or not all(math.isfinite(v) for v in (start, stop, step)):
+                raise SandboxViolation("np.arange needs finite bounds and a non-zero step")
+            _check_elements(name, max(0, math.ceil((stop - start) / step)))
+        return function(*args, **kwargs)
+
+    checked.__name__ = name
+    return checked
+
+
+def make_numpy_proxy() -> ModuleProxy:
+    members: dict[str, Any] = {}
+    for name in NUMPY_ALLOWED:
+        members[name] = _size_checked(name) if name in _SIZE_CHECKED else getattr(np, name)
+    members["linalg"] = ModuleProxy("np.linalg", {n: getattr(np.linalg, n) for n in NUMPY_LINALG_ALLOWED})
+    members["newaxis"] = None
+    return ModuleProxy("np", members)
+
+
+def make_math_proxy() -> ModuleProxy:
+    members = {name: getattr(math, name) for name in MATH_ALLOWED}
+    members["pow"] = math.pow  # float pow: overflows to an error, never a huge integer
+    return ModuleProxy("math", members)
+
+
+# -------------------------------------------------------------------------------------------- the metrics
+
+
+class MetricsView:
+    """Read-only attribute view of one step's metrics plus ``obs``, ``next_obs``, ``action`` arrays."""
+
+    __slots__ = ("_arrays", "_values")
+
+    def __init__(
+        self, values: Mapping[str, Any], arrays: Callable[[], Mapping[str, np.ndarray]] | None = None
+    ) -> None:
+        object.__setattr__(self, "_values", dict(values))
+        object.__setattr__(self, "_arrays", arrays)  # decodes obs/action/next_obs on first use
+
+    @classmethod
+    def build(cls, metrics: Mapping[str, Any], obs: Any, action: Any, next_obs: Any) -> MetricsView:
+        """Metrics as floats, the arrays as read-only copies (the program can read but never mutate them)."""
+        values: dict[str, Any] = {}
+        for name, value in metrics.items():
+            values[str(name)] = _metric_value(value)
+        values["obs"] = readonly_array(obs)
+        values["next_obs"] = readonly_array(next_obs)
+        values["action"] = readonly_array(action)
+        return cls(values)
+
+    def __getattr__(self, name: str) -> Any:
+        values = self._values
+        if self._arrays is not None and name in ("obs", "action", "next_obs"):
+            values.update(self._arrays())
+            object.__setattr__(self, "_arrays", None)
+        try:
+            return values[name]
+        except KeyError:
+            available = ", ".join(sorted({*values, "obs", "action", "next_obs"}))
+            raise AttributeError(f"metric {name!r} is not available (metrics: {available})") from None
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise SandboxViolation("the metrics m are read-only")
+
+    def __delattr__(self, name: str) -> None:
+        raise SandboxViolation("the metrics m are read-only")
+
+    def __repr__(self) -> str:
+        return f"MetricsView({', '.join(sorted(self._values))})"
+
+
+def _metric_value(value: Any) -> Any:
+    if isinstance(value, (bool, np.bool_)):
+        return float(value)
+    if isinstance(value, (int, float, np.integer, np.floating)):
+        return float(value)
+    array = np.asarray(value)
+    if array.ndim == 0 and array.dtype.kind in "biuf":
+        return float(array)
+    return readonly_array(array)
+
+
+def as_float_array(value: Any) -> np.ndarray:
+    """An observation or action as a float64 array of at least one dimension (a tuple of parts, as in
+    hybrid action spaces, is flattened and concatenated). The same conversion is used inside and outside the
+    sandbox, so a program sees identical inputs in both."""
+    if isinstance(value, (tuple, list)) and any(np.ndim(part) > 0 for part in value):
+        array = np.concatenate([np.asarray(part, dtype=np.float64).ravel() for part in value])
+    else:
+        array = np.asarray(value, dtype=np.float64)
+    if array.ndim == 0:
+        array = array.reshape(1)
+    return array
+
+
+def readonly_array(value: Any) -> np.ndarray:
+    """A read-only float64 copy of an observation or action (see :func:`as_float_array`)."""
+    array = np.array(as_float_array(value), copy=True)
+    array.setflags(write=False)
+    return array
+
+
+# ---------------------------------------------------------------------------------------- attribute guard
+
+_ARRAY_ATTRIBUTES = frozenset(
+    {
+        "T",
+        "all",
+        "any",
+        "argmax",
+        "argmin",
+        "argsort",
+        "astype",
+        "clip",
+        "conj",
+        "copy",
+        "cumprod",
+        "cumsum",
+        "dot",
+        "dtype",
+        "flatten",
+        "imag",
+        "item",
+        "max",
+        "mean",
+        "min",
+        "ndim",
+        "nonzero",
+        "prod",
+        "ravel",
+        "real",
+        "reshape",
+        "round",
+        "shape",
+        "size",
+        "squeeze",
+        "std",
+        "sum",
+        "tolist",
+        "trace",
+        "transpose",
+        "var",
+    }
+)
+_NUMBER_ATTRIBUTES = frozenset({"real", "imag", "conjugate", "is_integer", "bit_length"})
+_MAPPING_READ_ATTRIBUTES = frozenset({"get", "keys", "values", "items", "copy"})
+
+ATTRIBUTE_ALLOWLIST: dict[type, frozenset[str]] = {
+    np.ndarray: _ARRAY_ATTRIBUTES,
+    float: _NUMBER_ATTRIBUTES,
+    int: _NUMBER_ATTRIBUTES,
+    bool: _NUMBER_ATTRIBUTES,
+    complex: _NUMBER_ATTRIBUTES,
+    dict: _MAPPING_READ_ATTRIBUTES | {"update", "pop", "setdefault"},
+    types.MappingProxyType: _MAPPING_READ_ATTRIBUTES,
+    list: frozenset({"append", "extend", "insert", "pop", "index", "count", "copy", "reverse", "sort"}),
+    tuple: frozenset({"index", "count"}),
+    str: frozenset({"lower", "upper", "strip", "startswith", "endswith", "join", "split", "replace"}),
+}
+"""Attributes a program may read, per exact type. Everything else (functions, generators, frames, types,
+modules, ufuncs, dtypes ...) offers no attribute at all. numpy scalars use the array list."""
+
+
+def guarded_getattr(obj: Any, name: str) -> Any:
+    """What ``obj.name`` compiles to inside a reward program."""
+    if name.startswith("_"):
+        raise SandboxViolation(f"attribute {name!r} is not allowed")
+    kind = type(obj)
+    if kind is MetricsView:
+        try:
+            return obj._values[name]
+        except KeyError:
+            return getattr(obj, name)  # raises the helpful AttributeError
+    if kind is ModuleProxy:
+        try:
+            return obj._members[name]
+        except KeyError:
+            return getattr(obj, name)  # raises SandboxViolation naming the attribute
+    allowed = ATTRIBUTE_ALLOWLIST.get(kind)
+    if allowed is None and isinstance(obj, np.generic):
+        allowed = _ARRAY_ATTRIBUTES
+    if allowed is None or name not in allowed:
+        raise SandboxViolation(f"attribute {name!r} of {kind.__name__} is not available in reward programs")
+    return getattr(obj, name)
+
+
+def make_globals() -> dict[str, Any]:
+    """Fresh module globals for one program."""
+    return {
+        "__builtins__": make_builtins(),
+        "__name__": "reward_program",
+        "_getattr_": guarded_getattr,
+        "_pow_": bounded_pow,
+        "math": make_math_proxy(),
+        "np": make_numpy_proxy(),
+    }
+
+
+ALLOWED_GLOBAL_NAMES: frozenset[str] = frozenset(SAFE_BUILTIN_NAMES) | {"math", "np", "True", "False", "None"}
+
+
+# -------------------------------------------------------------------------------------------- outputs
+
+
+def _as_finite_float(value: Any, what: str) -> float:
+    if type(value) is float:
+        if value - value == 0.0:  # finite (inf - inf and nan - nan are nan)
+            return value
+        raise RewardOutputError(f"{what} is non-finite ({value})")
+    if isinstance(value, (bool, np.bool_, int, float, np.integer, np.floating)):
+        number = float(value)
+    elif isinstance(value, np.ndarray) and value.size == 1 and value.dtype.kind in "biuf":
+        number = float(value.reshape(()))
+    else:
+        raise RewardOutputError(f"{what} must be a float, got {type(value).__name__}")
+    if not math.isfinite(number):
+        raise RewardOutputError(f"{what} is non-finite ({number})")
+    return number
+
+
+def check_output(result: Any) -> tuple[float, dict[str, float]]:
+    """Validate what ``compute_reward`` returned; return ``(total, components)`` as plain floats."""
+    if not isinstance(result, (tuple, list)) or len(result) != 2:
+        got = (
+            f"a {type(result).__name__}" if not isinstance(result, (tuple, list)) else f"{len(result)} values"
+        )
+        raise RewardOutputError(f"compute_reward must return (total, components), got {got}")
+    total_value, components_value = result
+    total = _as_finite_float(total_value, "the total")
+    if not isinstance(components_value, dict):
+        raise RewardOutputError(f"components must be a dict, got {type(components_value).__name__}")
+    if len(components_value) > MAX_COMPONENTS:
+        raise RewardOutputError(
+            f"{len(components_value)} components exceed the limit of {MAX_COMPONENTS} named components"
+        )
+    components: dict[str, float] = {}
+    for name, value in components_value.items():
+        if not isinstance(name, str) or not name or len(name) > MAX_COMPONENT_NAME:
+            raise RewardOutputError(
+                f"component names must be non-empty strings of at most {MAX_COMPONENT_NAME} characters"
+            )
+        components[name] = _as_finite_float(value, f"component {name!r}")
+    return total, components
+
+
+def program_line(exc: BaseException) -> int | None:
+    """The program's line where ``exc`` was raised (innermost frame compiled from the program)."""
+    line = None
+    tb = exc.__traceback__
+    while tb is not None:
+        if tb.tb_frame.f_code.co_filename == PROGRAM_FILENAME:
+            line = tb.tb_lineno
+        tb = tb.tb_next
+    return line
+
+
+def describe_exception(exc: BaseException) -> tuple[str, str]:
+    """``(kind, one-line reason)`` for an exception raised by a program."""
+    if isinstance(exc, MemoryError):
+        return "memory", "memory limit exceeded (MemoryError)"
+    if isinstance(exc, RecursionError):
+        return "recursion", "recursion too deep (RecursionError)"
+    if isinstance(exc, RewardOutputError):
+        return "output", str(exc)
+    if isinstance(exc, SandboxViolation):
+        return "forbidden", f"forbidden: {exc}"
+    message = str(exc).splitlines()[0][:300] if str(exc) else ""
+    return "exception", f"{type(exc).__name__}: {message}" if message else type(exc).__name__

@@ -1,0 +1,137 @@
+"""Per-step cost of applying a reward program through the sandbox, next to a TD3 update.
+
+Measures, on the same machine and task:
+
+1. a bare env step (random actions, resets included);
+2. the same step through :class:`~autogai.rewards.RewardWrapper` with the task's baseline reward program
+   evaluated in the sandbox process (metrics, one pipe round trip, info bookkeeping);
+3. one TD3 update with a tiny torch MLP (actor and twin critics 256-256, batch 256): critic step every
+   update, actor and Polyak step every second update, as TD3 does with policy_delay=2.
+
+Usage: ``python bench/reward_overhead.py [--task uav-nearfield] [--steps 3000] [--updates 100]``.
+The last line is the headline.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+
+
+def time_env_steps(env, actions: list, *, seed: int) -> float:
+    """Mean seconds per step over ``actions`` (resets at episode ends are included)."""
+    env.reset(seed=seed)
+    started = time.perf_counter()
+    for action in actions:
+        _, _, terminated, truncated, _ = env.step(action)
+        if terminated or truncated:
+            env.reset()
+    return (time.perf_counter() - started) / len(actions)
+
+
+def time_td3_update(
+    obs_dim: int, action_dim: int, *, updates: int, batch: int = 256, width: int = 256
+) -> float:
+    """Mean seconds per TD3 update of a plain MLP actor and twin critics."""
+    import torch
+    from torch import nn
+
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+
+    def mlp(inputs: int, outputs: int, tanh: bool = False) -> nn.Module:
+        layers: list[nn.Module] = [nn.Linear(inputs, width), nn.ReLU(), nn.Linear(width, width), nn.ReLU()]
+        layers.append(nn.Linear(width, outputs))
+        if tanh:
+            layers.append(nn.Tanh())
+        return nn.Sequential(*layers)
+
+    actor, actor_target = mlp(obs_dim, action_dim, True), mlp(obs_dim, action_dim, True)
+    critics = nn.ModuleList([mlp(obs_dim + action_dim, 1), mlp(obs_dim + action_dim, 1)])
+    critic_targets = nn.ModuleList([mlp(obs_dim + action_dim, 1), mlp(obs_dim + action_dim, 1)])
+    actor_target.load_state_dict(actor.state_dict())
+    critic_targets.load_state_dict(critics.state_dict())
+    actor_opt = torch.optim.Adam(actor.parameters(), lr=3e-4)
+    critic_opt = torch.optim.Adam(critics.parameters(), lr=3e-4)
+    obs = torch.randn(batch, obs_dim)
+    act = torch.rand(batch, action_dim) * 2 - 1
+    rew = torch.randn(batch, 1)
+    nxt = torch.randn(batch, obs_dim)
+    done = torch.zeros(batch, 1)
+
+    def update(step: int) -> None:
+        with torch.no_grad():
+            noise = (torch.randn_like(act) * 0.2).clamp(-0.5, 0.5)
+            next_action = (actor_target(nxt) + noise).clamp(-1, 1)
+            target_in = torch.cat([nxt, next_action], 1)
+            target_q = torch.min(critic_targets[0](target_in), critic_targets[1](target_in))
+            target = rew + 0.99 * (1 - done) * target_q
+        current = torch.cat([obs, act], 1)
+        critic_loss = sum(((critic(current) - target) ** 2).mean() for critic in critics)
+        critic_opt.zero_grad()
+        critic_loss.backward()
+        critic_opt.step()
+        if step % 2 == 0:
+            actor_loss = -critics[0](torch.cat([obs, actor(obs)], 1)).mean()
+            actor_opt.zero_grad()
+            actor_loss.backward()
+            actor_opt.step()
+            with torch.no_grad():
+                for net, target_net in ((actor, actor_target), (critics, critic_targets)):
+                    for param, target_param in zip(net.parameters(), target_net.parameters(), strict=True):
+                        target_param.mul_(0.995).add_(0.005 * param)
+
+    for step in range(5):  # warm-up
+        update(step)
+    started = time.perf_counter()
+    for step in range(updates):
+        update(step)
+    return (time.perf_counter() - started) / updates
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--task", default="uav-nearfield")
+    parser.add_argument("--steps", type=int, default=3000)
+    parser.add_argument("--updates", type=int, default=100)
+    args = parser.parse_args()
+
+    from autogai.rewards import RewardWrapper
+    from autogai.tasks import get_task
+
+    task = get_task(args.task)
+    bare = task.make_env()
+    bare.action_space.seed(0)
+    actions = [bare.action_space.sample() for _ in range(args.steps)]
+    wrapped = RewardWrapper(task.make_env(), task.baseline_reward, task)
+    try:
+        time_env_steps(bare, actions[:200], seed=1)  # warm-up both paths
+        time_env_steps(wrapped, actions[:200], seed=1)
+        bare_s = min(time_env_steps(bare, actions, seed=0) for _ in range(2))
+        wrapped_s = min(time_env_steps(wrapped, actions, seed=0) for _ in range(2))
+    finally:
+        wrapped.close()
+        bare.close()
+    obs_dim = int(np.prod(bare.observation_space.shape))
+    action_dim = int(np.prod(bare.action_space.shape or (1,)))
+    update_s = time_td3_update(obs_dim, action_dim, updates=args.updates)
+
+    overhead = wrapped_s - bare_s
+    print(
+        f"task {task.id}: obs {obs_dim}, action {action_dim}, {args.steps} steps, {args.updates} TD3 updates"
+    )
+    print(f"bare env step:                 {bare_s * 1e6:9.1f} us")
+    print(f"env step + sandboxed reward:   {wrapped_s * 1e6:9.1f} us  ({wrapped_s / bare_s:.2f}x bare)")
+    print(f"reward overhead per step:      {overhead * 1e6:9.1f} us")
+    print(f"TD3 update (batch 256, 256x2): {update_s * 1e6:9.1f} us  (1 torch thread)")
+    print(
+        f"headline: the sandboxed reward adds {overhead * 1e6:.0f} us per env step "
+        f"({wrapped_s / bare_s:.1f}x a bare step), {100 * overhead / update_s:.1f}% of one TD3 update "
+        f"({update_s * 1e3:.2f} ms)"
+    )
+
+
+if __name__ == "__main__":
+    main()
