@@ -1,1 +1,12 @@
-"""rag layer."""
+"""The RAG layer: knowledge base, prompts, LLM backends and proposers (the only layer importing
+langchain and chromadb).
+
+Import the submodules you need; this package imports nothing so ``import autogai`` stays cheap:
+
+- :mod:`autogai.rag.documents` — knowledge files: front matter, ``reward-term`` blocks, heading-aware chunks.
+- :mod:`autogai.rag.embeddings` — ``make_embeddings("local" | "hash" | "ollama:<m>" | "openai:<m>")``.
+- :mod:`autogai.rag.knowledge` — :class:`~autogai.rag.knowledge.KnowledgeBase` (Chroma store, ingest,
+  hybrid retrieval, past results).
+- :mod:`autogai.rag.prompts`, :mod:`autogai.rag.llm`, :mod:`autogai.rag.proposers` — prompt templates, LLM
+  backends and the offline / LLM proposers.
+"""
