@@ -1,0 +1,797 @@
+"""The offline proposer: deterministic, retrieval-driven reward design without a language model.
+
+It is the default when no LLM is configured, and it says so in every rationale and trace. Generation 0
+composes reward programs from the knowledge base's ``reward-term`` blocks (an objective, the penalties
+and regularisers that apply to the task, optionally a shaping term), ranked by how well their documents
+match the retrieval query, and pairs them with the enhancer combinations the enhancer guides recommend
+for the action space. Later generations start from the best-scoring designs and apply the feedback rules
+of SEARCH.md: drop components that anti-correlate with fitness, scale down components that dominate,
+drop constant ones, move ``PARAMS`` defaults to the best values found and narrow (or, at an edge, widen)
+their ranges, and try the next recommended enhancer combination; what worked is kept.
+"""
+
+from __future__ import annotations
+
+import ast
+import itertools
+import logging
+import math
+import re
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from autogai.core.types import Design, DesignFeedback, EnhancerCombo
+from autogai.rag.prompts import resolve_action_mode
+from autogai.rag.proposers import (
+    ProposalRecord,
+    Proposer,
+    enhancer_recommendations,
+    retrieval_query,
+    safe_query,
+    validate_source,
+    validation_reason,
+)
+
+if TYPE_CHECKING:
+    from autogai.rag.documents import RewardTerm
+    from autogai.rag.knowledge import KnowledgeBase, RetrievedChunk
+    from autogai.tasks.card import TaskCard
+
+logger = logging.getLogger(__name__)
+
+HONESTY = "autogai offline proposer (deterministic and retrieval-driven; no language model was used)"
+
+_RESERVED_M = {"obs", "next_obs", "action"}
+_PARAM_REF = re.compile(r"""p\[\s*(["'])(\w+)\1\s*\]""")
+_METRIC_REF = re.compile(r"\bm\.(\w+)")
+
+
+@dataclass
+class Component:
+    """One component of a composed program: ``components[name] = expression``."""
+
+    name: str
+    expression: str
+    role: str = "objective"
+    doc_id: str = ""
+
+
+@dataclass
+class Program:
+    """A reward program in the offline proposer's canonical shape (PARAMS + one components dict)."""
+
+    params: dict[str, dict[str, Any]]
+    components: list[Component]
+    preamble: list[str] = field(default_factory=list)
+    """Statements of ``compute_reward`` before the components dict (kept verbatim when reflecting)."""
+    header: list[str] = field(default_factory=list)
+
+    def source(self) -> str:
+        lines = [f"# {line}".rstrip() for line in self.header]
+        used = self.used_params()
+        params = {k: v for k, v in self.params.items() if k in used}
+        if params:
+            lines.append("PARAMS = {")
+            for name, spec in params.items():
+                lines.append(f"    {name!r}: {_format_spec(spec)},".replace("'", '"'))
+            lines.append("}")
+        else:
+            lines.append("PARAMS = {}")
+        lines += ["", "", "def compute_reward(m, p):"]
+        lines += [f"    {stmt}" for stmt in self.preamble]
+        lines.append("    components = {")
+        for comp in self.components:
+            lines.append(f'        "{comp.name}": {comp.expression},')
+        lines.append("    }")
+        lines.append("    return sum(components.values()), components")
+        return "\n".join(lines) + "\n"
+
+    def used_params(self) -> set[str]:
+        text = "\n".join([*self.preamble, *(c.expression for c in self.components)])
+        return {match.group(2) for match in _PARAM_REF.finditer(text)}
+
+
+def _format_number(value: float) -> str:
+    value = float(value)
+    if value == 0:
+        return "0.0"
+    if abs(value) >= 1e-3 and abs(value) < 1e6:
+        text = f"{value:.6g}"
+        return text if any(c in text for c in ".e") else text + ".0"
+    return f"{value:.4g}"
+
+
+def _format_spec(spec: dict[str, Any]) -> str:
+    parts = [f'"{key}": {_format_number(spec[key])}' for key in ("default", "low", "high")]
+    if spec.get("log"):
+        parts.append('"log": True')
+    return "{" + ", ".join(parts) + "}"
+
+
+def parse_program(source: str) -> Program | None:
+    """Read a program of the shape ``PARAMS = {...}`` + ``components = {...}`` + ``return ..., components``.
+
+    Returns ``None`` for any other shape (the caller then composes afresh instead of editing).
+    """
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return None
+    params: dict[str, dict[str, Any]] = {}
+    function = None
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and any(
+            isinstance(t, ast.Name) and t.id == "PARAMS" for t in node.targets
+        ):
+            try:
+                value = ast.literal_eval(node.value)
+            except ValueError:
+                return None
+            if not isinstance(value, dict):
+                return None
+            params = {str(k): dict(v) for k, v in value.items() if isinstance(v, dict)}
+        elif isinstance(node, ast.FunctionDef) and node.name == "compute_reward":
+            function = node
+    if function is None or len(function.body) < 2:
+        return None
+    *body, last = function.body
+    if not (
+        isinstance(last, ast.Return)
+        and isinstance(last.value, ast.Tuple)
+        and len(last.value.elts) == 2
+        and isinstance(last.value.elts[1], ast.Name)
+        and last.value.elts[1].id == "components"
+    ):
+        return None
+    assign = body[-1] if body else None
+    if not (
+        isinstance(assign, ast.Assign)
+        and len(assign.targets) == 1
+        and isinstance(assign.targets[0], ast.Name)
+        and assign.targets[0].id == "components"
+        and isinstance(assign.value, ast.Dict)
+    ):
+        return None
+    components = []
+    for key, value in zip(assign.value.keys, assign.value.values, strict=True):
+        if not (isinstance(key, ast.Constant) and isinstance(key.value, str)):
+            return None
+        expression = ast.get_source_segment(source, value)
+        if expression is None:
+            return None
+        components.append(Component(key.value, " ".join(expression.split())))
+    preamble = []
+    for stmt in body[:-1]:
+        segment = ast.get_source_segment(source, stmt)
+        if segment is None or "\n" in segment.strip():
+            return None  # multi-line statements are not re-indented safely; compose afresh
+        preamble.append(segment.strip())
+    return Program(params=params, components=components, preamble=preamble)
+
+
+def _rename_param(expression: str, old: str, new: str) -> str:
+    return re.sub(rf"""p\[\s*(["']){re.escape(old)}\1\s*\]""", f'p["{new}"]', expression)
+
+
+def _clean_spec(spec: dict[str, Any]) -> dict[str, Any]:
+    out = {key: float(spec[key]) for key in ("default", "low", "high")}
+    if spec.get("log"):
+        out["log"] = True
+    return out
+
+
+@dataclass
+class Candidate:
+    program: Program
+    enhancers: EnhancerCombo
+    name: str
+    rationale: str
+    sources: list[str]
+    parent: str | None = None
+    trace: list[str] = field(default_factory=list)
+
+
+class OfflineProposer(Proposer):
+    """Composes designs from ``reward-term`` blocks; see the module docstring.
+
+    Args:
+        kb: the knowledge base (``documents()`` for the terms and guides, ``query`` for ranking/sources).
+        seed: kept for the interface; the proposer is deterministic.
+        validation_kwargs: extra arguments of ``validate_reward_program`` (e.g. ``n_transitions``).
+        retrieval_k: chunks retrieved per round (ranking and cited sources).
+        max_penalties: penalty/regulariser terms per program at most.
+    """
+
+    name = "offline"
+
+    def __init__(
+        self,
+        kb: KnowledgeBase | None,
+        *,
+        seed: int = 0,
+        validation_kwargs: dict[str, Any] | None = None,
+        retrieval_k: int = 16,
+        max_penalties: int = 3,
+    ) -> None:
+        self.kb = kb
+        self.seed = seed
+        self.validation_kwargs = dict(validation_kwargs or {})
+        self.retrieval_k = retrieval_k
+        self.max_penalties = max_penalties
+
+    # -- knowledge ----------------------------------------------------------------------------------
+
+    def _terms(self, task: TaskCard, chunks: Sequence[RetrievedChunk]) -> list[RewardTerm]:
+        if self.kb is None:
+            return []
+        try:
+            docs = self.kb.documents()
+        except Exception as exc:
+            logger.warning("cannot read knowledge documents (%s)", exc)
+            return []
+        available = set(task.metric_names) | _RESERVED_M
+        rank: dict[str, tuple[int, float]] = {}
+        for position, chunk in enumerate(chunks):
+            rank.setdefault(chunk.doc_id, (position, -float(chunk.score)))
+        # Fitness-aligned terms first: those reading the metrics the task reports next to fitness
+        # (UAV: rate, power), then those reading its constraint-violation metrics, then the rest;
+        # retrieval rank orders within each group.
+        report, violations = set(task.report_metrics), set(task.violation_metrics)
+        keyed = []
+        for doc in docs:
+            for term in doc.reward_terms:
+                if not term.applies_to_task(task.id):
+                    continue
+                reads = set(term.requires) | set(_METRIC_REF.findall(term.expression))
+                if not reads <= available:
+                    continue
+                group = 0 if reads & report else 1 if reads & violations else 2
+                keyed.append(((group, rank.get(term.doc_id, (10_000, 0.0)), term.doc_id), term))
+        keyed.sort(key=lambda item: item[0])
+        return [term for _, term in keyed]
+
+    @staticmethod
+    def _sources_for(doc_ids: Sequence[str], chunks: Sequence[RetrievedChunk]) -> list[str]:
+        sources: list[str] = []
+        for doc_id in doc_ids:
+            hits = [c.chunk_id for c in chunks if c.doc_id == doc_id][:2]
+            for source in hits or [doc_id]:
+                if source not in sources:
+                    sources.append(source)
+        return sources
+
+    # -- generation 0: compose ------------------------------------------------------------------------
+
+    def _compose(self, terms: Sequence[RewardTerm]) -> Iterator[tuple[list[RewardTerm], str]]:
+        """Term sets, most promising first: objective + penalties/regularisers (+ one shaping term)."""
+        objectives = [t for t in terms if t.role == "objective"]
+        costs = [t for t in terms if t.role in ("penalty", "regulariser")]
+        shaping = [t for t in terms if t.role == "shaping"]
+        # a document often offers alternative blocks ("use one of the two"): one term per document
+        costs = _one_per_document(costs)[: self.max_penalties]
+        shaping = _one_per_document(shaping)
+        cost_variants: list[tuple[list[RewardTerm], str]] = [(costs, "all applicable penalties")]
+        if len(costs) > 1:
+            cost_variants.append((costs[:1], f"only the top-ranked penalty ({costs[0].name})"))
+            cost_variants.append((costs[:-1], f"without the {costs[-1].name} penalty"))
+        if costs:
+            cost_variants.append(([], "no penalties"))
+        shaping_variants: list[tuple[list[RewardTerm], str]] = [([], "")]
+        shaping_variants += [([s], f"shaping term {s.name}") for s in shaping[:3]]
+        seen: set[tuple[str, ...]] = set()
+        options = itertools.product(
+            range(len(objectives)), range(len(cost_variants)), range(len(shaping_variants))
+        )
+        for i, j, k in sorted(options, key=lambda ijk: (sum(ijk), ijk[2] == 0, ijk)):
+            chosen = [objectives[i], *cost_variants[j][0], *shaping_variants[k][0]]
+            key = tuple(sorted(f"{t.doc_id}:{t.name}" for t in chosen))
+            if key in seen:
+                continue
+            seen.add(key)
+            how = ", ".join(
+                x
+                for x in (f"objective {objectives[i].name}", cost_variants[j][1], shaping_variants[k][1])
+                if x
+            )
+            yield chosen, how
+
+    @staticmethod
+    def _program_from_terms(terms: Sequence[RewardTerm]) -> Program:
+        params: dict[str, dict[str, Any]] = {}
+        components: list[Component] = []
+        names: set[str] = set()
+        for term in terms:
+            expression = term.expression.strip()
+            for pname, spec in term.params.items():
+                spec = _clean_spec(spec)
+                final = pname
+                if pname in params and params[pname] != spec:
+                    final = f"{term.name}_{pname}"
+                    expression = _rename_param(expression, pname, final)
+                params[final] = spec
+            cname = term.name
+            suffix = 2
+            while cname in names:
+                cname = f"{term.name}_{suffix}"
+                suffix += 1
+            names.add(cname)
+            components.append(Component(cname, " ".join(expression.split()), term.role, term.doc_id))
+        return Program(params=params, components=components)
+
+    def _fresh_candidates(
+        self,
+        task: TaskCard,
+        terms: Sequence[RewardTerm],
+        recommended: Sequence[str],
+        chunks: Sequence[RetrievedChunk],
+        guide_ids: Sequence[str],
+        *,
+        exclude_components: set[str] = frozenset(),  # type: ignore[assignment]
+        generation: int = 0,
+    ) -> Iterator[Candidate]:
+        usable = [t for t in terms if t.name not in exclude_components]
+        compositions = list(self._compose(usable))
+        enhancers = [EnhancerCombo.parse(r) for r in recommended] or [EnhancerCombo()]
+        if not compositions:
+            program = parse_program(task.baseline_reward)
+            if program is None:
+                return
+            for enh in enhancers:
+                program.header = [f"{task.id} baseline reward (no applicable reward-term blocks in the KB)"]
+                yield Candidate(
+                    program,
+                    enh,
+                    f"baseline-{enh.short_name}",
+                    f"{HONESTY}. The knowledge base has no reward-term blocks for {task.id}, so this design "
+                    f"keeps the task's baseline reward and tries the enhancers {enh.short_name} "
+                    "(recommended for this action space).",
+                    list(guide_ids),
+                )
+            return
+        pairs = [(j, j % len(enhancers)) for j in range(len(compositions))]
+        pairs += [
+            (j, e)
+            for j, e in itertools.product(range(len(compositions)), range(len(enhancers)))
+            if (j, e) not in pairs
+        ]
+        for j, e in pairs:
+            chosen, how = compositions[j]
+            enh = enhancers[e]
+            program = self._program_from_terms(chosen)
+            doc_ids = list(dict.fromkeys(t.doc_id for t in chosen))
+            program.header = [
+                f"Composed by the {HONESTY}.",
+                f"Terms: {', '.join(f'{c.name} ({c.role}, {c.doc_id})' for c in program.components)}.",
+            ]
+            name = "-".join(c.name.replace("_", "-") for c in program.components[:3]) + f"-{enh.short_name}"
+            rationale = (
+                f"{HONESTY}. Composed from the knowledge base's reward-term blocks ranked for this task: "
+                f"{how}. Components: "
+                + "; ".join(
+                    f"{c.name} = {c.expression} ({c.role}, from {c.doc_id})" for c in program.components
+                )
+                + f". Enhancers {enh.short_name}: position {e + 1} of the enhancer guides' recommendations "
+                f"for this action space ({', '.join(recommended)}). Weights start at the documented defaults; "
+                "Optuna tunes them within the documented ranges."
+            )
+            yield Candidate(
+                program,
+                enh,
+                name,
+                rationale,
+                self._sources_for([*doc_ids, *guide_ids], chunks),
+                trace=[f"compose: {how}; enhancers {enh.short_name}"],
+            )
+
+    # -- later generations: reflect -------------------------------------------------------------------
+
+    @staticmethod
+    def _adjust(program: Program, feedback: DesignFeedback) -> list[str]:
+        """Apply the feedback rules to ``program`` in place; return what was changed (for the rationale)."""
+        changes: list[str] = []
+        stats = feedback.components
+        means = {c.name: abs(stats[c.name].mean) for c in program.components if c.name in stats}
+        keep: list[Component] = []
+        for comp in program.components:
+            summary = stats.get(comp.name)
+            if summary is None:
+                keep.append(comp)
+                continue
+            corr = summary.fitness_correlation
+            if corr is not None and corr <= -0.2:
+                changes.append(f"dropped component {comp.name} (fitness correlation {corr:+.2f})")
+                continue
+            if corr is not None and corr < 0:
+                _scale_component(program, comp, 0.5)
+                changes.append(
+                    f"halved component {comp.name} (weakly negative fitness correlation {corr:+.2f})"
+                )
+                keep.append(comp)
+                continue
+            if summary.max - summary.min <= 1e-12:
+                changes.append(
+                    f"dropped component {comp.name} (constant {summary.mean:.3g}: carries no signal)"
+                )
+                continue
+            keep.append(comp)
+        # dominance is judged among the components that stay
+        kept_means = {c.name: means[c.name] for c in keep if c.name in means}
+        for comp in keep:
+            rest = sum(v for k, v in kept_means.items() if k != comp.name)
+            if rest > 0 and kept_means.get(comp.name, 0.0) > 10.0 * rest:
+                factor = max(0.01, min(0.5, 3.0 * rest / kept_means[comp.name]))
+                _scale_component(program, comp, factor)
+                changes.append(
+                    f"scaled component {comp.name} by {factor:.3g} (mean |{kept_means[comp.name]:.3g}| dominated "
+                    f"the others' {rest:.3g})"
+                )
+        if not keep:  # never drop everything: keep the most positively correlated component
+            best = max(
+                program.components,
+                key=lambda c: (stats[c.name].fitness_correlation or 0.0) if c.name in stats else 0.0,
+            )
+            keep = [best]
+            changes = [c for c in changes if best.name not in c]
+        program.components = keep
+        # PARAMS: move to the best values found, narrow around them (or widen at an edge)
+        for pname, spec in program.params.items():
+            best_value = _best_value(feedback.best_params, pname)
+            if best_value is None or pname not in program.used_params():
+                continue
+            low, high = float(spec["low"]), float(spec["high"])
+            if not low <= best_value <= high or high <= low:
+                continue
+            log = bool(spec.get("log")) and low > 0
+            span = (math.log(high) - math.log(low)) if log else (high - low)
+            position = ((math.log(best_value) - math.log(low)) if log else (best_value - low)) / span
+            if position <= 0.1 or position >= 0.9:
+                if position <= 0.1:
+                    # never let a non-negative weight turn negative: that would flip the term's meaning
+                    new_low = low / 4.0 if (log or low >= 0) else low - span / 2
+                    new_high = high
+                    if new_low == low:
+                        continue
+                else:
+                    new_low, new_high = low, (high * 4.0 if log else high + span / 2)
+                spec.update(default=best_value, low=new_low, high=new_high)
+                changes.append(
+                    f"{pname}: default -> best value {best_value:.4g}; it sat at the edge of [{low:.4g}, {high:.4g}], "
+                    f"so the range widens to [{new_low:.4g}, {new_high:.4g}]"
+                )
+            else:
+                if log:
+                    new_low, new_high = max(low, best_value / 2.5), min(high, best_value * 2.5)
+                else:
+                    new_low, new_high = max(low, best_value - span / 4), min(high, best_value + span / 4)
+                spec.update(default=best_value, low=new_low, high=new_high)
+                changes.append(
+                    f"{pname}: default -> best value {best_value:.4g}, range narrowed from [{low:.4g}, {high:.4g}] "
+                    f"to [{new_low:.4g}, {new_high:.4g}]"
+                )
+        return changes
+
+    def _reflect_candidates(
+        self,
+        task: TaskCard,
+        feedback: Sequence[DesignFeedback],
+        terms: Sequence[RewardTerm],
+        recommended: Sequence[str],
+        chunks: Sequence[RetrievedChunk],
+        guide_ids: Sequence[str],
+        tried: set[str],
+        generation: int,
+    ) -> Iterator[Candidate]:
+        ranked = sorted(
+            (f for f in feedback if f.score_mean is not None and math.isfinite(f.score_mean)),
+            key=lambda f: -float(f.score_mean or 0.0),
+        )[:3]
+        bad = {
+            name
+            for f in feedback
+            for name, summary in f.components.items()
+            if summary.fitness_correlation is not None and summary.fitness_correlation <= -0.2
+        }
+        children: list[list[Candidate]] = []
+        for parent in ranked:
+            base = parse_program(parent.reward_source)
+            if base is None:
+                continue
+            changes = self._adjust(base, parent)
+            parent_enh = EnhancerCombo.parse(parent.enhancers)
+            score = f"fitness {parent.score_mean:.4g}"
+            if parent.baseline_score is not None:
+                score += f" vs baseline {parent.baseline_score:.4g}"
+            head = f"{HONESTY}. Derived from {parent.name or parent.design_id} ({parent.design_id}, {score})."
+            what = (
+                (" Changes: " + "; ".join(changes) + ".")
+                if changes
+                else " The feedback asked for no reward change."
+            )
+            base.header = [
+                f"Reflected by the {HONESTY}",
+                f"from {parent.design_id}: " + ("; ".join(changes) or "no reward change"),
+            ]
+            stem = (parent.name or parent.design_id).split("-g")[0][:40]
+            kept = [c.name for c in base.components]
+            family = []
+            # A: the adjusted reward with the enhancers that worked
+            family.append(
+                Candidate(
+                    _copy(base),
+                    parent_enh,
+                    f"{stem}-g{generation}",
+                    head
+                    + what
+                    + f" Kept components {', '.join(kept)} and enhancers {parent_enh.short_name}.",
+                    self._sources_for(
+                        [c.doc_id for c in base.components if c.doc_id] + list(guide_ids), chunks
+                    ),
+                    parent=parent.design_id,
+                    trace=[f"reflect {parent.design_id}: {changes or 'unchanged'}"],
+                )
+            )
+            # B: the adjusted reward with the next recommended enhancer combination not tried yet
+            next_enh = _next_enhancers(recommended, parent_enh, tried)
+            if next_enh is not None:
+                family.append(
+                    Candidate(
+                        _copy(base),
+                        next_enh,
+                        f"{stem}-{next_enh.short_name}-g{generation}",
+                        head
+                        + what
+                        + f" Enhancers {parent_enh.short_name} -> {next_enh.short_name}: the next "
+                        f"combination the enhancer guides recommend ({', '.join(recommended)}) not tried yet.",
+                        self._sources_for(list(guide_ids), chunks),
+                        parent=parent.design_id,
+                        trace=[f"reflect {parent.design_id}: enhancers -> {next_enh.short_name}"],
+                    )
+                )
+            # C: add the best-ranked shaping term the parent lacks (exploration around what worked)
+            present = {c.name for c in base.components}
+            for term in terms:
+                if term.role != "shaping" or term.name in present or term.name in bad:
+                    continue
+                extra = _copy(base)
+                addition = self._program_from_terms([term])
+                for pname, spec in addition.params.items():
+                    if pname not in extra.params:
+                        extra.params[pname] = spec
+                extra.components.append(addition.components[0])
+                family.append(
+                    Candidate(
+                        extra,
+                        parent_enh,
+                        f"{stem}-{term.name.replace('_', '-')}-g{generation}",
+                        head
+                        + what
+                        + f" Added shaping term {term.name} = {term.expression} (from {term.doc_id}).",
+                        self._sources_for([term.doc_id, *guide_ids], chunks),
+                        parent=parent.design_id,
+                        trace=[f"reflect {parent.design_id}: + shaping {term.name}"],
+                    )
+                )
+                break
+            children.append(family)
+        for round_robin in itertools.zip_longest(*children):
+            for candidate in round_robin:
+                if candidate is not None:
+                    yield candidate
+        yield from self._fresh_candidates(
+            task, terms, recommended, chunks, guide_ids, exclude_components=bad, generation=generation
+        )
+
+    # -- the round ------------------------------------------------------------------------------------
+
+    def propose(
+        self,
+        task: TaskCard,
+        *,
+        n: int,
+        feedback: Sequence[DesignFeedback] | None = None,
+        generation: int = 0,
+        action_mode: str | None = None,
+        past_designs: Sequence[Design] = (),
+    ) -> list[ProposalRecord]:
+        mode = resolve_action_mode(task, action_mode)
+        query = retrieval_query(task, feedback)
+        chunks = safe_query(self.kb, query, self.retrieval_k, task_id=task.id)
+        terms = self._terms(task, chunks)
+        recommended, guide_ids = enhancer_recommendations(self.kb, task, mode, chunks)
+        tried = {EnhancerCombo.parse(f.enhancers).short_name for f in feedback or ()}
+        tried |= {d.enhancers.short_name for d in past_designs}
+        known_ids = {d.id for d in past_designs} | {f.design_id for f in feedback or ()}
+        prompt = _trace_prompt(task, mode, query, chunks, terms, recommended, generation, feedback)
+        if feedback:
+            candidates = self._reflect_candidates(
+                task, feedback, terms, recommended, chunks, guide_ids, tried, generation
+            )
+        else:
+            candidates = self._fresh_candidates(
+                task, terms, recommended, chunks, guide_ids, generation=generation
+            )
+        records: list[ProposalRecord] = []
+        seen = set(known_ids)
+        valid = 0
+        attempts = 0
+        variants = _param_variants(candidates)
+        for candidate in variants:
+            if valid >= n or attempts >= 3 * n + 3:
+                break
+            design = Design(
+                reward_source=candidate.program.source(),
+                enhancers=candidate.enhancers,
+                rationale=candidate.rationale,
+                sources=tuple(candidate.sources),
+                parent=candidate.parent,
+                proposer="offline",
+                generation=generation,
+                name=candidate.name,
+            )
+            if design.id in seen:
+                continue
+            seen.add(design.id)
+            attempts += 1
+            report = validate_source(design.reward_source, task, action_mode=mode, **self.validation_kwargs)
+            error = None if report.ok else f"rejected: {validation_reason(report)}"
+            response = "\n".join(
+                [
+                    f"# {HONESTY}",
+                    "",
+                    *(f"- {line}" for line in candidate.trace),
+                    "",
+                    f"Design {design.id} ({design.name}), enhancers {design.enhancers.short_name}",
+                    "",
+                    f"Rationale: {design.rationale}",
+                    "",
+                    f"Sources: {', '.join(design.sources) or 'none'}",
+                    "",
+                    f"Validation: {'ok' if report.ok else validation_reason(report)}",
+                    "",
+                    "```python",
+                    design.reward_source.rstrip(),
+                    "```",
+                    "",
+                ]
+            )
+            records.append(
+                ProposalRecord(
+                    design=design,
+                    validation=report,
+                    prompt=prompt,
+                    response=response,
+                    error=error,
+                    rounds=1,
+                    sample_index=len(records),
+                )
+            )
+            valid += int(report.ok)
+        if valid < n:
+            logger.warning(
+                "offline proposer: only %d distinct valid design(s) for %s (asked %d)", valid, task.id, n
+            )
+        return records
+
+
+def _one_per_document(terms: Sequence[RewardTerm]) -> list[RewardTerm]:
+    seen: set[str] = set()
+    out = []
+    for term in terms:
+        if term.doc_id in seen:
+            continue
+        seen.add(term.doc_id)
+        out.append(term)
+    return out
+
+
+def _copy(program: Program) -> Program:
+    return Program(
+        params={k: dict(v) for k, v in program.params.items()},
+        components=[Component(c.name, c.expression, c.role, c.doc_id) for c in program.components],
+        preamble=list(program.preamble),
+        header=list(program.header),
+    )
+
+
+def _scale_component(program: Program, comp: Component, factor: float) -> None:
+    """Scale a component by ``factor``: through its weights in PARAMS, or a new ``<name>_scale`` param."""
+    names = [m.group(2) for m in _PARAM_REF.finditer(comp.expression)]
+    weights = [n for n in names if n in program.params and float(program.params[n]["low"]) > 0]
+    if weights:
+        spec = program.params[weights[0]]
+        for key in ("default", "low", "high"):
+            spec[key] = float(spec[key]) * factor
+        return
+    pname = f"{comp.name}_scale"
+    program.params[pname] = {
+        "default": factor,
+        "low": factor / 10.0,
+        "high": min(1.0, factor * 10.0),
+        "log": True,
+    }
+    comp.expression = f'p["{pname}"] * ({comp.expression})'
+
+
+def _best_value(best_params: Any, name: str) -> float | None:
+    """The best value of reward parameter ``name`` (keys may carry a prefix like ``reward.``)."""
+    for key, value in dict(best_params or {}).items():
+        tail = re.split(r"[./:]", str(key))[-1]
+        if (key == name or tail == name) and isinstance(value, (int, float)) and math.isfinite(value):
+            return float(value)
+    return None
+
+
+def _next_enhancers(
+    recommended: Sequence[str], current: EnhancerCombo, tried: set[str]
+) -> EnhancerCombo | None:
+    combos = [EnhancerCombo.parse(r) for r in recommended]
+    for combo in combos:
+        if combo.short_name not in tried and combo != current:
+            return combo
+    if current in combos and len(combos) > 1:
+        return combos[(combos.index(current) + 1) % len(combos)]
+    others = [c for c in combos if c != current]
+    return others[0] if others else None
+
+
+def _param_variants(candidates: Iterator[Candidate]) -> Iterator[Candidate]:
+    """The candidates, then (if more distinct designs are needed) copies with shifted weight defaults."""
+    seen: list[Candidate] = []
+    for candidate in candidates:
+        seen.append(candidate)
+        yield candidate
+    for step, factor in enumerate((0.5, 2.0, 0.25, 4.0), start=1):
+        for candidate in seen:
+            program = _copy(candidate.program)
+            changed = []
+            for pname, spec in program.params.items():
+                value = min(float(spec["high"]), max(float(spec["low"]), float(spec["default"]) * factor))
+                if value != spec["default"]:
+                    spec["default"] = value
+                    changed.append(pname)
+            if not changed:
+                continue
+            yield Candidate(
+                program,
+                candidate.enhancers,
+                f"{candidate.name}-v{step}",
+                candidate.rationale
+                + f" Variant: weight defaults ×{factor:g} ({', '.join(changed)}) to start "
+                "the search elsewhere in the same ranges.",
+                candidate.sources,
+                candidate.parent,
+                [*candidate.trace, f"defaults ×{factor:g}"],
+            )
+
+
+def _trace_prompt(
+    task: TaskCard,
+    mode: str,
+    query: str,
+    chunks: Sequence[RetrievedChunk],
+    terms: Sequence[RewardTerm],
+    recommended: Sequence[str],
+    generation: int,
+    feedback: Sequence[DesignFeedback] | None,
+) -> str:
+    lines = [
+        f"# {HONESTY}",
+        "",
+        f"No prompt was sent to a language model. Task {task.id}, action mode {mode}, generation {generation}.",
+        "",
+        "## Retrieval query",
+        "",
+        query,
+        "",
+        "## Retrieved chunks",
+        "",
+    ]
+    lines += [f"- {c.chunk_id} ({c.kind}, score {c.score:.3f}): {c.title}" for c in chunks] or ["- none"]
+    lines += ["", "## Applicable reward terms (ranked)", ""]
+    lines += [f"- {t.name} ({t.role}, {t.doc_id}): {t.expression}" for t in terms] or ["- none"]
+    lines += ["", f"## Recommended enhancers for {mode}", "", ", ".join(recommended)]
+    if feedback:
+        lines += ["", "## Feedback", ""]
+        lines += [f.to_text() for f in feedback]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,312 @@
+"""The LLM stack end to end against scripted local servers on 127.0.0.1.
+
+The real client stack runs: ``init_chat_model("openai:...", base_url=...)`` -> langchain-openai -> the
+openai client -> HTTP, and ``init_chat_model("ollama:...")`` -> langchain-ollama -> the ollama client ->
+Ollama's native ``/api/chat``. Only the servers are scripted.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from llm_helpers import (
+    BROKEN_PROGRAM,
+    Garbage,
+    OllamaServer,
+    OpenAIServer,
+    Reply,
+    Sleep,
+    Status,
+    fenced,
+    program,
+)
+
+from autogai.core.errors import LLMUnavailableError
+from autogai.rag.llm import ChatBackend
+from autogai.rag.llm_cache import read_ledger
+from autogai.rag.llm_proposer import LLMProposer
+from autogai.rag.proposers import validate_source, write_proposals
+from autogai.tasks.registry import get_task
+
+pytestmark = pytest.mark.integration
+
+VALIDATION = {"n_transitions": 32}
+
+KB_TERM = """---
+title: "Pendulum upright cost"
+kind: principle
+tags: [pendulum, upright]
+applies_to: [pendulum]
+sources: ["Gymnasium documentation, Pendulum-v1."]
+---
+
+# Upright cost
+
+## Upright cost: formula
+
+The cosine of the pole angle is the first observation; 1 - cos(theta) is zero upright.
+
+## Upright cost: when it helps
+
+Dense and bounded, so TD3's critic sees it everywhere.
+"""
+
+KB_GUIDE = """---
+title: "Enhancers for small continuous control"
+kind: enhancer-guide
+tags: [enhancers, continuous]
+applies_to: [any]
+sources: ["Sun et al. (2025), arXiv:2405.20568."]
+recommends:
+  continuous: [gdm, plain]
+---
+
+# Enhancers
+
+## Which enhancer for continuous control
+
+A diffusion actor helps multimodal action landscapes.
+"""
+
+
+@pytest.fixture(scope="module")
+def kb(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    from autogai.rag.knowledge import KnowledgeBase
+
+    root = tmp_path_factory.mktemp("kb")
+    (root / "docs").mkdir()
+    (root / "docs" / "pendulum-upright.md").write_text(KB_TERM)
+    (root / "docs" / "enhancers-small.md").write_text(KB_GUIDE)
+    base = KnowledgeBase(persist_dir=root / "store", embeddings="hash", source_dir=root / "docs")
+    base.ingest()
+    return base
+
+
+@pytest.fixture(scope="module")
+def task() -> Any:
+    return get_task("pendulum")
+
+
+def _backend(url: str, tmp_path: Path, spec: str = "openai:scripted-model", **kwargs: Any) -> ChatBackend:
+    options = {"timeout_s": 5.0, "max_retries": 3, "backoff_s": 0.01}
+    options.update(kwargs)
+    return ChatBackend(
+        spec, base_url=url, cache_dir=tmp_path / "cache", ledger_path=tmp_path / "ledger.jsonl", **options
+    )
+
+
+def _proposer(backend: ChatBackend, kb: Any) -> LLMProposer:
+    return LLMProposer(backend, kb, validation_kwargs=VALIDATION)
+
+
+def test_reply_shapes_are_extracted_and_validated(tmp_path: Path, kb: Any, task: Any) -> None:
+    plain_fence = fenced(
+        program(1.0),
+        before="Here is my design.\n\nenhancers: gdm\nsources: pendulum-upright#1, made-up#9\n"
+        'hyperparameters: {"learning_rate": 0.0003, "bogus": 1}\nrationale: a dense upright cost.',
+        after="This keeps the pole up while saving torque.",
+    )
+    thinking = "<think>Let me think... ```python\nnot code\n```</think>\n" + fenced(
+        program(2.0), before="enhancers: plain"
+    )
+    as_json = json.dumps(
+        {
+            "designs": [
+                {
+                    "name": "json design",
+                    "enhancers": "gdm+gan",
+                    "sources": ["enhancers-small"],
+                    "rationale": "structured",
+                    "reward_program": program(3.0),
+                }
+            ]
+        }
+    )
+    several = (
+        "### Design: first\nenhancers: gan\nrationale: one\n"
+        + fenced(program(4.0))
+        + "\n### Design: second\nenhancers: transformer+vae\nrationale: two\n"
+        + fenced(program(5.0, name="balance"))
+    )
+    with OpenAIServer([Reply(plain_fence, thinking, as_json, several)]) as server:
+        proposer = _proposer(_backend(server.url, tmp_path), kb)
+        records = proposer.propose(task, n=4)
+    assert len(server.requests) == 1 and server.requests[0]["n"] == 4  # one request, n samples
+    assert server.requests[0]["model"] == "scripted-model"
+    assert [r.ok for r in records] == [True] * 5, [r.error for r in records]
+    designs = [r.design for r in records]
+    assert len({d.id for d in designs}) == 5
+    assert [d.enhancers.short_name for d in designs] == ["gdm", "plain", "gdm+gan", "gan", "transformer+vae"]
+    first = records[0]
+    assert first.design.sources == ("pendulum-upright#1",)  # the invented id was dropped with a note
+    assert any("made-up#9" in note for note in first.notes)
+    assert dict(first.design.hyperparameter_hints) == {"learning_rate": 0.0003}
+    assert "dense upright cost" in first.design.rationale
+    assert designs[2].name == "json-design" and designs[2].sources == ("enhancers-small",)
+    assert [d.name for d in designs[3:]] == ["first", "second"]
+    assert all(d.proposer == "openai:scripted-model" for d in designs)
+    assert "Pendulum" in server.prompts()[0] or task.id in server.prompts()[0]
+    assert "pendulum-upright#" in server.prompts()[0]  # retrieved chunks carry their ids into the prompt
+    ledger = read_ledger(tmp_path / "ledger.jsonl")
+    assert len(ledger) == 1 and ledger[0]["ok"] and not ledger[0]["cache_hit"]
+    assert ledger[0]["tokens_in"] == 100 and ledger[0]["cost_usd"] == 0.0  # a local server costs nothing
+    assert "api_key" not in json.dumps(ledger) and "not-needed" not in json.dumps(ledger)
+    written = write_proposals(tmp_path / "run", records)
+    assert all((folder / "reward.py").is_file() and (folder / "response.md").is_file() for folder in written)
+
+
+def test_rejected_program_is_repaired_with_the_validators_reason(tmp_path: Path, kb: Any, task: Any) -> None:
+    def script(body: dict[str, Any]) -> Reply:
+        last = body["messages"][-1]["content"]
+        if "was rejected by the validator" in last:
+            return Reply(fenced(program(1.5), before="Removed the import."))
+        return Reply(fenced(BROKEN_PROGRAM, before="enhancers: gdm"))
+
+    with OpenAIServer(script) as server:
+        records = _proposer(_backend(server.url, tmp_path), kb).propose(task, n=1)
+    assert len(server.requests) == 2
+    (record,) = records
+    assert record.ok, record.error
+    assert record.rounds == 2
+    assert "Removed the import" in record.response and "Repair round 1" in record.prompt
+    reason = validate_source(BROKEN_PROGRAM, task, **VALIDATION).reason
+    assert reason and reason in server.prompts()[1]
+    assert record.design.enhancers.short_name == "gdm"
+
+
+def test_server_errors_and_a_timeout_are_retried(tmp_path: Path, kb: Any, task: Any) -> None:
+    good = fenced(program(1.0), before="enhancers: plain")
+    script = [Status(500), Status(503), Sleep(2.5, then=Reply(good)), Garbage(), Status(429), Reply(good)]
+    with OpenAIServer(script) as server:
+        backend = _backend(server.url, tmp_path, timeout_s=1.0, max_retries=5)
+        records = _proposer(backend, kb).propose(task, n=1)
+        assert len(server.requests) == 6
+    assert records[0].ok
+    ledger = read_ledger(tmp_path / "ledger.jsonl")
+    assert [entry["ok"] for entry in ledger] == [False] * 5 + [True]
+    kinds = [entry["error"].split(":")[0] for entry in ledger[:5]]
+    assert kinds == ["server_error", "server_error", "timeout", "malformed", "rate_limit"]
+
+
+def test_garbage_replies_become_failed_records_and_the_round_goes_on(
+    tmp_path: Path, kb: Any, task: Any
+) -> None:
+    replies = Reply(fenced(program(1.0)), "Sorry, I can't write code today.", fenced(program(2.0)))
+    with OpenAIServer([replies]) as server:
+        records = _proposer(_backend(server.url, tmp_path), kb).propose(task, n=3)
+    assert [r.ok for r in records] == [True, False, True]
+    assert records[1].design is None and "no reward program" in records[1].error
+    assert records[1].response.startswith("Sorry")
+    folders = write_proposals(tmp_path / "run", records)
+    assert folders[1].parent.name == "failed"
+    assert "no reward program" in (folders[1] / "reason.txt").read_text()
+
+
+def test_a_server_ignoring_n_is_asked_again_for_the_rest(tmp_path: Path) -> None:
+    with OpenAIServer([Reply("first"), Reply("second")]) as server:
+        completions = _backend(server.url, tmp_path).complete([("human", "hi")], n=2)
+    assert [c.text for c in completions] == ["first", "second"]
+    assert [body.get("n") for body in server.requests] == [2, None]
+
+
+def test_unreachable_server_raises_one_clear_line(tmp_path: Path) -> None:
+    server = OpenAIServer([])
+    server.start()
+    url = server.url
+    server.stop()  # nothing listens on the port any more
+    backend = _backend(url, tmp_path, max_retries=1)
+    with pytest.raises(LLMUnavailableError) as info:
+        backend.complete([("human", "hello")])
+    message = str(info.value)
+    assert "\n" not in message and "openai:scripted-model" in message and "2 attempt" in message
+
+
+def test_second_identical_run_replays_from_the_cache_without_network(
+    tmp_path: Path, kb: Any, task: Any
+) -> None:
+    replies = Reply(
+        fenced(program(1.0), before="enhancers: gdm"), fenced(program(2.0), before="enhancers: gan")
+    )
+    with OpenAIServer([replies]) as server:
+        first = _proposer(_backend(server.url, tmp_path), kb).propose(task, n=2)
+        url = server.url
+    assert len(server.requests) == 1
+    # the server is gone; the same search replays every reply from the cache
+    replay_backend = _backend(url, tmp_path, max_retries=0)
+    second = _proposer(replay_backend, kb).propose(task, n=2)
+    assert [r.design.id for r in second] == [r.design.id for r in first]
+    usage = replay_backend.usage()
+    assert usage["cache_hits"] == 2 and usage["calls"] == 2 and usage["errors"] == 0
+    ledger = read_ledger(tmp_path / "ledger.jsonl")
+    assert [e["cache_hit"] for e in ledger] == [False, True, True]
+
+
+def test_structured_mode_asks_for_json(tmp_path: Path, kb: Any, task: Any) -> None:
+    reply = json.dumps(
+        {"designs": [{"name": "j", "enhancers": ["gdm", "gan"], "reward_program": program(1.0)}]}
+    )
+    with OpenAIServer([Reply(reply)]) as server:
+        records = _proposer(_backend(server.url, tmp_path, structured=True), kb).propose(task, n=1)
+    assert server.requests[0]["response_format"] == {"type": "json_object"}
+    assert '"designs"' in server.prompts()[0]
+    assert records[0].ok and records[0].design.enhancers.short_name == "gdm+gan"
+
+
+def test_reflection_prompt_carries_feedback_and_the_parent_is_kept(
+    tmp_path: Path, kb: Any, task: Any
+) -> None:
+    from autogai.core.types import ComponentSummary, Design, DesignFeedback
+
+    parent = Design(reward_source=program(1.0), name="parent-design")
+    feedback = [
+        DesignFeedback(
+            design_id=parent.id,
+            name=parent.name,
+            enhancers="plain",
+            reward_source=parent.reward_source,
+            score_mean=-300.0,
+            components={"effort": ComponentSummary(mean=-0.1, min=-0.2, max=0.0, fitness_correlation=-0.6)},
+        )
+    ]
+    reply = fenced(
+        program(2.0), before=f"parent: {parent.id}\nenhancers: gdm\nrationale: dropped effort's weight."
+    )
+    with OpenAIServer([Reply(reply)]) as server:
+        records = _proposer(_backend(server.url, tmp_path), kb).propose(
+            task, n=1, feedback=feedback, generation=1, past_designs=[parent]
+        )
+    prompt = server.prompts()[0]
+    assert (
+        "How the previous designs did" in prompt
+        and parent.id in prompt
+        and "corr. with fitness -0.60" in prompt
+    )
+    (record,) = records
+    assert record.ok and record.design.parent == parent.id and record.design.generation == 1
+    assert read_ledger(tmp_path / "ledger.jsonl")[0]["purpose"] == "reflect"
+
+
+def test_ollama_native_chat_api(tmp_path: Path, kb: Any, task: Any) -> None:
+    replies = [
+        Status(500),
+        Reply(fenced(program(1.0), before="<think>hmm</think>\nenhancers: gdm")),
+        Reply(fenced(program(2.0), before="enhancers: plain")),
+    ]
+    with OllamaServer(replies) as server:
+        backend = _backend(server.url, tmp_path, spec="ollama:qwen3:8b", max_concurrency=1)
+        records = _proposer(backend, kb).propose(task, n=2)
+    assert all(path == "/api/chat" for path in server.paths)
+    assert len(server.requests) == 3  # no n in Ollama: one request per sample, the 500 retried
+    assert all(body["model"] == "qwen3:8b" for body in server.requests)
+    assert server.requests[-1]["format"] == "json"  # structured by default on native Ollama
+    assert sorted(r.design.enhancers.short_name for r in records if r.ok) == ["gdm", "plain"]
+    usage = backend.usage()
+    assert usage["tokens_in"] == 160 and usage["cost_usd"] == 0.0
+    # and the replay needs no server
+    replay = _backend(server.url, tmp_path, spec="ollama:qwen3:8b", max_retries=0)
+    again = _proposer(replay, kb).propose(task, n=2)
+    assert [r.design.id for r in again] == [r.design.id for r in records]
+    assert replay.usage()["cache_hits"] == 2
