@@ -485,3 +485,15 @@ def test_oracle_with_random_start_plans_per_start() -> None:
     values = {oracle_episode_fitness(random_start=True, seed=seed) for seed in (0, 1)}
     assert len(values) == 2
     assert all(30.0 < value < 43.2 for value in values)
+
+
+def test_hybrid_codebook_row_is_the_move_of_its_waypoint() -> None:
+    """Agents quantise [-1, 1]^2 coords to the nearest codebook row: row i must be way-point i's move."""
+    env = UAVNearFieldEnv(action_mode="hybrid")
+    codebook = env.action_codebook()
+    assert codebook is not None and codebook.shape == (9, 2)
+    for index, (sign_x, sign_y) in enumerate(codebook):
+        env.reset(seed=0, options={"uav_position": (100.0, 100.0)})
+        _, _, _, _, info = env.step((index, np.zeros(2, dtype=np.float32)))
+        assert (info["x"], info["y"]) == pytest.approx((100.0 + 5.0 * sign_x, 100.0 + 5.0 * sign_y))
+    assert UAVNearFieldEnv(action_mode="continuous").action_codebook() is None

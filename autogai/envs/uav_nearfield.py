@@ -695,6 +695,17 @@ class UAVNearFieldEnv(gym.Env):
         }
         return obs.astype(np.float32), fitness, False, t >= self._horizon, info
 
+    def action_codebook(self) -> np.ndarray | None:
+        """Where each hybrid way-point index sits in the agent's [-1, 1]^2 coordinates, or None.
+
+        Row i is (sign of dx, sign of dy) of way-point i, so an action adapter that quantises continuous
+        coordinates to the nearest row picks the move those coordinates point at (index 0 is hover).
+        Only the hybrid mode has a Discrete part; discrete mode's MultiDiscrete levels are already ordered.
+        """
+        if self.config.action_mode != "hybrid":
+            return None
+        return np.asarray(WAYPOINTS, dtype=np.float32)
+
     def observation_token_groups(self) -> list[np.ndarray]:
         """Token layout for Transformer backbones: int arrays [n_tokens, token_dim] indexing the observation.
 
