@@ -338,3 +338,23 @@ def test_process_fence_holds_without_the_static_fence(tmp_path):
     assert {"as", "nofile"} <= set(applied.split(","))
     assert outcomes.split(",") == ["open:OSError", "socket:OSError", "bomb:MemoryError"]
     assert not sentinel.exists()
+
+
+def test_wrapper_passes_hybrid_tuple_actions_as_one_flat_vector() -> None:
+    """A Tuple(Discrete, Box) action reaches the program as [way-point index, powers...], as in validation."""
+    from autogai.rewards import RewardWrapper
+    from autogai.tasks import get_task
+
+    task = get_task("uav-nearfield")
+    source = (
+        "def compute_reward(m, p):\n"
+        "    return float(m.action[0]), {'waypoint': float(m.action[0]), 'power_a': float(m.action[1])}\n"
+    )
+    env = RewardWrapper(task.make_env(action_mode="hybrid"), source, task)
+    try:
+        env.reset(seed=0)
+        _, reward, _, _, info = env.step((3, np.array([0.5, -0.5], dtype=np.float32)))
+    finally:
+        env.close()
+    assert reward == 3.0
+    assert info["reward_components"] == {"waypoint": 3.0, "power_a": 0.5}

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any, SupportsFloat
 import gymnasium as gym
 
 from autogai.rewards.program import RewardProgram
+from autogai.rewards.restricted import as_float_array
 from autogai.rewards.sandbox import SandboxedReward
 
 if TYPE_CHECKING:
@@ -63,7 +64,9 @@ class RewardWrapper(gym.Wrapper):
         obs, env_reward, terminated, truncated, info = self.env.step(action)
         env_reward = float(env_reward)
         metrics = self.task.metrics_fn(self._last_obs, action, env_reward, obs, info)
-        total, components = self.sandbox.compute(metrics, self._flat(self._last_obs), action, self._flat(obs))
+        total, components = self.sandbox.compute(
+            metrics, self._flat(self._last_obs), as_float_array(action), self._flat(obs)
+        )
         info = dict(info)
         info["reward_components"] = components
         info["env_reward"] = env_reward
