@@ -1,0 +1,274 @@
+"""``autogai train`` and ``autogai evaluate``: train one design for a budget, evaluate a saved policy.
+
+Heavy imports (torch through the agents) happen inside the command functions.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from autogai.core.errors import ConfigError, RunDirectoryError
+
+
+def _parse_assignments(items: list[str] | None, what: str) -> dict[str, str]:
+    """``["a=1", "b=x"]`` -> ``{"a": "1", "b": "x"}``; a malformed item is a ConfigError."""
+    out: dict[str, str] = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip() or not value.strip():
+            raise ConfigError(f"{what} {item!r} must look like key=value")
+        out[key.strip()] = value.strip()
+    return out
+
+
+def _convert(name: str, text: str, default: Any) -> Any:
+    """Convert ``text`` to the type of a TD3Config field (known from its default value)."""
+    try:
+        if isinstance(default, bool):
+            lowered = text.lower()
+            if lowered in ("1", "true", "yes", "on"):
+                return True
+            if lowered in ("0", "false", "no", "off"):
+                return False
+            raise ValueError(text)
+        if isinstance(default, int):
+            value = float(text) if any(c in text for c in ".eE") else int(text)
+            if isinstance(value, float) and not value.is_integer():
+                raise ValueError(text)
+            return int(value)
+        if isinstance(default, float):
+            return float(text)
+        if isinstance(default, tuple):
+            parsed = ast.literal_eval(text if text.strip()[:1] in "[(" else f"[{text}]")
+            parsed = parsed if isinstance(parsed, (list, tuple)) else [parsed]
+            return tuple(int(x) for x in parsed)
+        return text
+    except (ValueError, SyntaxError, TypeError):
+        kind = type(default).__name__ if not isinstance(default, tuple) else "comma-separated integers"
+        raise ConfigError(f"--set {name}={text!r}: expected {kind}") from None
+
+
+def td3_config_from_sets(sets: list[str] | None, *, device: str | None = None) -> Any:
+    """A TD3Config from ``--set key=value`` items (validated; unknown keys list the valid ones)."""
+    from dataclasses import fields
+
+    from autogai.agents import TD3Config
+
+    defaults = TD3Config()
+    known = {f.name: getattr(defaults, f.name) for f in fields(TD3Config)}
+    values: dict[str, Any] = {}
+    for key, text in _parse_assignments(sets, "--set").items():
+        if key not in known:
+            raise ConfigError(f"--set {key}: unknown TD3Config field; valid: {', '.join(sorted(known))}")
+        values[key] = _convert(key, text, known[key])
+    if device is not None:
+        values["device"] = device
+    return TD3Config(**values)
+
+
+def _reward_params(items: list[str] | None) -> dict[str, float]:
+    params = {}
+    for key, text in _parse_assignments(items, "--reward-param").items():
+        try:
+            params[key] = float(text)
+        except ValueError:
+            raise ConfigError(f"--reward-param {key}={text!r}: expected a number") from None
+    return params
+
+
+def _read_design(path: Path) -> tuple[str, Any]:
+    """(reward source, enhancers) of a design.json written by the search (or of the directory holding it)."""
+    from autogai.core.types import Design
+
+    file = path / "design.json" if path.is_dir() else path
+    try:
+        data = json.loads(file.read_text())
+        if isinstance(data, dict) and "reward_source" not in data and (file.parent / "reward.py").is_file():
+            data["reward_source"] = (file.parent / "reward.py").read_text()
+        design = Design.from_dict(data)
+    except OSError as exc:
+        raise ConfigError(f"cannot read design {str(file)!r}: {exc.strerror or exc}") from None
+    except (json.JSONDecodeError, KeyError, TypeError, AttributeError) as exc:
+        raise ConfigError(f"{str(file)!r} is not a design.json: {exc}") from None
+    return design.reward_source, design.enhancers
+
+
+def _default_run_dir(task_id: str, enhancers: str, seed: int) -> Path:
+    from autogai.core.paths import runs_root
+
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    return runs_root() / f"train-{task_id}-{enhancers.replace('+', '-')}-s{seed}-{stamp}"
+
+
+def train_command(
+    task: str = typer.Option(
+        "uav-nearfield", "--task", help="Task id, a .py file defining TASK, or module:attr."
+    ),
+    enhancers: str | None = typer.Option(
+        None, "--enhancers", help="plain (default), gdm, gan, vae, transformer, gdm+gan, ..."
+    ),
+    design: Path | None = typer.Option(
+        None, "--design", help="A design.json (or its directory) from a search run: reward and enhancers."
+    ),
+    action_space: str | None = typer.Option(
+        None, "--action-space", help="The env's action_mode (UAV: continuous, discrete, hybrid)."
+    ),
+    steps: int = typer.Option(20_000, "--steps", help="Env steps to train."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the run (env, agent, exploration)."),
+    run_dir: Path | None = typer.Option(
+        None, "--run-dir", help="Output directory (default: runs/train-...)."
+    ),
+    reward: Path | None = typer.Option(None, "--reward", help="Reward program file (default: the baseline)."),
+    reward_param: list[str] | None = typer.Option(
+        None, "--reward-param", help="Override a reward PARAMS default: name=value (repeatable)."
+    ),
+    device: str = typer.Option("auto", "--device", help="cpu, cuda or auto."),
+    eval_every: int = typer.Option(5000, "--eval-every", help="Env steps between evaluations (0: end only)."),
+    eval_episodes: int = typer.Option(5, "--eval-episodes", help="Episodes per evaluation."),
+    set_: list[str] | None = typer.Option(
+        None, "--set", help="TD3Config field: key=value (repeatable), e.g. --set net_arch=64,64."
+    ),
+    time_limit: float | None = typer.Option(None, "--time-limit", help="Stop after this many seconds."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Reuse a run directory holding a checkpoint."),
+    progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
+    tensorboard: bool = typer.Option(
+        False, "--tensorboard", help="Also write TensorBoard logs (if installed)."
+    ),
+    json_output: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+) -> int:
+    """Train one design (reward program + enhancers) for a budget and save the policy."""
+    from autogai.core.types import EnhancerCombo
+    from autogai.core.validation import check_choice, check_positive_int
+    from autogai.tasks import get_task
+
+    card = get_task(task)
+    design_source, design_enhancers = _read_design(design) if design is not None else (None, None)
+    if design_source is not None and reward is not None:
+        raise ConfigError("give either --design or --reward, not both")
+    combo = EnhancerCombo.parse(enhancers or design_enhancers or "plain")
+    check_positive_int("--steps", steps)
+    check_positive_int("--eval-every", eval_every, allow_zero=True)
+    check_positive_int("--eval-episodes", eval_episodes)
+    check_choice("--device", device, ("cpu", "cuda", "auto"))
+    if time_limit is not None and not time_limit > 0:
+        raise ConfigError(f"--time-limit={time_limit!r} must be positive")
+    env_kwargs: dict[str, Any] = {}
+    if action_space is not None:
+        if not card.action_modes:
+            raise ConfigError(f"task {card.id} has a single action space; drop --action-space")
+        check_choice("--action-space", action_space, card.action_modes)
+        env_kwargs["action_mode"] = action_space
+    params = _reward_params(reward_param)
+
+    reward_source = design_source
+    if reward_source is not None:
+        from autogai.rewards import validate_reward_program
+
+        validate_reward_program(reward_source, card).raise_if_rejected()
+    if reward is not None:
+        from autogai.rewards import validate_reward_program
+
+        try:
+            reward_source = reward.read_text()
+        except OSError as exc:
+            raise ConfigError(f"cannot read reward file {str(reward)!r}: {exc.strerror or exc}") from None
+        validate_reward_program(reward_source, card).raise_if_rejected()
+
+    config = td3_config_from_sets(set_, device=device)
+    directory = run_dir if run_dir is not None else _default_run_dir(card.id, combo.short_name, seed)
+    if not overwrite and (directory / "checkpoint" / "checkpoint.json").exists():
+        raise RunDirectoryError(
+            f"{str(directory)!r} already holds a trained policy; use --overwrite or another --run-dir"
+        )
+
+    from autogai.training import train
+
+    result = train(
+        card,
+        enhancers=combo,
+        reward_source=reward_source,
+        reward_params=params or None,
+        td3_config=config,
+        total_steps=steps,
+        seed=seed,
+        env_kwargs=env_kwargs,
+        eval_every=eval_every,
+        eval_episodes=eval_episodes,
+        run_dir=directory,
+        time_limit_s=time_limit,
+        progress=progress and not json_output,
+        tensorboard=tensorboard,
+        # A task file is stored by absolute path so `evaluate` finds it from any directory.
+        extra_meta={"task_spec": str(Path(task).resolve()) if task.endswith(".py") else task},
+    )
+    if json_output:
+        typer.echo(json.dumps(result.to_dict(), indent=2))
+    else:
+        typer.echo(
+            f"{result.status}: {card.id} {combo.short_name} seed {seed}, {result.steps_done} steps "
+            f"in {result.wall_time_s:.1f} s" + (f" ({result.reason})" if result.reason else "")
+        )
+        if result.final_evaluation is not None:
+            typer.echo(f"evaluation: {result.final_evaluation.summary()}")
+        typer.echo(f"run directory: {directory}")
+    return 0 if result.ok else 1
+
+
+def evaluate_command(
+    run_dir: Path = typer.Option(..., "--run-dir", help="A run directory written by `autogai train`."),
+    episodes: int = typer.Option(10, "--episodes", help="Evaluation episodes."),
+    seed: int | None = typer.Option(None, "--seed", help="Seed of episode 0 (default: the run's eval seed)."),
+    device: str | None = typer.Option(None, "--device", help="cpu, cuda or auto (default: as trained)."),
+    json_output: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+) -> int:
+    """Evaluate a saved policy on the task fitness; print fitness, task metrics and the oracle."""
+    from autogai.core.validation import check_choice, check_positive_int
+
+    check_positive_int("--episodes", episodes)
+    if device is not None:
+        check_choice("--device", device, ("cpu", "cuda", "auto"))
+    from autogai.training.checkpoint import read_checkpoint_meta
+
+    meta = read_checkpoint_meta(run_dir)  # cheap checks before torch is imported
+    from autogai.tasks import get_task
+    from autogai.training import evaluate_agent, load_checkpoint
+
+    card = get_task(str(meta.get("task_spec") or meta["task"]))
+    agent, meta = load_checkpoint(run_dir, device=device)
+    result = evaluate_agent(
+        agent,
+        card,
+        episodes=episodes,
+        seed=int(meta.get("eval_seed", 0)) if seed is None else seed,
+        env_kwargs=meta.get("env_kwargs") or {},
+    )
+    if json_output:
+        typer.echo(json.dumps({"task": card.id, "steps": meta.get("steps"), **result.to_dict()}, indent=2))
+        return 0
+    typer.echo(
+        f"{card.id} {meta.get('enhancers_short', '')} after {meta.get('steps')} steps, "
+        f"{result.episodes} episodes (seed {result.seed}):"
+    )
+    typer.echo(f"  fitness            {result.fitness_mean:.4g} ± {result.fitness_std:.3g}")
+    for name, value in result.report_metrics.items():
+        typer.echo(f"  {name:<18} {value:.4g}")
+    if result.infeasible_fraction is not None:
+        typer.echo(f"  infeasible         {result.infeasible_fraction:.1%} of slots")
+    if result.oracle_fitness is not None:
+        fraction = result.oracle_fraction
+        typer.echo(
+            f"  oracle fitness     {result.oracle_fitness:.4g}"
+            + (f" (policy reaches {fraction:.1%})" if fraction is not None else "")
+        )
+    return 0
+
+
+def register(app: typer.Typer) -> None:
+    app.command("train")(train_command)
+    app.command("evaluate")(evaluate_command)

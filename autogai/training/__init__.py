@@ -1,0 +1,35 @@
+"""Training layer: the training loop, evaluation on the task fitness, metrics writers, checkpoints.
+
+Importing this package is cheap (numpy only); torch arrives with the agents when a run starts.
+"""
+
+from __future__ import annotations
+
+from autogai.training.checkpoint import (
+    find_checkpoint,
+    load_checkpoint,
+    read_checkpoint_meta,
+    save_checkpoint,
+)
+from autogai.training.evaluation import evaluate_agent, evaluate_policy, oracle_fitness
+from autogai.training.loop import TrainingSession, evaluation_seed, train
+from autogai.training.metrics import TrainingStats, read_curves
+from autogai.training.results import TRAIN_STATUSES, EvaluationResult, TrainResult
+
+__all__ = [
+    "TRAIN_STATUSES",
+    "EvaluationResult",
+    "TrainResult",
+    "TrainingSession",
+    "TrainingStats",
+    "evaluate_agent",
+    "evaluate_policy",
+    "evaluation_seed",
+    "find_checkpoint",
+    "load_checkpoint",
+    "oracle_fitness",
+    "read_checkpoint_meta",
+    "read_curves",
+    "save_checkpoint",
+    "train",
+]

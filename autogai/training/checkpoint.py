@@ -1,0 +1,84 @@
+"""Checkpoints: the whole agent (``agent.save``) plus a small JSON that says how to rebuild its world.
+
+Layout of a checkpoint directory::
+
+    checkpoint/
+      agent.pt          TD3Agent.save: config, spaces, enhancers, weights, optimisers
+      checkpoint.json   task, env kwargs, enhancers, TD3 config, reward source and params, seed, step
+
+``autogai evaluate --run-dir DIR`` needs nothing else.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from autogai.core.errors import RunDirectoryError
+
+CHECKPOINT_DIR = "checkpoint"
+AGENT_FILE = "agent.pt"
+META_FILE = "checkpoint.json"
+FORMAT_VERSION = 1
+
+
+def save_checkpoint(agent: Any, directory: Path, meta: Mapping[str, Any]) -> Path:
+    """Save ``agent`` and ``meta`` into ``directory`` (created if needed); returns the directory.
+
+    The JSON is written last and atomically, so a checkpoint with a readable ``checkpoint.json`` has a
+    complete ``agent.pt`` next to it.
+    """
+    directory = Path(directory)
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        agent.save(directory / AGENT_FILE)
+        payload = {"format": FORMAT_VERSION, **meta, "agent_file": AGENT_FILE}
+        tmp = directory / (META_FILE + ".tmp")
+        tmp.write_text(json.dumps(payload, indent=2, sort_keys=True, default=str))
+        os.replace(tmp, directory / META_FILE)
+    except OSError as exc:
+        raise RunDirectoryError(f"cannot write checkpoint to {directory}: {exc}") from exc
+    return directory
+
+
+def find_checkpoint(path: Path) -> Path:
+    """The checkpoint directory for ``path``: a checkpoint directory itself or a run directory holding one."""
+    path = Path(path)
+    if not path.exists():
+        raise RunDirectoryError(f"run directory {str(path)!r} does not exist")
+    for candidate in (path, path / CHECKPOINT_DIR):
+        if (candidate / META_FILE).is_file():
+            return candidate
+    raise RunDirectoryError(
+        f"no checkpoint in {str(path)!r} (expected {CHECKPOINT_DIR}/{META_FILE}; was training run there?)"
+    )
+
+
+def read_checkpoint_meta(path: Path) -> dict[str, Any]:
+    directory = find_checkpoint(path)
+    try:
+        meta = json.loads((directory / META_FILE).read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise RunDirectoryError(f"unreadable checkpoint metadata in {directory}: {exc}") from exc
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT_VERSION:
+        raise RunDirectoryError(f"checkpoint in {directory} has an unknown format")
+    meta["checkpoint_dir"] = str(directory)
+    return meta
+
+
+def load_checkpoint(path: Path, *, device: str | None = None) -> tuple[Any, dict[str, Any]]:
+    """Load ``(agent, meta)`` from a run directory or checkpoint directory.
+
+    ``device`` (``cpu``/``cuda``/``auto``) overrides the device the agent was trained on.
+    """
+    from autogai.agents import TD3Agent
+
+    meta = read_checkpoint_meta(path)
+    agent_path = Path(meta["checkpoint_dir"]) / meta.get("agent_file", AGENT_FILE)
+    if not agent_path.exists():
+        raise RunDirectoryError(f"checkpoint {meta['checkpoint_dir']} has no {agent_path.name}")
+    agent = TD3Agent.load(agent_path, device=device)
+    return agent, meta
