@@ -107,6 +107,11 @@ def make_sb3(task_id: str, env_kwargs: dict[str, Any], config: TD3Config, seed: 
         seed=seed,
         verbose=0,
     )
+    # SB3's default logger makes a folder under the temp dir on every learn(); an output-less logger
+    # keeps the benchmark from leaving files behind and costs nothing in the measured loop.
+    from stable_baselines3.common.logger import Logger
+
+    model.set_logger(Logger(folder=None, output_formats=[]))
     first = {"done": False}
 
     def advance(n: int) -> None:
