@@ -1,0 +1,261 @@
+"""The run directory: everything a person wants to inspect is a file (see ARCHITECTURE.md).
+
+::
+
+    runs/<run-name>/
+      config.json              resolved configuration (no secrets)
+      state.json               which generations were proposed and scored (resume)
+      designs/<design-id>/     reward.py, design.json, prompt.md, response.md, trials.csv, curves.csv
+      leaderboard.csv / .json  ranked designs with intervals
+      ledger.jsonl             every LLM call
+      optuna.db                the Optuna storage (unless --storage points elsewhere)
+      report.html, plots/      written by ``autogai report``
+      search.lock              pid of the search process working on the run
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import socket
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+from autogai.core.errors import RunDirectoryError
+from autogai.core.types import Design
+
+# Keys of config.json that define what a run computes; a resumed command must agree on all of them.
+IDENTITY_KEYS = ("task", "action_space", "llm", "preset", "budget_identity", "storage")
+
+
+def _dump(data: Any) -> str:
+    return json.dumps(data, indent=2, sort_keys=True, default=str) + "\n"
+
+
+class RunDirectory:
+    """Paths and small read/write helpers of one run directory."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+    @property
+    def config_path(self) -> Path:
+        return self.path / "config.json"
+
+    @property
+    def state_path(self) -> Path:
+        return self.path / "state.json"
+
+    @property
+    def designs_dir(self) -> Path:
+        return self.path / "designs"
+
+    @property
+    def ledger_path(self) -> Path:
+        return self.path / "ledger.jsonl"
+
+    @property
+    def lock_path(self) -> Path:
+        return self.path / "search.lock"
+
+    @property
+    def plots_dir(self) -> Path:
+        return self.path / "plots"
+
+    def design_dir(self, design_id: str) -> Path:
+        return self.designs_dir / design_id
+
+    # --- creation and identity ------------------------------------------------------------------
+
+    def ensure_writable(self) -> None:
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+            probe = self.path / ".write-test"
+            probe.write_text("")
+            probe.unlink()
+        except OSError as exc:
+            reason = exc.strerror or str(exc)
+            raise RunDirectoryError(f"run directory {str(self.path)!r} is not writable: {reason}") from exc
+
+    def read_config(self) -> dict[str, Any] | None:
+        if not self.config_path.is_file():
+            return None
+        try:
+            return json.loads(self.config_path.read_text())
+        except (OSError, json.JSONDecodeError) as exc:
+            raise RunDirectoryError(f"cannot read {self.config_path}: {exc}") from exc
+
+    def check_config(self, config: Mapping[str, Any]) -> None:
+        """Raise RunDirectoryError if the run directory holds a different search."""
+        existing = self.read_config()
+        if existing is None:
+            return
+        for key in IDENTITY_KEYS:
+            if key in existing and existing.get(key) != config.get(key):
+                raise RunDirectoryError(
+                    f"run directory {str(self.path)!r} holds a search with {key}={existing.get(key)!r}, "
+                    f"this command asks for {key}={config.get(key)!r}; use another --run-dir"
+                )
+
+    def write_config(self, config: Mapping[str, Any]) -> None:
+        """Write config.json, or check that an existing one describes the same search."""
+        self.check_config(config)
+        existing = self.read_config()
+        if existing is not None:
+            merged = {**existing, **{k: v for k, v in config.items() if k not in ("created_at",)}}
+            self.config_path.write_text(_dump(merged))
+            return
+        self.config_path.write_text(_dump(dict(config)))
+
+    # --- lock ------------------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def search_lock(self) -> Iterator[None]:
+        """One search process per run directory; a lock left by a dead process is taken over."""
+        host = socket.gethostname()
+        if self.lock_path.exists():
+            try:
+                holder = json.loads(self.lock_path.read_text())
+            except (OSError, json.JSONDecodeError):
+                holder = {}
+            pid = holder.get("pid")
+            if holder.get("host") == host and isinstance(pid, int) and pid != os.getpid():
+                from autogai.search.studies import pid_alive
+
+                if pid_alive(pid):
+                    raise RunDirectoryError(
+                        f"run directory {str(self.path)!r} is in use by search process {pid}; "
+                        "wait for it, or add workers with `autogai worker`"
+                    )
+        self.lock_path.write_text(json.dumps({"host": host, "pid": os.getpid()}))
+        try:
+            yield
+        finally:
+            with contextlib.suppress(OSError):
+                self.lock_path.unlink()
+
+    # --- state -----------------------------------------------------------------------------------
+
+    def read_state(self) -> dict[str, Any]:
+        if not self.state_path.is_file():
+            return {"generations": []}
+        return json.loads(self.state_path.read_text())
+
+    def write_state(self, state: Mapping[str, Any]) -> None:
+        tmp = self.state_path.with_suffix(".tmp")
+        tmp.write_text(_dump(state))
+        tmp.replace(self.state_path)
+
+    # --- designs ---------------------------------------------------------------------------------
+
+    def write_design(
+        self,
+        design: Design,
+        *,
+        prompt: str = "",
+        response: str = "",
+        validation: Mapping[str, Any] | None = None,
+        status: str = "proposed",
+        extra: Mapping[str, Any] | None = None,
+    ) -> Path:
+        directory = self.design_dir(design.id)
+        directory.mkdir(parents=True, exist_ok=True)
+        (directory / "reward.py").write_text(design.reward_source.rstrip() + "\n")
+        if prompt or not (directory / "prompt.md").exists():
+            (directory / "prompt.md").write_text(
+                prompt or "(no prompt: this design was not proposed by a model)\n"
+            )
+        if response or not (directory / "response.md").exists():
+            (directory / "response.md").write_text(response or "(no response)\n")
+        data = self.read_design_json(design.id) or {}
+        data.update(design.to_dict())
+        data["status"] = (
+            status if data.get("status") not in ("scored",) or status == "scored" else data["status"]
+        )
+        if validation is not None:
+            data["validation"] = dict(validation)
+        data.update(dict(extra or {}))
+        (directory / "design.json").write_text(_dump(data))
+        return directory
+
+    def write_rejected(
+        self,
+        label: str,
+        *,
+        prompt: str,
+        response: str,
+        error: str,
+        validation: Mapping[str, Any] | None = None,
+        reward_source: str | None = None,
+    ) -> Path:
+        directory = self.designs_dir / label
+        directory.mkdir(parents=True, exist_ok=True)
+        (directory / "prompt.md").write_text(prompt or "(no prompt)\n")
+        (directory / "response.md").write_text(response or "(no response)\n")
+        if reward_source:
+            (directory / "reward.py").write_text(reward_source.rstrip() + "\n")
+        (directory / "design.json").write_text(
+            _dump({"id": label, "status": "rejected", "error": error, "validation": validation})
+        )
+        return directory
+
+    def read_design_json(self, design_id: str) -> dict[str, Any] | None:
+        path = self.design_dir(design_id) / "design.json"
+        if not path.is_file():
+            return None
+        return json.loads(path.read_text())
+
+    def update_design_json(self, design_id: str, **fields: Any) -> None:
+        data = self.read_design_json(design_id) or {"id": design_id}
+        data.update(fields)
+        (self.design_dir(design_id) / "design.json").write_text(_dump(data))
+
+    def load_design(self, design_id: str) -> Design:
+        data = self.read_design_json(design_id)
+        if data is None or "reward_source" not in data:
+            raise RunDirectoryError(f"no design {design_id!r} in {self.path}")
+        return Design.from_dict(data)
+
+    def design_ids(self) -> list[str]:
+        if not self.designs_dir.is_dir():
+            return []
+        return sorted(p.name for p in self.designs_dir.iterdir() if (p / "design.json").is_file())
+
+
+def open_existing_run(path: Path | str) -> RunDirectory:
+    """A run directory that must exist (inspection commands)."""
+    run = RunDirectory(Path(path))
+    if not run.config_path.is_file():
+        raise RunDirectoryError(f"{str(path)!r} is not a run directory (no config.json)")
+    return run
+
+
+def resolve_design_id(run: RunDirectory, ref: str) -> str:
+    """A design id, a unique id prefix, a design name, ``baseline`` or a leaderboard rank (``1``)."""
+    ids = run.design_ids()
+    if ref in ids:
+        return ref
+    if ref.isdigit():
+        board_path = run.path / "leaderboard.json"
+        if board_path.is_file():
+            rows = json.loads(board_path.read_text()).get("designs", [])
+            index = int(ref) - 1
+            if 0 <= index < len(rows):
+                return str(rows[index]["design_id"])
+    matches = [i for i in ids if i.startswith(ref) or i.startswith("d-" + ref)]
+    if len(matches) == 1:
+        return matches[0]
+    named = [i for i in ids if (run.read_design_json(i) or {}).get("name") == ref]
+    if len(named) == 1:
+        return named[0]
+    if len(matches) > 1 or len(named) > 1:
+        raise RunDirectoryError(f"design {ref!r} is ambiguous in {run.path}: {', '.join(matches or named)}")
+    raise RunDirectoryError(
+        f"no design {ref!r} in {run.path}; designs: {', '.join(ids) or 'none'} (or a leaderboard rank)"
+    )

@@ -1,0 +1,171 @@
+"""Budget presets of a search: how long each trial trains, how many trials and designs, held-out seeds.
+
+``smoke`` runs in seconds (tests, CI); ``quick`` is the README demo (a full loop in about ten minutes on
+two CPU cores); ``standard`` takes an hour or two; ``paper`` is the paper's scale (6000 episodes of 100
+slots per training run, arXiv 2405.20568).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, replace
+from typing import Any
+
+from autogai.core.errors import ConfigError
+from autogai.core.validation import check_choice, check_positive_int
+
+
+@dataclass(frozen=True)
+class SearchBudget:
+    """Everything that sets the cost of a search. Fields can be overridden one by one from the CLI."""
+
+    total_steps: int
+    """Environment steps of one training run (one trial, one held-out seed)."""
+    learning_starts: int
+    """Random-action warm-up steps; the pruner never judges a trial before it."""
+    eval_every: int
+    """Steps between evaluations; each evaluation is reported to Optuna (pruning)."""
+    eval_episodes: int
+    """Episodes per evaluation during tuning."""
+    trials_per_design: int
+    """Trials every design gets in the first rung of successive halving."""
+    halving_rungs: int
+    """Further rungs: each gives the better half of the designs ``trials_per_design`` more trials."""
+    generations: int
+    """Propose -> evaluate -> feed back rounds."""
+    designs_per_generation: int
+    """Designs the proposer is asked for per generation."""
+    heldout_seeds: int
+    """Seeds the best configuration of each design is retrained on to score it (never tuning seeds)."""
+    heldout_eval_episodes: int
+    """Evaluation episodes per held-out seed."""
+    net_arch_choices: tuple[tuple[int, ...], ...] = ((64, 64), (256, 256))
+    """Hidden widths the sampler chooses from."""
+    batch_size_choices: tuple[int, ...] = (64, 128, 256)
+    buffer_size: int = 100_000
+    train_freq: int = 1
+    gradient_steps: int = 1
+    pruner: str = "median"
+    """``median`` (MedianPruner), ``halving`` (SuccessiveHalvingPruner) or ``none``."""
+    sampler: str = "tpe"
+    """``tpe`` (TPESampler) or ``random`` (RandomSampler; the baseline of bench/search_efficiency.py)."""
+    trial_time_limit_s: float | None = None
+    """Wall-clock limit of one training run; a trial over it ends as a timeout."""
+    enhancer_scale: str = "small"
+    """``small`` (tiny enhancer networks, for smoke/quick) or ``full`` (the paper's sizes)."""
+
+    def __post_init__(self) -> None:
+        for name in (
+            "total_steps",
+            "eval_every",
+            "eval_episodes",
+            "trials_per_design",
+            "generations",
+            "designs_per_generation",
+            "heldout_seeds",
+            "heldout_eval_episodes",
+            "buffer_size",
+            "train_freq",
+            "gradient_steps",
+        ):
+            check_positive_int(name, getattr(self, name))
+        check_positive_int("learning_starts", self.learning_starts, allow_zero=True)
+        check_positive_int("halving_rungs", self.halving_rungs, allow_zero=True)
+        check_choice("pruner", self.pruner, ("median", "halving", "none"))
+        check_choice("sampler", self.sampler, ("tpe", "random"))
+        check_choice("enhancer_scale", self.enhancer_scale, ("small", "full"))
+        if not self.net_arch_choices or not self.batch_size_choices:
+            raise ConfigError("net_arch_choices and batch_size_choices must not be empty")
+        object.__setattr__(
+            self, "net_arch_choices", tuple(tuple(int(w) for w in a) for a in self.net_arch_choices)
+        )
+        object.__setattr__(self, "batch_size_choices", tuple(int(b) for b in self.batch_size_choices))
+
+    def with_overrides(self, **overrides: Any) -> SearchBudget:
+        """A copy with the non-``None`` overrides applied (CLI flags)."""
+        return replace(self, **{k: v for k, v in overrides.items() if v is not None})
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["net_arch_choices"] = [list(a) for a in self.net_arch_choices]
+        data["batch_size_choices"] = list(self.batch_size_choices)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> SearchBudget:
+        known = {f for f in cls.__dataclass_fields__}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+
+PRESETS: dict[str, SearchBudget] = {
+    "smoke": SearchBudget(
+        total_steps=300,
+        learning_starts=100,
+        eval_every=150,
+        eval_episodes=1,
+        trials_per_design=2,
+        halving_rungs=1,
+        generations=1,
+        designs_per_generation=2,
+        heldout_seeds=2,
+        heldout_eval_episodes=1,
+        net_arch_choices=((32, 32),),
+        batch_size_choices=(32,),
+        buffer_size=5_000,
+        trial_time_limit_s=120,
+    ),
+    "quick": SearchBudget(
+        total_steps=2_000,
+        learning_starts=400,
+        eval_every=500,
+        eval_episodes=2,
+        trials_per_design=2,
+        halving_rungs=1,
+        generations=2,
+        designs_per_generation=2,
+        heldout_seeds=3,
+        heldout_eval_episodes=3,
+        net_arch_choices=((64, 64),),
+        batch_size_choices=(64, 128),
+        buffer_size=20_000,
+        trial_time_limit_s=240,
+    ),
+    "standard": SearchBudget(
+        total_steps=30_000,
+        learning_starts=2_000,
+        eval_every=3_000,
+        eval_episodes=5,
+        trials_per_design=6,
+        halving_rungs=2,
+        generations=3,
+        designs_per_generation=4,
+        heldout_seeds=5,
+        heldout_eval_episodes=10,
+        net_arch_choices=((64, 64), (256, 256)),
+        batch_size_choices=(64, 128, 256),
+        buffer_size=100_000,
+        trial_time_limit_s=3_600,
+    ),
+    "paper": SearchBudget(
+        total_steps=600_000,
+        learning_starts=10_000,
+        eval_every=20_000,
+        eval_episodes=10,
+        trials_per_design=10,
+        halving_rungs=2,
+        generations=4,
+        designs_per_generation=6,
+        heldout_seeds=5,
+        heldout_eval_episodes=20,
+        net_arch_choices=((256, 256), (400, 300)),
+        batch_size_choices=(128, 256),
+        buffer_size=1_000_000,
+        trial_time_limit_s=None,
+        enhancer_scale="full",
+    ),
+}
+
+
+def get_preset(name: str) -> SearchBudget:
+    if name not in PRESETS:
+        raise ConfigError(f"unknown preset {name!r}; choose one of: {', '.join(PRESETS)}")
+    return PRESETS[name]

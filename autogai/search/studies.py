@@ -1,0 +1,299 @@
+"""Studies of a run: naming, creation, the trial queue, and recovery of trials whose worker died.
+
+Layout in the storage (one storage per run, or one PostgreSQL database shared by many runs):
+
+- ``<run>/_run``: the run's metadata study (no trials): its user attributes hold the resolved search
+  configuration workers need (task, action space, budget, device) and the run status.
+- ``<run>/<design-id>``: one tuning study per design, the design in its user attributes.
+- ``<run>/<design-id>/heldout``: the design's best configuration retrained on held-out seeds
+  (one trial per seed).
+
+Work is handed out through Optuna's own trial queue: the pipeline enqueues exactly the trials a rung
+needs (``Study.enqueue_trial``) and workers take WAITING trials with the storage's compare-and-set
+(``set_trial_state_values``), so no trial runs twice and none is created beyond the budget.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import socket
+import threading
+import warnings
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+from autogai.core.errors import StorageError
+
+if TYPE_CHECKING:
+    import optuna
+
+logger = logging.getLogger(__name__)
+
+META_SUFFIX = "_run"
+HELDOUT_SUFFIX = "heldout"
+
+
+def meta_study_name(run_name: str) -> str:
+    return f"{run_name}/{META_SUFFIX}"
+
+
+def design_study_name(run_name: str, design_id: str) -> str:
+    return f"{run_name}/{design_id}"
+
+
+def heldout_study_name(run_name: str, design_id: str) -> str:
+    return f"{run_name}/{design_id}/{HELDOUT_SUFFIX}"
+
+
+def _quiet_optuna() -> None:
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+    warnings.filterwarnings("ignore", message=".*Heartbeat of storage.*")
+    warnings.filterwarnings("ignore", message=".*enqueue.*")
+    warnings.filterwarnings("ignore", message=".*Fixed parameter.*")
+
+
+def run_study_names(storage: optuna.storages.BaseStorage, run_name: str) -> list[str]:
+    """All studies of the run except the metadata study, sorted by name."""
+    prefix = f"{run_name}/"
+    names = [s.study_name for s in storage.get_all_studies() if s.study_name.startswith(prefix)]
+    return sorted(n for n in names if n != meta_study_name(run_name))
+
+
+def get_or_create_study(
+    storage: optuna.storages.BaseStorage, name: str, user_attrs: dict[str, Any] | None = None
+) -> optuna.Study:
+    """Load the study ``name`` or create it (maximising fitness) with ``user_attrs``."""
+    import optuna
+
+    _quiet_optuna()
+    study = optuna.create_study(storage=storage, study_name=name, direction="maximize", load_if_exists=True)
+    if user_attrs:
+        existing = study.user_attrs
+        for key, value in user_attrs.items():
+            if key not in existing:
+                study.set_user_attr(key, value)
+    return study
+
+
+def load_study(storage: optuna.storages.BaseStorage, name: str, **kwargs: Any) -> optuna.Study:
+    import optuna
+
+    _quiet_optuna()
+    return optuna.load_study(study_name=name, storage=storage, **kwargs)
+
+
+def read_run_config(storage: optuna.storages.BaseStorage, run_name: str) -> dict[str, Any]:
+    """The configuration the pipeline stored for workers; raises StorageError if the run is unknown."""
+    try:
+        study_id = storage.get_study_id_from_name(meta_study_name(run_name))
+    except KeyError as exc:
+        runs = sorted(
+            {
+                s.study_name.rsplit("/", 1)[0]
+                for s in storage.get_all_studies()
+                if s.study_name.endswith(f"/{META_SUFFIX}")
+            }
+        )
+        known = ", ".join(runs) or "none"
+        raise StorageError(f"no run named {run_name!r} in this storage; runs there: {known}") from exc
+    return dict(storage.get_study_user_attrs(study_id))
+
+
+def budget_units(study: optuna.Study) -> int:
+    """Trials that count against the study's budget: everything except re-queued copies of trials
+    whose worker died (those replace their original)."""
+    return sum(1 for t in study.get_trials(deepcopy=False) if "failed_trial" not in t.system_attrs)
+
+
+def enqueue_to(
+    study: optuna.Study,
+    target: int,
+    first_params: list[dict[str, Any]] | None = None,
+    user_attrs: list[dict[str, Any]] | None = None,
+) -> int:
+    """Enqueue trials until the study holds ``target`` budget units; returns how many were added.
+
+    ``first_params`` (e.g. the design's hyperparameter hints) fix the parameters of the first trials;
+    ``user_attrs[i]`` go to the i-th trial of the study overall. Idempotent: a resumed run adds nothing
+    that is already there.
+    """
+    have = budget_units(study)
+    added = 0
+    for index in range(have, target):
+        params = (first_params or [])[index] if first_params and index < len(first_params) else {}
+        attrs = (user_attrs or [])[index] if user_attrs and index < len(user_attrs) else None
+        study.enqueue_trial(params, user_attrs=attrs, skip_if_exists=False)
+        added += 1
+    return added
+
+
+def worker_identity() -> dict[str, Any]:
+    return {"host": socket.gethostname(), "pid": os.getpid()}
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # A zombie child (killed, not yet reaped) still answers signal 0: check its state.
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            return handle.read().split(")")[-1].split()[0] != "Z"
+    except OSError:
+        return True
+
+
+@contextlib.contextmanager
+def _file_lock(path: str | None) -> Iterator[None]:
+    """An exclusive lock between processes of this host (no-op without a path)."""
+    if path is None:
+        yield
+        return
+    import fcntl
+
+    with open(path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def claim_lock_path(storage_url: str) -> str | None:
+    """SQLite has no row locks (``SELECT ... FOR UPDATE``), so two processes could both move one trial
+    from WAITING to RUNNING; a lock file beside the database serialises the claim. PostgreSQL/MySQL lock
+    the row, and the journal storage orders operations in its log."""
+    from autogai.search.storage import sqlite_path, storage_scheme
+
+    if storage_scheme(storage_url) != "sqlite":
+        return None
+    path = sqlite_path(storage_url)
+    return None if path is None else str(path) + ".claim-lock"
+
+
+def claim_waiting_trial(
+    storage: optuna.storages.BaseStorage, study: optuna.Study, *, lock_path: str | None = None
+) -> tuple[optuna.Trial, int] | None:
+    """Take one WAITING trial of ``study`` (atomic compare-and-set in the storage): (trial, trial id).
+
+    Unlike ``Study.ask`` this never creates a new trial when the queue is empty: the pipeline alone
+    decides how many trials a study gets.
+    """
+    import optuna
+    from optuna.trial import TrialState
+
+    waiting = study.get_trials(deepcopy=False, states=(TrialState.WAITING,))
+    if not waiting:
+        return None
+    study_id = storage.get_study_id_from_name(study.study_name)
+    with _file_lock(lock_path):
+        for frozen in waiting:
+            trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, frozen.number)
+            try:
+                if storage.get_trial(trial_id).state != TrialState.WAITING:
+                    continue
+                if not storage.set_trial_state_values(trial_id, state=TrialState.RUNNING):
+                    continue
+            except optuna.exceptions.UpdateFinishedTrialError:
+                continue
+            storage.set_trial_user_attr(trial_id, "worker", worker_identity())
+            return optuna.Trial(study, trial_id), trial_id
+    return None
+
+
+@contextlib.contextmanager
+def heartbeat(storage: optuna.storages.BaseStorage, trial_id: int) -> Iterator[None]:
+    """Optuna's heartbeat for a trial run outside ``Study.optimize`` (RDB storages only)."""
+    from optuna.storages._heartbeat import BaseHeartbeat
+
+    interval = storage.get_heartbeat_interval() if isinstance(storage, BaseHeartbeat) else None
+    if not interval:
+        yield
+        return
+    stop = threading.Event()
+
+    def beat() -> None:
+        while True:
+            try:
+                storage.record_heartbeat(trial_id)  # type: ignore[attr-defined]
+            except Exception as exc:  # a transient database error must not kill the trial
+                logger.debug("heartbeat of trial %s failed: %s", trial_id, exc)
+            if stop.wait(interval):
+                return
+
+    thread = threading.Thread(target=beat, name=f"heartbeat-{trial_id}", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(timeout=5)
+
+
+def fail_stale_trials(study: optuna.Study) -> None:
+    """Heartbeat-based: fail RUNNING trials whose worker stopped beating and re-queue them."""
+    import optuna
+
+    _quiet_optuna()
+    optuna.storages.fail_stale_trials(study)
+
+
+def recover_dead_local_trials(
+    storage: optuna.storages.BaseStorage, run_name: str, *, max_retry: int | None = None
+) -> list[tuple[str, int]]:
+    """Fail and re-queue RUNNING trials whose worker process on *this* host is gone.
+
+    Heartbeats catch dead workers anywhere but only after the grace period; a process id on this host is
+    checked at once (after a SIGKILL of the search, on resume). Returns (study, trial number) pairs.
+    """
+    import optuna
+    from optuna.trial import TrialState
+
+    from autogai.search.storage import MAX_RETRIES
+
+    _quiet_optuna()
+    host = socket.gethostname()
+    retry = optuna.storages.RetryHeartbeatStaleTrialCallback(
+        max_retry=MAX_RETRIES if max_retry is None else max_retry
+    )
+    recovered: list[tuple[str, int]] = []
+    for name in run_study_names(storage, run_name):
+        study = load_study(storage, name)
+        study_id = storage.get_study_id_from_name(name)
+        for frozen in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+            who = frozen.user_attrs.get("worker") or {}
+            if who.get("host") != host or not isinstance(who.get("pid"), int) or pid_alive(who["pid"]):
+                continue
+            trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, frozen.number)
+            reason = f"worker process {who['pid']} on {host} died while running this trial; re-queued"
+            try:
+                storage.set_trial_user_attr(trial_id, "reason", reason)
+                if not storage.set_trial_state_values(trial_id, state=TrialState.FAIL):
+                    continue
+            except optuna.exceptions.UpdateFinishedTrialError:
+                continue
+            retry(study, storage.get_trial(trial_id))
+            recovered.append((name, frozen.number))
+            logger.info("%s trial %d: %s", name, frozen.number, reason)
+    return recovered
+
+
+def trial_counts(storage: optuna.storages.BaseStorage, run_name: str) -> dict[str, int]:
+    """Trials of the run per state name (``COMPLETE``, ``PRUNED``, ``FAIL``, ``RUNNING``, ``WAITING``)."""
+    import optuna
+
+    _quiet_optuna()
+    counts: dict[str, int] = {}
+    for name in run_study_names(storage, run_name):
+        for trial in load_study(storage, name).get_trials(deepcopy=False):
+            counts[trial.state.name] = counts.get(trial.state.name, 0) + 1
+    del optuna
+    return counts

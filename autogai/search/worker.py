@@ -1,0 +1,302 @@
+"""Worker processes: take WAITING trials of a run's studies from the storage and run them.
+
+``autogai search --workers W`` starts W local workers against the run's storage; ``autogai worker
+--storage URL --run NAME`` joins a run from any machine that reaches the storage. Workers coordinate only
+through Optuna's storage (trial queue, states, heartbeats); a worker that dies leaves a RUNNING trial that
+is failed and re-queued (heartbeat grace period, or at once for a dead process on the same host).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import dataclasses
+import logging
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from autogai.core.seeding import derive_seed
+from autogai.search.budget import SearchBudget
+from autogai.search.objective import TrialContext, run_trial
+from autogai.search.storage import make_storage, redact_url
+from autogai.search.studies import (
+    HELDOUT_SUFFIX,
+    claim_lock_path,
+    claim_waiting_trial,
+    fail_stale_trials,
+    heartbeat,
+    load_study,
+    read_run_config,
+    run_study_names,
+)
+
+if TYPE_CHECKING:
+    import optuna
+
+logger = logging.getLogger(__name__)
+
+RUN_STATUS_DONE = "done"
+
+
+def make_sampler(budget: SearchBudget, seed: int) -> optuna.samplers.BaseSampler:
+    """TPE (multivariate, constant liar for parallel workers) or random search (benchmark baseline)."""
+    import optuna
+
+    if budget.sampler == "random":
+        return optuna.samplers.RandomSampler(seed=seed)
+    return optuna.samplers.TPESampler(
+        seed=seed,
+        n_startup_trials=max(2, budget.trials_per_design // 2),
+        multivariate=True,
+        group=True,
+        constant_liar=True,
+    )
+
+
+def make_pruner(budget: SearchBudget) -> optuna.pruners.BasePruner:
+    """Median or successive-halving pruning on the periodic evaluations, never before learning starts."""
+    import optuna
+
+    if budget.pruner == "none":
+        return optuna.pruners.NopPruner()
+    if budget.pruner == "halving":
+        return optuna.pruners.SuccessiveHalvingPruner(
+            min_resource=max(budget.eval_every, budget.learning_starts + 1), reduction_factor=3
+        )
+    return optuna.pruners.MedianPruner(
+        n_startup_trials=2, n_warmup_steps=budget.learning_starts, interval_steps=1
+    )
+
+
+class Worker:
+    """Runs trials of one run until the run is done (or, with ``exit_when_idle``, nothing is queued)."""
+
+    def __init__(
+        self,
+        storage_url: str,
+        run_name: str,
+        *,
+        device: str | None = None,
+        parent_pid: int | None = None,
+        exit_when_idle: bool = False,
+        poll_interval_s: float = 0.5,
+        max_trials: int | None = None,
+    ) -> None:
+        self.storage_url = storage_url
+        self.run_name = run_name
+        self.storage = make_storage(storage_url)
+        config = read_run_config(self.storage, run_name)
+        self.context = TrialContext.from_dict(config["context"])
+        if device:
+            self.context = dataclasses.replace(self.context, device=device)
+        self.parent_pid = parent_pid
+        self.exit_when_idle = exit_when_idle
+        self.poll_interval_s = poll_interval_s
+        self.max_trials = max_trials
+        self.trials_done = 0
+        self._stop = False
+        self._studies: dict[str, optuna.Study] = {}
+        self._study_attrs: dict[str, dict[str, Any]] = {}
+        self._last_stale_check = 0.0
+        self._rng = random.Random(os.getpid())
+        self._claim_lock = claim_lock_path(storage_url)
+
+    def warm_up(self) -> None:
+        """Import the training stack and build the task's env once, while the search is still proposing:
+        the first trial then starts at full speed."""
+        try:
+            import autogai.training  # noqa: F401  (torch, agents, rewards)
+            from autogai.tasks import get_task
+
+            get_task(self.context.task).make_env(**self.context.resolved_env_kwargs()).close()
+        except Exception as exc:  # a broken task shows up as a failed trial with its reason
+            logger.debug("warm-up failed: %s", exc)
+
+    def request_stop(self, *_: Any) -> None:
+        self._stop = True
+
+    def should_stop(self) -> bool:
+        if self.parent_pid is not None and os.getppid() != self.parent_pid:
+            self._stop = True  # the search that started us is gone: do not train orphaned
+        return self._stop
+
+    def _study(self, name: str) -> optuna.Study:
+        if name not in self._studies:
+            seed = derive_seed(name, os.getpid(), time.time_ns())
+            self._studies[name] = load_study(
+                self.storage,
+                name,
+                sampler=make_sampler(self.context.budget, seed),
+                pruner=make_pruner(self.context.budget),
+            )
+        return self._studies[name]
+
+    def _attrs(self, name: str) -> dict[str, Any]:
+        if name not in self._study_attrs:
+            self._study_attrs[name] = dict(self._study(name).user_attrs)
+        return self._study_attrs[name]
+
+    def _run_is_done(self) -> bool:
+        return read_run_config(self.storage, self.run_name).get("status") in (RUN_STATUS_DONE, "stopped")
+
+    def claim(self) -> tuple[optuna.Study, optuna.Trial, int] | None:
+        names = run_study_names(self.storage, self.run_name)
+        # Held-out studies first (they gate the end of a generation), then a random rotation so two
+        # workers rarely race for the same queue.
+        heldout = [n for n in names if n.endswith("/" + HELDOUT_SUFFIX)]
+        tuning = [n for n in names if n not in heldout]
+        if tuning:
+            k = self._rng.randrange(len(tuning))
+            tuning = tuning[k:] + tuning[:k]
+        check_stale = time.monotonic() - self._last_stale_check > 5.0
+        for name in heldout + tuning:
+            study = self._study(name)
+            if check_stale:
+                fail_stale_trials(study)
+            claimed = claim_waiting_trial(self.storage, study, lock_path=self._claim_lock)
+            if claimed is not None:
+                if check_stale:
+                    self._last_stale_check = time.monotonic()
+                return study, claimed[0], claimed[1]
+        if check_stale:
+            self._last_stale_check = time.monotonic()
+        return None
+
+    def run_one(self, study: optuna.Study, trial: optuna.Trial, trial_id: int) -> str:
+        import optuna
+        from optuna.trial import TrialState
+
+        attrs = self._attrs(study.study_name)
+        started = time.monotonic()
+        with heartbeat(self.storage, trial_id):
+            try:
+                outcome = run_trial(trial, attrs, self.context, should_stop=self.should_stop)
+            except KeyboardInterrupt:
+                # Stopped mid-trial (search interrupted): fail it and re-queue it for whoever resumes.
+                self.storage.set_trial_user_attr(trial_id, "reason", "worker stopped mid-trial; re-queued")
+                study.tell(trial, state=TrialState.FAIL)
+                optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=None)(
+                    study, self.storage.get_trial(trial_id)
+                )
+                raise
+        outcome.attrs["duration_s"] = round(time.monotonic() - started, 3)
+        try:
+            for key, value in outcome.attrs.items():
+                self.storage.set_trial_user_attr(trial_id, key, value)
+            if outcome.state == "COMPLETE":
+                study.tell(trial, outcome.value)
+            elif outcome.state == "PRUNED":
+                study.tell(trial, state=TrialState.PRUNED)
+            else:
+                study.tell(trial, state=TrialState.FAIL)
+        except optuna.exceptions.UpdateFinishedTrialError:
+            # Someone declared this worker dead (heartbeat grace passed) and re-queued the trial.
+            logger.warning(
+                "%s trial %d was failed by another process while it ran; result dropped",
+                study.study_name,
+                trial.number,
+            )
+            return "FAIL"
+        logger.info("%s trial %d: %s %s", study.study_name, trial.number, outcome.state, outcome.value)
+        return outcome.state
+
+    def run(self) -> int:
+        """Work until the run is done; returns the number of trials this worker finished."""
+        while not self.should_stop():
+            if self.max_trials is not None and self.trials_done >= self.max_trials:
+                break
+            claimed = self.claim()
+            if claimed is None:
+                if self._run_is_done() or self.exit_when_idle:
+                    break
+                time.sleep(self.poll_interval_s)
+                continue
+            try:
+                self.run_one(*claimed)
+            except KeyboardInterrupt:
+                break
+            self.trials_done += 1
+        return self.trials_done
+
+
+def _set_parent_death_signal() -> None:  # pragma: no cover - runs in the child before exec
+    """Linux: the worker gets SIGKILL when the search process dies, even by SIGKILL."""
+    with contextlib.suppress(Exception):
+        import ctypes
+
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+
+
+def spawn_worker(
+    storage_url: str, run_name: str, *, device: str | None = None, log_path: Path | None = None
+) -> subprocess.Popen[bytes]:
+    """Start one local worker process (``python -m autogai.search.worker``) tied to this process."""
+    command = [
+        sys.executable,
+        "-m",
+        "autogai.search.worker",
+        "--storage",
+        storage_url,
+        "--run",
+        run_name,
+        "--parent-pid",
+        str(os.getpid()),
+    ]
+    if device:
+        command += ["--device", device]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    preexec: Callable[[], None] | None = (
+        _set_parent_death_signal if sys.platform.startswith("linux") else None
+    )
+    if log_path is None:
+        return subprocess.Popen(
+            command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, preexec_fn=preexec
+        )
+    with open(log_path, "ab") as log:
+        return subprocess.Popen(command, stdout=log, stderr=log, env=env, preexec_fn=preexec)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m autogai.search.worker", description=__doc__)
+    parser.add_argument("--storage", required=True)
+    parser.add_argument("--run", required=True)
+    parser.add_argument("--device", default=None)
+    parser.add_argument("--parent-pid", type=int, default=None)
+    parser.add_argument("--exit-when-idle", action="store_true")
+    parser.add_argument("--max-trials", type=int, default=None)
+    parser.add_argument("-v", "--verbose", action="count", default=0)
+    args = parser.parse_args(argv)
+    from autogai.core.errors import AutoGAIError
+    from autogai.core.logging import configure_logging
+
+    configure_logging(args.verbose)
+    try:
+        worker = Worker(
+            args.storage,
+            args.run,
+            device=args.device,
+            parent_pid=args.parent_pid,
+            exit_when_idle=args.exit_when_idle,
+            max_trials=args.max_trials,
+        )
+    except AutoGAIError as exc:
+        print(f"autogai worker: error: {exc}", file=sys.stderr)
+        return 1
+    signal.signal(signal.SIGTERM, worker.request_stop)
+    signal.signal(signal.SIGINT, worker.request_stop)
+    worker.warm_up()
+    done = worker.run()
+    logger.info("worker on %s run %s finished %d trials", redact_url(args.storage), args.run, done)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,194 @@
+"""Unit tests of the search layer's parts that need no training: statistics, storage URLs, the trial
+queue, recovery of trials whose worker died, the search space, the run directory."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from autogai.core.errors import RunDirectoryError, StorageError
+from autogai.core.types import EnhancerCombo
+from autogai.pipeline.rundir import RunDirectory
+from autogai.pipeline.stats import bootstrap_interval, iqm_score, mean_score, pareto_front, summarize_scores
+from autogai.search.budget import PRESETS, get_preset
+from autogai.search.storage import default_storage_url, make_storage, redact_url, storage_scheme
+
+# --- statistics -------------------------------------------------------------------------------------
+
+
+def test_iqm_matches_trimmed_mean_definition() -> None:
+    scores = np.array([0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 100.0])  # [n_runs=8]: cut 2 from each end
+    assert iqm_score(scores) == pytest.approx(np.mean([2.0, 3.0, 4.0, 5.0]))
+    assert iqm_score(np.array([1.0, 2.0, 3.0])) == pytest.approx(2.0)  # n < 4: nothing cut
+    batch = np.stack([scores, scores + 1])  # [2, 8]
+    assert iqm_score(batch).shape == (2,)
+    assert mean_score(batch).shape == (2,)
+
+
+def test_bootstrap_interval_contains_mean_and_shrinks_with_runs() -> None:
+    rng = np.random.default_rng(1)
+    few = rng.normal(0.0, 1.0, size=5)
+    many = rng.normal(0.0, 1.0, size=200)
+    lo_f, hi_f = bootstrap_interval(few)
+    lo_m, hi_m = bootstrap_interval(many)
+    assert lo_f <= few.mean() <= hi_f
+    assert lo_m <= many.mean() <= hi_m
+    assert hi_m - lo_m < hi_f - lo_f
+    assert bootstrap_interval(np.array([3.0])) == (3.0, 3.0)
+    assert all(np.isnan(bootstrap_interval(np.array([]))))
+
+
+def test_summarize_scores_ignores_nonfinite() -> None:
+    s = summarize_scores(np.array([1.0, 2.0, np.nan, 3.0]))
+    assert s.n_runs == 3 and s.mean == pytest.approx(2.0)
+    assert s.ci_low <= 2.0 <= s.ci_high
+    assert summarize_scores(np.array([])).to_dict()["mean"] is None
+
+
+def test_pareto_front_rate_up_power_down() -> None:
+    points = np.array([[1.0, 10.0], [2.0, 10.0], [2.0, 5.0], [0.5, 1.0], [np.nan, 1.0]])
+    mask = pareto_front(points, maximize=(True, False))
+    assert mask.tolist() == [False, False, True, True, False]
+
+
+# --- storage URLs -----------------------------------------------------------------------------------
+
+
+def test_storage_schemes_and_redaction(tmp_path) -> None:
+    assert storage_scheme(default_storage_url(tmp_path)) == "sqlite"
+    assert storage_scheme("postgresql+psycopg2://u:p@h/db") == "postgresql"
+    assert storage_scheme("postgres://u:p@h/db") == "postgresql"
+    assert storage_scheme(f"journal:///{tmp_path}/j.log") == "journal"
+    with pytest.raises(StorageError, match="unsupported storage scheme 'redis'"):
+        storage_scheme("redis://localhost")
+    with pytest.raises(StorageError, match="not a URL"):
+        storage_scheme("optuna.db")
+    assert redact_url("postgresql://user:secret@host:5432/db") == "postgresql://user:***@host:5432/db"
+
+
+def test_unreachable_postgres_is_one_storage_error() -> None:
+    with pytest.raises(StorageError) as info:
+        make_storage("postgresql://nobody:pw@127.0.0.1:1/none")
+    assert "pw" not in str(info.value) and "\n" not in str(info.value)
+
+
+def test_sqlite_storage_is_wal(tmp_path) -> None:
+    import sqlite3
+
+    make_storage(default_storage_url(tmp_path))
+    mode = sqlite3.connect(tmp_path / "optuna.db").execute("PRAGMA journal_mode").fetchone()[0]
+    assert mode == "wal"
+
+
+# --- the trial queue --------------------------------------------------------------------------------
+
+
+def test_queue_claims_each_trial_once_and_never_creates_trials(tmp_path) -> None:
+    from autogai.search.studies import budget_units, claim_waiting_trial, enqueue_to, get_or_create_study
+
+    storage = make_storage(default_storage_url(tmp_path))
+    study = get_or_create_study(storage, "run/d-1", {"kind": "tuning"})
+    assert enqueue_to(study, 2, first_params=[{"x": 0.5}]) == 2
+    assert enqueue_to(study, 2) == 0  # idempotent on resume
+    first = claim_waiting_trial(storage, study)
+    second = claim_waiting_trial(storage, study)
+    assert first is not None and second is not None
+    assert first[0].suggest_float("x", 0, 1) == 0.5  # the hint fixed the first trial
+    assert claim_waiting_trial(storage, study) is None
+    assert len(study.get_trials()) == 2 and budget_units(study) == 2
+
+
+def test_dead_local_worker_trial_is_failed_and_requeued(tmp_path) -> None:
+    import optuna
+
+    from autogai.search.studies import (
+        budget_units,
+        claim_waiting_trial,
+        enqueue_to,
+        get_or_create_study,
+        recover_dead_local_trials,
+    )
+
+    storage = make_storage(default_storage_url(tmp_path))
+    study = get_or_create_study(storage, "run/d-2")
+    enqueue_to(study, 1, first_params=[{"x": 0.25}])
+    trial, trial_id = claim_waiting_trial(storage, study)
+    trial.suggest_float("x", 0, 1)
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    storage.set_trial_user_attr(
+        trial_id, "worker", {"host": __import__("socket").gethostname(), "pid": dead.pid}
+    )
+    assert recover_dead_local_trials(storage, "run") == [("run/d-2", 0)]
+    states = [t.state for t in study.get_trials()]
+    assert states == [optuna.trial.TrialState.FAIL, optuna.trial.TrialState.WAITING]
+    assert study.get_trials()[1].params == {"x": 0.25}
+    assert budget_units(study) == 1  # the retry replaces its original
+    assert recover_dead_local_trials(storage, "run") == []
+
+
+# --- search space -----------------------------------------------------------------------------------
+
+
+def test_sanitize_hints_clips_snaps_and_drops() -> None:
+    from autogai.search.space import sanitize_hints
+
+    budget = get_preset("smoke")
+    fixed, notes = sanitize_hints(
+        {"learning_rate": 1.0, "batch_size": 100, "diffusion_steps": 4, "w": 3.0, "bogus": 1},
+        EnhancerCombo.parse("plain"),
+        budget,
+        {"w": {"default": 1.0, "low": 0.1, "high": 2.0}},
+    )
+    assert fixed["learning_rate"] == pytest.approx(3e-3)
+    assert fixed["batch_size"] == 32
+    assert fixed["reward.w"] == 2.0
+    assert "diffusion_steps" not in fixed and "bogus" not in fixed
+    assert len(notes) >= 3
+
+
+def test_td3_space_samples_enhancer_knobs_only_when_on() -> None:
+    import optuna
+
+    from autogai.search.space import suggest_td3_params
+
+    budget = PRESETS["smoke"]
+    study = optuna.create_study()
+    plain = suggest_td3_params(study.ask(), EnhancerCombo.parse("plain"), budget)
+    full = suggest_td3_params(study.ask(), EnhancerCombo.parse("gdm+gan+transformer+vae"), budget)
+    assert "diffusion_steps" not in plain and plain["net_arch"] == (32, 32)
+    assert {"diffusion_steps", "vae_latent_dim", "transformer_dim", "gan_adv_weight"} <= set(full)
+
+
+# --- run directory ----------------------------------------------------------------------------------
+
+
+def test_run_directory_refuses_a_different_task(tmp_path) -> None:
+    run = RunDirectory(tmp_path / "r")
+    run.ensure_writable()
+    run.write_config({"task": "uav-nearfield", "preset": "smoke"})
+    run.write_config({"task": "uav-nearfield", "preset": "smoke", "workers": 2})
+    with pytest.raises(RunDirectoryError, match=r"task='uav-nearfield'.*task='pendulum'"):
+        run.write_config({"task": "pendulum", "preset": "smoke"})
+
+
+def test_search_lock_refuses_a_live_holder(tmp_path) -> None:
+    import json
+    import socket
+
+    run = RunDirectory(tmp_path / "r")
+    run.ensure_writable()
+    holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        run.lock_path.write_text(json.dumps({"host": socket.gethostname(), "pid": holder.pid}))
+        with pytest.raises(RunDirectoryError, match="in use by search process"), run.search_lock():
+            pass
+    finally:
+        holder.kill()
+        holder.wait()
+    with run.search_lock():  # a dead holder's lock is taken over
+        assert run.lock_path.exists()
+    assert not run.lock_path.exists()
