@@ -9,6 +9,8 @@
 # Settings (environment): AUTOGAI_PG_PORT (54329), AUTOGAI_PG_DIR (/tmp/autogai-postgres),
 # AUTOGAI_PG_USER / AUTOGAI_PG_PASSWORD / AUTOGAI_PG_DB (autogai / autogai / autogai_test).
 set -euo pipefail
+# runuser, useradd and the server binaries live in sbin, which a minimal PATH lacks.
+export PATH="$PATH:/usr/local/sbin:/usr/sbin:/sbin"
 
 PORT="${AUTOGAI_PG_PORT:-54329}"
 DIR="${AUTOGAI_PG_DIR:-/tmp/autogai-postgres}"
