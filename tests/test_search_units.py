@@ -192,3 +192,28 @@ def test_search_lock_refuses_a_live_holder(tmp_path) -> None:
     with run.search_lock():  # a dead holder's lock is taken over
         assert run.lock_path.exists()
     assert not run.lock_path.exists()
+
+
+@pytest.mark.parametrize("preset", ["smoke", "quick", "standard", "paper"])
+def test_default_first_trial_lies_inside_every_designs_search_space(preset: str) -> None:
+    """The warm-start trial must be taken as enqueued: a value outside the space would be resampled."""
+    import optuna
+
+    from autogai.core.types import EnhancerCombo
+    from autogai.search.budget import PRESETS
+    from autogai.search.space import default_trial_params, suggest_reward_params, suggest_td3_params
+
+    budget = PRESETS[preset]
+    specs = {
+        "rate_weight": {"default": 10.0, "low": 1.0, "high": 50.0},
+        "power_weight": {"default": 0.005, "low": 1e-4, "high": 0.05, "log": True},
+    }
+    for combo in EnhancerCombo.all_combinations():
+        defaults = default_trial_params(combo, budget, specs)
+        study = optuna.create_study()
+        study.enqueue_trial(defaults)
+        trial = study.ask()
+        suggest_td3_params(trial, combo, budget)
+        suggest_reward_params(trial, specs)
+        assert trial.params == defaults, combo.short_name
+        assert defaults["gamma"] == 0.99 and defaults["reward.power_weight"] == 0.005

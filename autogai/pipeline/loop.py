@@ -407,7 +407,7 @@ class _Search:
     def evaluate(self, designs: list[Design], generation: int, baseline_id: str) -> None:
         """Successive halving of trials across ``designs``, then held-out retraining of each best config."""
         from autogai.search.objective import heldout_seed
-        from autogai.search.space import sanitize_hints
+        from autogai.search.space import default_trial_params, sanitize_hints
         from autogai.search.studies import (
             design_study_name,
             enqueue_to,
@@ -435,7 +435,8 @@ class _Search:
                 self.storage, design_study_name(self.run_name, design.id), attrs
             )
             specs_of[design.id] = specs
-            hints_of[design.id] = [fixed] if fixed else []
+            # The first trial: defaults (TD3's and the reward's own) overridden by the proposer's hints.
+            hints_of[design.id] = [{**default_trial_params(design.enhancers, self.budget, specs), **fixed}]
         active = list(studies)
         for rung in range(self.budget.halving_rungs + 1):
             target = self.budget.trials_per_design * (rung + 1)

@@ -86,6 +86,43 @@ def suggest_enhancer_params(
     return params
 
 
+def default_trial_params(
+    enhancers: EnhancerCombo, budget: SearchBudget, reward_specs: Mapping[str, Any]
+) -> dict[str, Any]:
+    """The first configuration every design is tried with: TD3's published defaults (Fujimoto et al.
+    2018, as in Stable-Baselines3) and the reward program's own ``PARAMS`` defaults.
+
+    With the few trials of a small budget, TPE samples almost at random; warm-starting from a known-good
+    configuration (as rl-baselines3-zoo starts from its tuned defaults) means every design is judged at
+    least once on sane hyperparameters and on the weights its proposer chose. Values are snapped into the
+    budget's choices so the trial stays inside the search space.
+    """
+    params: dict[str, Any] = {
+        "learning_rate": 1e-3,
+        "batch_size": min(budget.batch_size_choices, key=lambda b: abs(b - 128)),
+        "tau": 0.005,
+        "gamma": 0.99,
+        "exploration_noise": 0.1,
+        "target_policy_noise": 0.2,
+        "policy_delay": 2,
+        "net_arch": net_arch_label(budget.net_arch_choices[0]),
+    }
+    small = budget.enhancer_scale == "small"
+    if enhancers.policy == "diffusion":
+        params.update(diffusion_steps=5, bc_weight=0.0)
+    if enhancers.encoder == "vae":
+        params.update(vae_latent_dim=16, vae_beta=0.1)
+    if enhancers.backbone == "transformer":
+        params.update(transformer_dim=16 if small else 32, transformer_layers=1)
+    if enhancers.critic == "gan":
+        params["gan_adv_weight"] = 0.1
+    for name, spec in reward_specs.items():
+        low, high = float(_field(spec, "low")), float(_field(spec, "high"))
+        if math.isfinite(low) and math.isfinite(high) and high > low:
+            params[REWARD_PREFIX + name] = min(max(float(_field(spec, "default")), low), high)
+    return params
+
+
 def suggest_reward_params(trial: optuna.Trial, specs: Mapping[str, Any]) -> dict[str, float]:
     """Sample the reward program's ``PARAMS`` (each a ParamSpec: default, low, high, log)."""
     values: dict[str, float] = {}
