@@ -13,9 +13,14 @@ export ANONYMIZED_TELEMETRY := False
 
 .PHONY: quickstart setup test test-slow lint typecheck bench clean-venv
 
-quickstart: setup  ## Set everything up and run the main job on the embedded defaults.
+RUN ?= runs/quickstart
+
+quickstart: setup  ## Set everything up and run the main job on the embedded defaults (resumable).
 	$(BIN)/autogai env check
 	$(BIN)/autogai kb ingest
+	$(BIN)/autogai search --preset quick --run-dir $(RUN)
+	$(BIN)/autogai report $(RUN)
+	@echo "Done. Leaderboard: $(BIN)/autogai leaderboard $(RUN)   Report: $(RUN)/report.html"
 
 setup: $(STAMP)  ## Virtual environment at .venv with torch (CPU) first, then the package with extras.
 
