@@ -25,25 +25,13 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 from typing import Any
 
+from autogai.tasks.uav_nearfield import FITNESS_ALIGNED_REWARD
+
 EVAL_EPISODES = 10
 
 # ``--uav-reward aligned``: a reward aligned with the task fitness (DF rate while feasible, power, a penalty
 # for leaving the feasible region). The default is the task's baseline (the paper's reward).
-UAV_ALIGNED_REWARD = """
-PARAMS = {
-    "rate_weight": {"default": 10.0, "low": 1.0, "high": 50.0},
-    "power_weight": {"default": 0.005, "low": 0.0001, "high": 0.05, "log": True},
-    "exit_penalty": {"default": 20.0, "low": 0.0, "high": 100.0},
-}
-
-def compute_reward(m, p):
-    components = {
-        "rate": p["rate_weight"] * m.rate_df * float(m.feasible),
-        "power": -p["power_weight"] * m.power_total_mw,
-        "exit": -p["exit_penalty"] * (1.0 - float(m.feasible)),
-    }
-    return sum(components.values()), components
-"""
+UAV_ALIGNED_REWARD = FITNESS_ALIGNED_REWARD
 
 
 def run_one(spec: dict[str, Any]) -> dict[str, Any]:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from autogai.tasks.uav_nearfield import FITNESS_ALIGNED_REWARD
+
 TINY: dict[str, Any] = {
     "net_arch": (16, 16),
     "batch_size": 32,
@@ -66,18 +68,4 @@ def compute_reward(m, p):
 
 # UAV: a reward aligned with the task fitness (DF rate while feasible, power, a penalty for leaving the
 # feasible region), unlike the paper's baseline whose relay penalty fires whenever the hops are balanced.
-UAV_FITNESS_ALIGNED = """
-PARAMS = {
-    "rate_weight": {"default": 10.0, "low": 1.0, "high": 50.0},
-    "power_weight": {"default": 0.005, "low": 0.0001, "high": 0.05, "log": True},
-    "exit_penalty": {"default": 20.0, "low": 0.0, "high": 100.0},
-}
-
-def compute_reward(m, p):
-    components = {
-        "rate": p["rate_weight"] * m.rate_df * float(m.feasible),
-        "power": -p["power_weight"] * m.power_total_mw,
-        "exit": -p["exit_penalty"] * (1.0 - float(m.feasible)),
-    }
-    return sum(components.values()), components
-"""
+UAV_FITNESS_ALIGNED = FITNESS_ALIGNED_REWARD

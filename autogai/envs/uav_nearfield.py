@@ -420,6 +420,13 @@ def _bad_action(action: Any, space: spaces.Space, detail: str) -> ConfigError:
 # --------------------------------------------------------------------------------------------------
 
 
+def _check_reset_options(options: Mapping[str, Any]) -> None:
+    """``reset`` accepts only ``uav_position``; anything else is a typo the user should hear about."""
+    unknown = sorted(set(options) - {"uav_position"})
+    if unknown:
+        raise ConfigError(f"unknown reset option(s) {', '.join(unknown)}; valid options: uav_position")
+
+
 class UAVNearFieldEnv(gym.Env):
     """A UAV relays data from a large-array base station to a distant ground user (near-field / far-field).
 
@@ -577,11 +584,7 @@ class UAVNearFieldEnv(gym.Env):
         super().reset(seed=seed)
         position = None
         if options:
-            unknown = sorted(set(options) - {"uav_position"})
-            if unknown:
-                raise ConfigError(
-                    f"unknown reset option(s) {', '.join(unknown)}; valid options: uav_position"
-                )
+            _check_reset_options(options)
             if options.get("uav_position") is not None:
                 position = _point("uav_position", options["uav_position"], 2)
                 if not self.config.contains_position(*position):
@@ -912,11 +915,7 @@ class UAVNearFieldBatch:
             self._rng = np.random.default_rng(seed)
         positions = None
         if options:
-            unknown = sorted(set(options) - {"uav_position"})
-            if unknown:
-                raise ConfigError(
-                    f"unknown reset option(s) {', '.join(unknown)}; valid options: uav_position"
-                )
+            _check_reset_options(options)
             if options.get("uav_position") is not None:
                 positions = np.broadcast_to(
                     np.asarray(options["uav_position"], dtype=np.float64), (self.n_envs, 2)
