@@ -1,23 +1,26 @@
-"""agents layer: one TD3 with four generative-model enhancer slots (torch lives here and below only).
+"""agents layer: one TD3 for populations of agents, with four generative-model enhancer slots (torch lives
+here and below only).
 
-Public API: :class:`TD3Config`, :func:`make_agent`, :class:`TD3Agent`, :class:`ActionAdapter`,
-:class:`ReplayBuffer` / :class:`ReplayBatch`. Design: ``AGENTS.md``; the paper: Sun et al.,
-"Generative AI for Deep Reinforcement Learning: Framework, Analysis, and Use Cases", arXiv 2405.20568.
+Public API: :class:`TD3Config`, :class:`TD3Population` (P = 1 is the single agent), :class:`ActionAdapter`,
+:class:`ReplayBuffer` / :class:`ReplayBatch`. The design is described in ``docs/agents.md``; the paper:
+Sun et al., "Generative AI for Deep Reinforcement Learning: Framework, Analysis, and Use Cases",
+arXiv 2405.20568.
 """
 
 from __future__ import annotations
 
 from autogai.agents.adapters import ActionAdapter, default_codebook
 from autogai.agents.buffer import ReplayBatch, ReplayBuffer
-from autogai.agents.config import TD3Config
-from autogai.agents.td3 import TD3Agent, make_agent
+from autogai.agents.config import PER_AGENT_FIELDS, TD3Config, check_same_population
+from autogai.agents.td3 import TD3Population
 
 __all__ = [
+    "PER_AGENT_FIELDS",
     "ActionAdapter",
     "ReplayBatch",
     "ReplayBuffer",
-    "TD3Agent",
     "TD3Config",
+    "TD3Population",
+    "check_same_population",
     "default_codebook",
-    "make_agent",
 ]

@@ -145,20 +145,20 @@ class ActionAdapter:
     def quantize(self, coords: np.ndarray) -> np.ndarray:
         """Executed coords: clip to [-1, 1] and snap discrete coords to their level / codebook row.
 
-        Idempotent. Accepts ``[dim]`` or ``[B, dim]``; returns float32 of the same shape.
+        Idempotent. Accepts ``[..., dim]``; returns float32 of the same shape.
         """
         out = np.clip(np.asarray(coords, dtype=np.float32), -1.0, 1.0)
         if self.is_continuous:
             return out
-        single = out.ndim == 1
-        out = np.array(out[None] if single else out, dtype=np.float32)
+        shape = out.shape
+        out = np.array(out.reshape(-1, self.dim), dtype=np.float32)
         for part in self.parts:
             sl = slice(part.offset, part.offset + part.dim)
             if part.kind == "multidiscrete":
                 out[:, sl] = self._index_to_levels(self._levels_to_index(out[:, sl], part.nvec), part.nvec)
             elif part.kind == "discrete":
                 out[:, sl] = part.codebook[self._nearest_row(out[:, sl], part.codebook)]
-        return out[0] if single else out
+        return out.reshape(shape)
 
     def to_env(self, coords: np.ndarray) -> Any:
         """The env action for coords ``[dim]`` (or a batch ``[B, dim]``: a tuple of batched parts)."""
@@ -217,10 +217,12 @@ class ActionAdapter:
 
     # ------------------------------------------------------------------ torch side (targets)
     def quantize_torch(self, coords: torch.Tensor) -> torch.Tensor:
-        """:meth:`quantize` for a ``[B, dim]`` tensor (used on target actions inside the update)."""
+        """:meth:`quantize` for a ``[..., dim]`` tensor (used on target actions inside the update)."""
         coords = coords.clamp(-1.0, 1.0)
         if self.is_continuous:
             return coords
+        shape = coords.shape
+        coords = coords.reshape(-1, shape[-1])
         key = (str(coords.device), coords.dtype)
         if key not in self._torch_cache:
             self._torch_cache[key] = [
@@ -242,7 +244,7 @@ class ActionAdapter:
                 book = table.to(c.dtype)
                 q = book[torch.cdist(c, book).argmin(dim=1)]
             pieces[i] = q
-        return torch.cat(pieces, dim=1)
+        return torch.cat(pieces, dim=1).view(shape)
 
     def describe(self) -> str:
         """One line per part, for logs and reports."""

@@ -1,95 +1,100 @@
-"""Replay buffer with preallocated numpy arrays; samples come back as a NamedTuple of torch tensors."""
+"""Replay for a population: one preallocated buffer ``[P, capacity, ...]``; each agent samples its own rows.
+
+Agents never share transitions: agent ``i`` stores what its own envs produced in row ``i`` and samples
+indices of its own. The tensors live on the learner's device, so sampling on a GPU never leaves it.
+"""
 
 from __future__ import annotations
 
 from typing import NamedTuple
 
-import numpy as np
 import torch
 
 
 class ReplayBatch(NamedTuple):
-    """A minibatch; every tensor has the batch as its first dimension."""
+    """A minibatch per agent; every tensor is ``[P, B, ...]``."""
 
-    obs: torch.Tensor  # [B, obs_dim]
-    actions: torch.Tensor  # [B, action_dim] executed coords in [-1, 1]
-    rewards: torch.Tensor  # [B, 1]
-    next_obs: torch.Tensor  # [B, obs_dim]
-    terminated: torch.Tensor  # [B, 1] 1.0 where the episode ended in a terminal state (no bootstrap)
+    obs: torch.Tensor  # [P, B, obs_dim]
+    actions: torch.Tensor  # [P, B, action_dim] executed coords in [-1, 1]
+    rewards: torch.Tensor  # [P, B, 1]
+    next_obs: torch.Tensor  # [P, B, obs_dim]
+    terminated: torch.Tensor  # [P, B, 1] 1.0 where the episode ended in a terminal state (no bootstrap)
 
 
 class ReplayBuffer:
-    """Circular buffer of transitions in preallocated float32 arrays (no Python lists).
+    """Circular buffers of transitions for P agents in preallocated float32 tensors.
 
-    Sampling is uniform with replacement (as in SB3 and the TD3 paper). On CPU the sampled rows are wrapped
-    with ``torch.from_numpy`` without a further copy.
+    All agents add the same number of transitions per call (each from its own envs), so one write position
+    serves all of them. Sampling is uniform with replacement (as in SB3 and the TD3 paper).
     """
+
+    FIELDS = ("obs", "actions", "rewards", "next_obs", "terminated")
 
     def __init__(
         self,
+        population: int,
         capacity: int,
         obs_dim: int,
         action_dim: int,
         *,
         device: torch.device | str = "cpu",
-        rng: np.random.Generator | None = None,
     ) -> None:
         self.capacity = int(capacity)
         self.device = torch.device(device)
-        self.obs = np.zeros((self.capacity, obs_dim), dtype=np.float32)
-        self.next_obs = np.zeros((self.capacity, obs_dim), dtype=np.float32)
-        self.actions = np.zeros((self.capacity, action_dim), dtype=np.float32)
-        self.rewards = np.zeros((self.capacity, 1), dtype=np.float32)
-        self.terminated = np.zeros((self.capacity, 1), dtype=np.float32)
-        self.rng = rng if rng is not None else np.random.default_rng()
+
+        def zeros(width: int) -> torch.Tensor:
+            return torch.zeros((population, self.capacity, width), dtype=torch.float32, device=self.device)
+
+        self.obs = zeros(obs_dim)
+        self.next_obs = zeros(obs_dim)
+        self.actions = zeros(action_dim)
+        self.rewards = zeros(1)
+        self.terminated = zeros(1)
         self.position = 0
         self.size = 0
 
     def __len__(self) -> int:
         return self.size
 
+    @staticmethod
+    def bytes_needed(population: int, capacity: int, obs_dim: int, action_dim: int) -> int:
+        """Memory the buffer's tensors take (for the memory check before training starts)."""
+        return 4 * population * capacity * (2 * obs_dim + action_dim + 2)
+
     def add(
         self,
-        obs: np.ndarray,
-        action: np.ndarray,
-        reward: float,
-        next_obs: np.ndarray,
-        terminated: bool,
+        obs: torch.Tensor,
+        actions: torch.Tensor,
+        rewards: torch.Tensor,
+        next_obs: torch.Tensor,
+        terminated: torch.Tensor,
     ) -> None:
-        """Store one transition, or a batch when ``obs`` is 2-D (rows of equal length for every field)."""
-        obs = np.asarray(obs, dtype=np.float32)
-        if obs.ndim == 2:
-            for i in range(obs.shape[0]):
-                self.add(
-                    obs[i],
-                    np.asarray(action)[i],
-                    float(np.asarray(reward).reshape(-1)[i]),
-                    np.asarray(next_obs)[i],
-                    bool(np.asarray(terminated).reshape(-1)[i]),
-                )
-            return
-        i = self.position
-        self.obs[i] = obs
-        self.actions[i] = action
-        self.rewards[i, 0] = reward
-        self.next_obs[i] = next_obs
-        self.terminated[i, 0] = terminated
-        self.position = (i + 1) % self.capacity
-        self.size = min(self.size + 1, self.capacity)
+        """Store ``n`` transitions per agent: ``obs [P, n, obs_dim]``, ``rewards [P, n]``, ..."""
+        n = obs.shape[1]
+        start = self.position
+        rows = torch.arange(start, start + n, device=self.device) % self.capacity
+        self.obs[:, rows] = obs
+        self.actions[:, rows] = actions
+        self.rewards[:, rows] = rewards.reshape(obs.shape[0], n, 1)
+        self.next_obs[:, rows] = next_obs
+        self.terminated[:, rows] = terminated.reshape(obs.shape[0], n, 1)
+        self.position = (start + n) % self.capacity
+        self.size = min(self.size + n, self.capacity)
 
-    def sample(self, batch_size: int) -> ReplayBatch:
-        """Uniformly sample ``batch_size`` transitions (with replacement)."""
-        idx = self.rng.integers(0, self.size, size=batch_size)
+    def sample(self, batch_size: int, generator: torch.Generator | None = None) -> ReplayBatch:
+        """``batch_size`` transitions per agent, each agent its own uniform indices (with replacement)."""
+        population = self.obs.shape[0]
+        index = torch.randint(0, self.size, (population, batch_size), generator=generator, device=self.device)
+        flat = (index + torch.arange(population, device=self.device).unsqueeze(1) * self.capacity).view(-1)
+
+        def take(tensor: torch.Tensor) -> torch.Tensor:
+            return tensor.view(-1, tensor.shape[-1]).index_select(0, flat).view(population, batch_size, -1)
+
         return ReplayBatch(
-            self._tensor(self.obs[idx]),
-            self._tensor(self.actions[idx]),
-            self._tensor(self.rewards[idx]),
-            self._tensor(self.next_obs[idx]),
-            self._tensor(self.terminated[idx]),
+            take(self.obs), take(self.actions), take(self.rewards), take(self.next_obs), take(self.terminated)
         )
 
-    def _tensor(self, array: np.ndarray) -> torch.Tensor:
-        tensor = torch.from_numpy(array)
-        if self.device.type != "cpu":
-            tensor = tensor.to(self.device, non_blocking=True)
-        return tensor
+    def keep(self, index: torch.Tensor) -> None:
+        """Keep only the agents ``index`` (in that order); the others' transitions are freed."""
+        for name in self.FIELDS:
+            setattr(self, name, getattr(self, name).index_select(0, index).contiguous())

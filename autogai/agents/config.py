@@ -7,7 +7,7 @@ episodes) and Pendulum-v1 alike.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
@@ -15,6 +15,22 @@ from autogai.core.errors import ConfigError
 from autogai.core.validation import check_choice, check_positive_int, check_range
 
 DEVICES = ("cpu", "cuda", "auto")
+
+PER_AGENT_FIELDS: tuple[str, ...] = (
+    "learning_rate",
+    "tau",
+    "gamma",
+    "exploration_noise",
+    "discrete_exploration",
+    "target_policy_noise",
+    "target_noise_clip",
+    "bc_weight",
+    "vae_beta",
+    "gan_adv_weight",
+)
+"""Fields that may differ between the agents of one population: scalars that change no tensor shape and no
+schedule. Every other field (widths, batch size, buffer, schedules, diffusion steps, ...) must be equal, so
+trials that differ in them train as separate populations."""
 
 
 @dataclass(frozen=True)
@@ -110,7 +126,7 @@ class TD3Config:
     device: str = "auto"
     """``cpu``, ``cuda`` or ``auto`` (cuda when available)."""
     torch_threads: int = 1
-    """torch intra-op threads set by make_agent. 1 is fastest per process for these small networks and
+    """torch intra-op threads set when a population is built. 1 is fastest per process for these small networks and
     leaves the other core to a second trial; raise it for wide networks on an idle machine."""
 
     def __post_init__(self) -> None:
@@ -182,3 +198,23 @@ class TD3Config:
     def replace(self, **changes: Any) -> TD3Config:
         """A copy with some fields changed (validated)."""
         return TD3Config.from_dict({**self.to_dict(), **changes})
+
+    def population_key(self) -> tuple[Any, ...]:
+        """The values that must be equal for two configurations to train in one population."""
+        return tuple((f.name, getattr(self, f.name)) for f in fields(self) if f.name not in PER_AGENT_FIELDS)
+
+
+def check_same_population(configs: Sequence[TD3Config]) -> TD3Config:
+    """The shared configuration of a population; a ConfigError names the first field that differs."""
+    if not configs:
+        raise ConfigError("a population needs at least one agent configuration (got 0)")
+    first = configs[0]
+    for index, config in enumerate(configs[1:], start=1):
+        if config.population_key() != first.population_key():
+            for (name, a), (_, b) in zip(first.population_key(), config.population_key(), strict=True):
+                if a != b:
+                    raise ConfigError(
+                        f"agent {index} differs from agent 0 in {name} ({b!r} vs {a!r}); only "
+                        f"{', '.join(PER_AGENT_FIELDS)} may differ inside one population"
+                    )
+    return first

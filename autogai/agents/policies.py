@@ -1,4 +1,4 @@
-"""Policy slot: TD3's deterministic tanh head or a diffusion (GDM) actor.
+"""Policy slot: TD3's deterministic tanh head or a diffusion (GDM) actor, for every agent of a population.
 
 The diffusion actor follows Diffusion-QL (Wang, Hunt & Zhou, ICLR 2023) and the GDM actor of the paper
 (Sun et al., arXiv 2405.20568): the reverse process of a denoising diffusion model with a VP noise schedule
@@ -6,9 +6,13 @@ The diffusion actor follows Diffusion-QL (Wang, Hunt & Zhou, ICLR 2023) and the 
 embedding. It is trained by TD3's actor loss -Q1(s, pi(s)) back-propagated through the whole chain, with an
 optional denoising (behaviour-cloning) loss on replay actions. Speed: the state embedding and the time
 embeddings are computed once per chain; the denoiser itself is a small MLP.
+
+Shapes: embeddings ``[P, B, embed_dim]`` in, actions ``[P, B, k]`` out.
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 import numpy as np
 import torch
@@ -16,14 +20,15 @@ import torch.nn.functional as F
 from torch import nn
 
 from autogai.agents.networks import sinusoidal_embedding
+from autogai.agents.stacked import StackedLinear, StackedMLP
 
 
 class DeterministicHead(nn.Module):
     """TD3's actor output layer: ``tanh(W h + b)`` in [-1, 1]^k."""
 
-    def __init__(self, embed_dim: int, action_dim: int) -> None:
+    def __init__(self, embed_dim: int, action_dim: int, generators: Sequence[torch.Generator]) -> None:
         super().__init__()
-        self.linear = nn.Linear(embed_dim, action_dim)
+        self.linear = StackedLinear(embed_dim, action_dim, generators)
 
     def forward(self, embedding: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         return torch.tanh(self.linear(embedding))
@@ -47,6 +52,7 @@ class DiffusionPolicy(nn.Module):
         self,
         embed_dim: int,
         action_dim: int,
+        generators: Sequence[torch.Generator],
         *,
         hidden: int = 64,
         steps: int = 5,
@@ -58,13 +64,11 @@ class DiffusionPolicy(nn.Module):
         self.action_dim = action_dim
         self.steps = steps
         self.time_dim = time_dim
-        self.state_branch = nn.Linear(embed_dim, hidden)
-        self.action_branch = nn.Linear(action_dim, hidden, bias=False)
-        self.time_mlp = nn.Sequential(
-            nn.Linear(time_dim, 2 * time_dim), nn.Mish(), nn.Linear(2 * time_dim, hidden)
-        )
-        self.hidden_layer = nn.Linear(hidden, hidden)
-        self.output_layer = nn.Linear(hidden, action_dim)
+        self.state_branch = StackedLinear(embed_dim, hidden, generators)
+        self.action_branch = StackedLinear(action_dim, hidden, generators, bias=False)
+        self.time_mlp = StackedMLP(time_dim, (2 * time_dim,), hidden, generators, activation="mish")
+        self.hidden_layer = StackedLinear(hidden, hidden, generators)
+        self.output_layer = StackedLinear(hidden, action_dim, generators)
         # The sinusoidal features of t = 0..T-1 are fixed; only the time MLP on top of them is learned.
         self.register_buffer(
             "time_features", sinusoidal_embedding(torch.arange(steps), time_dim), persistent=False
@@ -76,8 +80,6 @@ class DiffusionPolicy(nn.Module):
         alpha_bar = np.cumprod(alphas)
         alpha_bar_prev = np.concatenate([[1.0], alpha_bar[:-1]])
         posterior_var = betas * (1.0 - alpha_bar_prev) / (1.0 - alpha_bar)
-        self.betas = betas.tolist()
-        self.alpha_bar = alpha_bar.tolist()
         self.sqrt_recip_alpha_bar = np.sqrt(1.0 / alpha_bar).tolist()
         self.sqrt_recipm1_alpha_bar = np.sqrt(1.0 / alpha_bar - 1.0).tolist()
         self.posterior_mean_coef_x0 = (betas * np.sqrt(alpha_bar_prev) / (1.0 - alpha_bar)).tolist()
@@ -86,15 +88,16 @@ class DiffusionPolicy(nn.Module):
         self._sqrt_alpha_bar = torch.as_tensor(np.sqrt(alpha_bar), dtype=torch.float32)
         self._sqrt_one_minus_alpha_bar = torch.as_tensor(np.sqrt(1.0 - alpha_bar), dtype=torch.float32)
 
-    def _time_terms(self) -> torch.Tensor:
-        return self.time_mlp(self.time_features)  # [T, hidden]
+    def _time_terms(self, population: int) -> torch.Tensor:
+        features = self.time_features.expand(population, -1, -1)
+        return self.time_mlp(features)  # [P, T, hidden]
 
     def _eps(self, x_t: torch.Tensor, state_term: torch.Tensor, time_term: torch.Tensor) -> torch.Tensor:
         h = F.mish(self.action_branch(x_t) + state_term + time_term)
         return self.output_layer(F.mish(self.hidden_layer(h)))
 
     def forward(self, embedding: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-        """Run the reverse chain for a batch of state embeddings ``[B, embed_dim]``; returns ``[B, k]``."""
+        """Run the reverse chain for state embeddings ``[P, B, embed_dim]``; returns ``[P, B, k]``."""
         return self.sample(embedding, generator)[0]
 
     def sample(
@@ -105,14 +108,14 @@ class DiffusionPolicy(nn.Module):
     ) -> tuple[torch.Tensor, list[torch.Tensor]]:
         """The chain's output and its intermediate x_t (x_T first), for inspection.
 
-        ``noise`` ``[T, B, k]`` (x_T, then the posterior noise of steps T-1..1) is drawn when not given.
+        ``noise`` ``[T, P, B, k]`` (x_T, then the posterior noise of steps T-1..1) is drawn when not given.
         """
-        batch = embedding.shape[0]
+        population, batch = embedding.shape[:2]
         state_term = self.state_branch(embedding)  # once per chain
-        time_terms = self._time_terms()  # once per chain
+        time_terms = self._time_terms(population)  # once per chain
         if noise is None:  # all noise of the chain in one draw
             noise = torch.randn(
-                (self.steps, batch, self.action_dim),
+                (self.steps, population, batch, self.action_dim),
                 generator=generator,
                 device=embedding.device,
                 dtype=embedding.dtype,
@@ -120,7 +123,7 @@ class DiffusionPolicy(nn.Module):
         x = noise[0]
         trajectory = [x]
         for i in reversed(range(self.steps)):
-            eps = self._eps(x, state_term, time_terms[i])
+            eps = self._eps(x, state_term, time_terms[:, i : i + 1])
             x0 = (self.sqrt_recip_alpha_bar[i] * x - self.sqrt_recipm1_alpha_bar[i] * eps).clamp(-1.0, 1.0)
             x = self.posterior_mean_coef_x0[i] * x0 + self.posterior_mean_coef_xt[i] * x
             if i > 0:
@@ -131,15 +134,21 @@ class DiffusionPolicy(nn.Module):
     def bc_loss(
         self, embedding: torch.Tensor, actions: torch.Tensor, generator: torch.Generator | None = None
     ) -> torch.Tensor:
-        """Diffusion-QL's denoising loss on (replay) actions: || eps - eps_theta(sqrt(ab) a + sqrt(1-ab) eps, t, s) ||^2."""
-        batch = actions.shape[0]
-        t = torch.randint(0, self.steps, (batch,), generator=generator, device=actions.device)
-        eps = torch.randn(actions.shape, generator=generator, device=actions.device, dtype=actions.dtype)
-        sqrt_ab = self._sqrt_alpha_bar.to(actions.device)[t, None]
-        sqrt_1mab = self._sqrt_one_minus_alpha_bar.to(actions.device)[t, None]
+        """Diffusion-QL's denoising loss on (replay) actions, per agent: ``[P]``.
+
+        || eps - eps_theta(sqrt(ab) a + sqrt(1-ab) eps, t, s) ||^2 averaged over the batch and action coords.
+        """
+        population, batch = actions.shape[:2]
+        device = actions.device
+        t = torch.randint(0, self.steps, (population, batch), generator=generator, device=device)
+        eps = torch.randn(actions.shape, generator=generator, device=device, dtype=actions.dtype)
+        sqrt_ab = self._sqrt_alpha_bar.to(device)[t].unsqueeze(-1)
+        sqrt_1mab = self._sqrt_one_minus_alpha_bar.to(device)[t].unsqueeze(-1)
         x_t = sqrt_ab * actions + sqrt_1mab * eps
-        predicted = self._eps(x_t, self.state_branch(embedding), self._time_terms()[t])
-        return F.mse_loss(predicted, eps)
+        time_terms = self._time_terms(population)  # [P, T, hidden]
+        time_term = torch.gather(time_terms, 1, t.unsqueeze(-1).expand(-1, -1, time_terms.shape[-1]))
+        predicted = self._eps(x_t, self.state_branch(embedding), time_term)
+        return (predicted - eps).pow(2).mean(dim=(1, 2))
 
 
 class Actor(nn.Module):

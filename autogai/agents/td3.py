@@ -1,15 +1,22 @@
-"""TD3 (Fujimoto, van Hoof & Meger, ICML 2018) with four generative-model enhancer slots.
+"""TD3 (Fujimoto, van Hoof & Meger, ICML 2018) for a population of agents, with four generative-model slots.
 
 One TD3 for all 16 enhancer combinations (Sun et al., "Generative AI for Deep Reinforcement Learning",
 arXiv 2405.20568): the slots only swap modules -- the state encoder (identity or VAE), the actor trunk (MLP or
 Transformer), the actor head (deterministic or diffusion) and the critics (twin MLP or twin GAN generators with
-a discriminator). The whole update reads top to bottom in :meth:`TD3Agent._update`.
+a discriminator). The whole update reads top to bottom in :meth:`TD3Population._update`.
+
+The learner always holds a *population*: P agents of one architecture whose parameters are stacked along a
+leading dimension (:mod:`autogai.agents.stacked`). P = 1 is the single agent; there is no other TD3. Agents
+may differ in their seed and in the scalars of :data:`~autogai.agents.config.PER_AGENT_FIELDS` (learning
+rate, tau, gamma, noises, loss weights). Each agent's loss depends on its own parameters and data only, and
+the population's loss is the sum of the agents' losses, so every agent receives exactly the gradient it would
+receive alone. An agent can leave (:meth:`TD3Population.keep`) and no compute is spent on it afterwards.
 """
 
 from __future__ import annotations
 
 import copy
-import math
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -21,14 +28,15 @@ from torch import nn
 from autogai.agents.adapters import ActionAdapter, space_from_dict, space_to_dict
 from autogai.agents.backbones import MLPBackbone, TransformerBackbone, default_token_groups
 from autogai.agents.buffer import ReplayBuffer
-from autogai.agents.config import TD3Config
+from autogai.agents.config import TD3Config, check_same_population
 from autogai.agents.critics import BellmanDiscriminator, GANCritic, TwinCritic
 from autogai.agents.encoders import VAEEncoder
 from autogai.agents.policies import Actor, DeterministicHead, DiffusionPolicy
-from autogai.core.errors import ConfigError, TrainingDivergedError
+from autogai.agents.stacked import agent_generators
+from autogai.core.errors import ConfigError
 from autogai.core.types import EnhancerCombo
 
-CHECKPOINT_FORMAT = "autogai-td3/1"
+CHECKPOINT_FORMAT = "autogai-td3-population/1"
 # act(explore=False) with a diffusion actor draws its chain noise from this fixed seed every call, so the
 # greedy policy is a deterministic function of the observation (and identical after save/load).
 _GREEDY_NOISE_SEED = 12345
@@ -43,76 +51,80 @@ def resolve_device(device: str) -> torch.device:
     return torch.device(device)
 
 
-def target_policy_smoothing(actions: torch.Tensor, noise: torch.Tensor, noise_clip: float) -> torch.Tensor:
-    """TD3's target action: ``clip(a' + clip(noise, -c, c), -1, 1)`` (noise already scaled by its std)."""
-    return (actions + noise.clamp(-noise_clip, noise_clip)).clamp(-1.0, 1.0)
+class TD3Population:
+    """P TD3 agents of one architecture trained at once.
 
+    Arguments:
+        observation_space: a flat ``Box`` (the single env's).
+        action_space: ``Box``, ``MultiDiscrete``, ``Discrete`` or a ``Tuple`` of them (see the adapters).
+        enhancers: the enhancer combination, e.g. ``"plain"`` or ``"gdm+gan"``.
+        configs: one :class:`TD3Config` per agent (equal except :data:`PER_AGENT_FIELDS`), or one for all.
+        seeds: one seed per agent (sets its initial weights); its length is the population size.
+        token_groups: the Transformer's token layout (``env.observation_token_groups()``).
+        action_codebook: coords of a Discrete action's indices (see :mod:`autogai.agents.adapters`).
+        capacity: replay rows per agent (default ``buffer_size``; a trainer passes its step budget).
 
-def clipped_double_q_target(
-    rewards: torch.Tensor, terminated: torch.Tensor, gamma: float, next_q: torch.Tensor
-) -> torch.Tensor:
-    """``y = r + gamma * (1 - terminated) * min_i Q'_i(s', a~)``; ``next_q`` is ``[2, B, 1]``, y ``[B, 1]``."""
-    return rewards + gamma * (1.0 - terminated) * next_q.min(dim=0).values
-
-
-class TD3Agent:
-    """A TD3 agent whose modules come from the enhancer combination. Build it with :func:`make_agent`."""
+    Arrays in and out carry the population first: observations ``[P, N, obs_dim]`` -> coords ``[P, N, k]``.
+    """
 
     def __init__(
         self,
         observation_space: spaces.Space,
         action_space: spaces.Space,
         enhancers: EnhancerCombo | str,
-        config: TD3Config,
+        configs: TD3Config | Sequence[TD3Config],
         *,
+        seeds: Sequence[int] | int = 0,
         token_groups: list[np.ndarray] | None = None,
-        seed: int = 0,
         action_codebook: np.ndarray | None = None,
+        capacity: int | None = None,
     ) -> None:
         if not isinstance(observation_space, spaces.Box):
             raise ConfigError(f"observation space {observation_space} is not supported; TD3 needs a flat Box")
+        seed_list = [int(seeds)] if isinstance(seeds, (int, np.integer)) else [int(s) for s in seeds]
+        if not seed_list:
+            raise ConfigError("a population needs at least one agent (got 0 seeds)")
+        config_list = [configs] * len(seed_list) if isinstance(configs, TD3Config) else list(configs)
+        if len(config_list) != len(seed_list):
+            raise ConfigError(f"{len(config_list)} configurations for {len(seed_list)} seeds")
+        self.config = check_same_population(config_list)
+        self.configs = config_list
+        self.seeds = seed_list
         self.observation_space = observation_space
         self.action_space = action_space
         self.enhancers = EnhancerCombo.parse(enhancers)
-        self.config = config
-        self.seed = int(seed)
         self.token_groups = (
             None if token_groups is None else [np.asarray(g, dtype=np.int64) for g in token_groups]
         )
         self.action_codebook = (
             None if action_codebook is None else np.asarray(action_codebook, dtype=np.float32)
         )
-        self.device = resolve_device(config.device)
-        if torch.get_num_threads() != config.torch_threads:
-            torch.set_num_threads(config.torch_threads)
+        self.device = resolve_device(self.config.device)
+        if torch.get_num_threads() != self.config.torch_threads:
+            torch.set_num_threads(self.config.torch_threads)
 
         self.adapter = ActionAdapter(action_space, codebook=self.action_codebook)
-        # Per-coord exploration std: exploration_noise on continuous coords; on discrete coords at least
-        # discrete_exploration x the level spacing (so a level changes with a useful probability).
-        self._exploration_std = np.maximum(
-            config.exploration_noise, config.discrete_exploration * self.adapter.level_spacing
-        ).astype(np.float32)
         self.obs_dim = int(np.prod(observation_space.shape))
         self.action_dim = self.adapter.dim
+        self.capacity = min(int(capacity), self.config.buffer_size) if capacity else self.config.buffer_size
         self.num_updates = 0
-        self.transitions_seen = 0
-
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(self.seed)
-            self._build_modules()
-        self.generator = torch.Generator(device=self.device).manual_seed(self.seed)
+        self.transitions_seen = 0  # per agent
+        self._build_modules(agent_generators(self.seeds))
+        self._set_agent_values()
+        # One generator for the population's training noise: agents draw different numbers from it, and
+        # none of them depends on another's parameters or data.
+        self.generator = torch.Generator(device=self.device).manual_seed(self.seeds[0])
         self._greedy_generator = torch.Generator(device=self.device)
-        self.rng = np.random.default_rng(self.seed)
-        self.buffer = ReplayBuffer(
-            config.buffer_size,
-            self.obs_dim,
-            self.action_dim,
-            device=self.device,
-            rng=np.random.default_rng([self.seed, 1]),
-        )
+        self.rng = np.random.default_rng(self.seeds)
+        self._buffer: ReplayBuffer | None = None
+
+    @property
+    def size(self) -> int:
+        """Agents in the population now (P)."""
+        return len(self.seeds)
 
     # ------------------------------------------------------------------------------------------ build
-    def _build_modules(self) -> None:
+    def _build_modules(self, generators: list[torch.Generator]) -> None:
         cfg, enh = self.config, self.enhancers
         arch = cfg.net_arch
 
@@ -124,7 +136,7 @@ class TD3Agent:
                 self.obs_dim,
                 cfg.vae_latent_dim,
                 cfg.vae_hidden,
-                beta=cfg.vae_beta,
+                generators,
                 sample_latent=cfg.vae_sample_latent,
             )
             feat_dim = cfg.vae_latent_dim
@@ -138,6 +150,7 @@ class TD3Agent:
             backbone = TransformerBackbone(
                 feat_dim,
                 groups if groups is not None else default_token_groups(feat_dim),
+                generators,
                 dim=cfg.transformer_dim,
                 heads=cfg.transformer_heads,
                 layers=cfg.transformer_layers,
@@ -145,7 +158,7 @@ class TD3Agent:
                 max_tokens=cfg.transformer_max_tokens,
             )
         else:
-            backbone = MLPBackbone(feat_dim, arch)
+            backbone = MLPBackbone(feat_dim, arch, generators)
 
         # Policy slot: the actor head on the state embedding.
         head: nn.Module
@@ -153,13 +166,14 @@ class TD3Agent:
             head = DiffusionPolicy(
                 arch[-1],
                 self.action_dim,
+                generators,
                 hidden=cfg.diffusion_hidden,
                 steps=cfg.diffusion_steps,
                 beta_min=cfg.diffusion_beta_min,
                 beta_max=cfg.diffusion_beta_max,
             )
         else:
-            head = DeterministicHead(arch[-1], self.action_dim)
+            head = DeterministicHead(arch[-1], self.action_dim, generators)
         self.actor = Actor(backbone, head).to(self.device)
 
         # Critic slot.
@@ -167,85 +181,144 @@ class TD3Agent:
         self.discriminator: BellmanDiscriminator | None = None
         if enh.critic == "gan":
             self.critic = GANCritic(
-                feat_dim, self.action_dim, arch, noise_dim=cfg.gan_noise_dim, z_samples=cfg.gan_z_samples
+                feat_dim,
+                self.action_dim,
+                arch,
+                generators,
+                noise_dim=cfg.gan_noise_dim,
+                z_samples=cfg.gan_z_samples,
             ).to(self.device)
             d_arch = (cfg.gan_discriminator_hidden, cfg.gan_discriminator_hidden)
-            self.discriminator = BellmanDiscriminator(feat_dim, self.action_dim, d_arch).to(self.device)
+            self.discriminator = BellmanDiscriminator(feat_dim, self.action_dim, d_arch, generators).to(
+                self.device
+            )
         else:
-            self.critic = TwinCritic(feat_dim, self.action_dim, arch).to(self.device)
+            self.critic = TwinCritic(feat_dim, self.action_dim, arch, generators).to(self.device)
         if self.encoder is not None:
             self.encoder.to(self.device)
 
         # Target networks: the whole actor (a diffusion actor too) and both critics.
         self.actor_target = copy.deepcopy(self.actor).requires_grad_(False)
         self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
-        self._online_params: list[torch.Tensor] = [*self.actor.parameters(), *self.critic.parameters()]
-        self._target_params: list[torch.Tensor] = [
-            *self.actor_target.parameters(),
-            *self.critic_target.parameters(),
-        ]
+        self._make_optimizers()
+
+    def _make_optimizers(self) -> None:
+        # Per-agent learning rates: Adam steps with lr = 1 and each agent's step is then scaled by its own
+        # rate (exactly Adam with that rate: the update is lr * m_hat / (sqrt(v_hat) + eps)). When all
+        # agents share a rate (seeds of one configuration) Adam takes it directly and nothing is rescaled.
+        rates = [c.learning_rate for c in self.configs]
+        self._shared_lr = rates[0] if all(r == rates[0] for r in rates) else None
+        lr = self._shared_lr if self._shared_lr is not None else 1.0
+        fused = self.device.type in ("cpu", "cuda")
+
+        def adam(module: nn.Module) -> torch.optim.Adam:
+            return torch.optim.Adam(module.parameters(), lr=lr, fused=fused)
+
+        self.optimizers: dict[str, torch.optim.Adam] = {
+            "actor": adam(self.actor),
+            "critic": adam(self.critic),
+        }
+        if self.encoder is not None:
+            self.optimizers["encoder"] = adam(self.encoder)
+        if self.discriminator is not None:
+            self.optimizers["discriminator"] = adam(self.discriminator)
+        self._online_params = [*self.actor.parameters(), *self.critic.parameters()]
+        self._target_params = [*self.actor_target.parameters(), *self.critic_target.parameters()]
         self._critic_params = list(self.critic.parameters())
 
-        fused = self.device.type in ("cpu", "cuda")
-        self.actor_optimizer = torch.optim.Adam(self.actor.parameters(), lr=cfg.learning_rate, fused=fused)
-        self.critic_optimizer = torch.optim.Adam(self.critic.parameters(), lr=cfg.learning_rate, fused=fused)
-        self.encoder_optimizer = (
-            torch.optim.Adam(self.encoder.parameters(), lr=cfg.learning_rate, fused=fused)
-            if self.encoder
-            else None
-        )
-        self.discriminator_optimizer = (
-            torch.optim.Adam(self.discriminator.parameters(), lr=cfg.learning_rate, fused=fused)
-            if self.discriminator
-            else None
-        )
+    def _set_agent_values(self) -> None:
+        """Per-agent hyperparameters as tensors shaped to broadcast over ``[P, ...]``."""
+        configs, device = self.configs, self.device
+
+        def column(name: str) -> torch.Tensor:
+            return torch.tensor([getattr(c, name) for c in configs], dtype=torch.float32, device=device)
+
+        self._lr = column("learning_rate")
+        self._tau = column("tau")
+        taus = [c.tau for c in configs]
+        self._shared_tau = taus[0] if all(t == taus[0] for t in taus) else None
+        self._gamma = column("gamma").view(-1, 1, 1)
+        self._target_noise = column("target_policy_noise").view(-1, 1, 1)
+        self._noise_clip = column("target_noise_clip").view(-1, 1, 1)
+        self._bc_weight = column("bc_weight")
+        self._any_bc = any(c.bc_weight > 0 for c in configs)
+        self._gan_adv_weight = column("gan_adv_weight")
+        self._vae_beta = column("vae_beta")
+        # Per-coord exploration std: exploration_noise on continuous coords; on discrete coords at least
+        # discrete_exploration x the level spacing (so a level changes with a useful probability).
+        spacing = self.adapter.level_spacing
+        self._exploration_std = np.stack(
+            [np.maximum(c.exploration_noise, c.discrete_exploration * spacing) for c in configs]
+        ).astype(np.float32)[:, None, :]  # [P, 1, k]
 
     # ------------------------------------------------------------------------------------------ acting
     def act(self, obs: np.ndarray, explore: bool) -> np.ndarray:
-        """Executed action coords in [-1, 1]^k for one observation ``[obs_dim]`` or a batch ``[B, obs_dim]``.
+        """Executed action coords ``[P, N, k]`` in [-1, 1] for observations ``[P, N, obs_dim]``.
 
-        With ``explore``: uniform random coords until ``learning_starts`` transitions were seen, then the
-        actor's coords plus Gaussian noise of std ``exploration_noise``. Discrete coords come back quantised.
+        With ``explore``: uniform random coords until ``learning_starts`` transitions per agent were seen,
+        then the actor's coords plus Gaussian noise of each agent's ``exploration_noise``. Discrete coords come
+        back quantised. Non-finite coords of a diverged agent come back as they are (the caller removes it).
         """
-        obs_array = np.asarray(obs, dtype=np.float32)
-        single = obs_array.ndim == 1
-        batch = obs_array.reshape(1, -1) if single else obs_array.reshape(obs_array.shape[0], -1)
+        batch = np.asarray(obs, dtype=np.float32).reshape(self.size, -1, self.obs_dim)
         if explore and self.transitions_seen < self.config.learning_starts:
-            coords = self.rng.uniform(-1.0, 1.0, size=(batch.shape[0], self.action_dim)).astype(np.float32)
+            coords = self.rng.uniform(-1.0, 1.0, size=(*batch.shape[:2], self.action_dim)).astype(np.float32)
         else:
-            generator = self.generator
-            if not explore:
-                generator = self._greedy_generator.manual_seed(_GREEDY_NOISE_SEED)
-            with torch.inference_mode():
-                x = torch.as_tensor(batch, device=self.device)
-                feats = self.encoder(x, generator) if self.encoder is not None else x
-                coords = self.actor(feats, generator).cpu().numpy()
+            coords = self.policy_coords(torch.as_tensor(batch, device=self.device), explore).cpu().numpy()
             if explore:
-                coords = coords + self.rng.normal(size=coords.shape) * self._exploration_std
-        executed = self.adapter.quantize(coords)
-        return executed[0] if single else executed
+                coords = (
+                    coords + self.rng.normal(size=coords.shape).astype(np.float32) * self._exploration_std
+                )
+        return self.adapter.quantize(coords)
 
-    def add_transition(
+    def policy_coords(self, obs: torch.Tensor, explore: bool) -> torch.Tensor:
+        """The actors' raw coords ``[P, N, k]`` for ``obs [P, N, obs_dim]`` (no exploration noise)."""
+        generator = self.generator
+        if not explore:
+            generator = self._greedy_generator.manual_seed(_GREEDY_NOISE_SEED)
+        with torch.inference_mode():
+            feats = self.encoder(obs, generator) if self.encoder is not None else obs
+            return self.actor(feats, generator)
+
+    def add_transitions(
         self,
         obs: np.ndarray,
         coords_executed: np.ndarray,
-        reward: float,
+        rewards: np.ndarray,
         next_obs: np.ndarray,
-        terminated: bool,
+        terminated: np.ndarray,
     ) -> None:
-        """Store a transition (or a batch of them); pass ``terminated`` only, so time limits bootstrap."""
-        self.buffer.add(obs, coords_executed, reward, next_obs, terminated)
-        self.transitions_seen += 1 if np.asarray(obs).ndim == 1 else int(np.asarray(obs).shape[0])
+        """Store ``N`` transitions per agent (``obs [P, N, obs_dim]``, ``rewards [P, N]``, ...).
+
+        Pass ``terminated`` only (not truncated), so time limits bootstrap.
+        """
+        if self._buffer is None:
+            self._buffer = ReplayBuffer(
+                self.size, self.capacity, self.obs_dim, self.action_dim, device=self.device
+            )
+
+        def tensor(array: np.ndarray) -> torch.Tensor:
+            return torch.as_tensor(np.asarray(array, dtype=np.float32), device=self.device)
+
+        n = np.asarray(obs).shape[1]
+        self._buffer.add(
+            tensor(obs).view(self.size, n, -1),
+            tensor(coords_executed).view(self.size, n, -1),
+            tensor(rewards),
+            tensor(next_obs).view(self.size, n, -1),
+            tensor(terminated),
+        )
+        self.transitions_seen += n
 
     # ------------------------------------------------------------------------------------------ learning
-    def train_step(self, gradient_steps: int = 1) -> dict[str, float]:
-        """Run ``gradient_steps`` updates; returns mean losses. ``{}`` while the buffer is still warming up.
+    def train_step(self, gradient_steps: int = 1) -> dict[str, np.ndarray]:
+        """Run ``gradient_steps`` updates; returns each loss's mean per agent (``[P]``). ``{}`` while warming.
 
-        Raises :class:`TrainingDivergedError` when any loss is non-finite.
+        Divergence is not raised here: a non-finite entry marks an agent the caller should remove.
         """
-        warm = max(self.config.batch_size, self.config.learning_starts)
+        warm = min(max(self.config.batch_size, self.config.learning_starts), self.capacity)
         if (
-            len(self.buffer) < min(warm, self.config.buffer_size)
+            self._buffer is None
+            or len(self._buffer) < warm
             or self.transitions_seen < self.config.learning_starts
         ):
             return {}
@@ -254,27 +327,25 @@ class TD3Agent:
             for key, value in self._update().items():
                 history.setdefault(key, []).append(value)
         names = list(history)
-        means = torch.stack([torch.stack(history[k]).mean() for k in names])
-        values = means.tolist()
-        if not all(math.isfinite(v) for v in values):
-            bad = [k for k, v in zip(names, values, strict=True) if not math.isfinite(v)]
-            raise TrainingDivergedError(
-                f"non-finite {', '.join(bad)} at update {self.num_updates} (enhancers {self.enhancers.short_name})"
-            )
-        return dict(zip(names, values, strict=True))
+        means = torch.stack([torch.stack(history[k]).mean(dim=0) for k in names]).cpu().numpy()
+        return {name: means[i] for i, name in enumerate(names)}
 
     def _update(self) -> dict[str, torch.Tensor]:
-        """One TD3 update with whatever modules fill the slots (CleanRL-style, top to bottom)."""
+        """One TD3 update of every agent with whatever modules fill the slots (CleanRL-style, top to bottom).
+
+        Each loss below is per agent (``[P]``); the population backpropagates their sum.
+        """
         cfg = self.config
         gen = self.generator
-        batch = self.buffer.sample(cfg.batch_size)
+        assert self._buffer is not None
+        batch = self._buffer.sample(cfg.batch_size, gen)
         self.num_updates += 1
         stats: dict[str, torch.Tensor] = {}
 
         # 1. State features. VAE: negative ELBO on this batch's states; the RL nets read the latent mean.
         vae_loss: torch.Tensor | None = None
         if self.encoder is not None:
-            elbo = self.encoder.elbo(batch.obs, gen)
+            elbo = self.encoder.elbo(batch.obs, self._vae_beta, gen)
             vae_loss = elbo.loss
             feats = elbo.latent if cfg.vae_critic_gradients else elbo.latent.detach()
             with torch.no_grad():
@@ -285,65 +356,29 @@ class TD3Agent:
 
         # 2. Bellman target: target policy smoothing, executed (quantised) coords, clipped double Q.
         with torch.no_grad():
-            next_actions = self.actor_target(next_feats, gen)
-            noise = (
-                torch.randn(next_actions.shape, generator=gen, device=self.device) * cfg.target_policy_noise
-            )
-            next_actions = self.adapter.quantize_torch(
-                target_policy_smoothing(next_actions, noise, cfg.target_noise_clip)
-            )
-            next_q = self.critic_target(next_feats, next_actions, gen)  # [2, B, 1]
-            target_q = clipped_double_q_target(batch.rewards, batch.terminated, cfg.gamma, next_q)  # [B, 1]
+            next_actions = self.actor_target(next_feats, gen)  # [P, B, k]
+            noise = torch.randn(next_actions.shape, generator=gen, device=self.device) * self._target_noise
+            noise = torch.clamp(noise, -self._noise_clip, self._noise_clip)
+            next_actions = self.adapter.quantize_torch((next_actions + noise).clamp(-1.0, 1.0))
+            next_q = self.critic_target(next_feats, next_actions, gen)  # [P, 2, B, 1]
+            target_q = batch.rewards + self._gamma * (1.0 - batch.terminated) * next_q.min(dim=1).values
 
         # 3. Critic step: TD error of both critics (sum of MSEs, as SB3); GAN critic adds the adversarial term.
-        current_q = self.critic(feats, batch.actions, gen)  # [2, B, 1]
-        critic_loss = 2.0 * F.mse_loss(current_q, target_q.expand_as(current_q))
+        current_q = self.critic(feats, batch.actions, gen)  # [P, 2, B, 1]
+        critic_loss = 2.0 * (current_q - target_q.unsqueeze(1)).pow(2).mean(dim=(1, 2, 3))  # [P]
         if self.discriminator is not None:
-            assert self.discriminator_optimizer is not None
-            # D sees q normalised by the target batch's statistics, so its inputs are O(1) at any reward scale.
-            centre, scale = target_q.mean(), target_q.std() + 1e-6
-            d_feats, d_actions = feats.detach().expand(3, -1, -1), batch.actions.expand(3, -1, -1)
-            # One D pass over [real y; fake G_1; fake G_2] (the generated samples detached for D's step).
-            d_values = torch.cat([target_q.unsqueeze(0), current_q.detach()], dim=0)
-            d_logits = self.discriminator(d_feats, d_actions, (d_values - centre) / scale)  # [3, B, 1]
-            real_logits, fake_logits = d_logits[:1], d_logits[1:]
-            if cfg.gan_loss == "bce":
-                discriminator_loss = F.binary_cross_entropy_with_logits(
-                    real_logits, torch.ones_like(real_logits)
-                ) + F.binary_cross_entropy_with_logits(fake_logits, torch.zeros_like(fake_logits))
-            else:  # Wasserstein critic with weight clipping (Arjovsky et al. 2017)
-                discriminator_loss = fake_logits.mean() - real_logits.mean()
-            self.discriminator_optimizer.zero_grad(set_to_none=True)
-            discriminator_loss.backward()
-            self.discriminator_optimizer.step()
-            if cfg.gan_loss == "wasserstein":
-                with torch.no_grad():
-                    for p in self.discriminator.parameters():
-                        p.clamp_(-0.01, 0.01)
-            # Generator side: the updated D judges the generated q *with* its graph, so the adversarial
-            # gradient flows through D into G. D's weights are frozen for this pass (autograd records
-            # requires_grad at forward time), so no D weight gradients are computed.
-            self.discriminator.requires_grad_(False)
-            gen_logits = self.discriminator(d_feats[1:], d_actions[1:], (current_q - centre) / scale)
-            self.discriminator.requires_grad_(True)
-            if cfg.gan_loss == "bce":  # non-saturating generator loss
-                adversarial_loss = F.binary_cross_entropy_with_logits(gen_logits, torch.ones_like(gen_logits))
-            else:
-                adversarial_loss = -gen_logits.mean()
-            critic_loss = critic_loss + cfg.gan_adv_weight * adversarial_loss
-            stats["discriminator_loss"] = discriminator_loss.detach()
-            stats["adversarial_loss"] = adversarial_loss.detach()
-        self.critic_optimizer.zero_grad(set_to_none=True)
+            adversarial_loss = self._discriminator_step(feats, batch.actions, target_q, current_q, stats)
+            critic_loss = critic_loss + self._gan_adv_weight * adversarial_loss
+        self.optimizers["critic"].zero_grad(set_to_none=True)
         if vae_loss is not None:
-            assert self.encoder_optimizer is not None
-            self.encoder_optimizer.zero_grad(set_to_none=True)
-            (critic_loss + vae_loss).backward()
-            self.encoder_optimizer.step()
+            self.optimizers["encoder"].zero_grad(set_to_none=True)
+            (critic_loss + vae_loss).sum().backward()
+            self._step("encoder")
         else:
-            critic_loss.backward()
-        self.critic_optimizer.step()
+            critic_loss.sum().backward()
+        self._step("critic")
         stats["critic_loss"] = critic_loss.detach()
-        stats["q_mean"] = current_q.detach().mean()
+        stats["q_mean"] = current_q.detach().mean(dim=(1, 2, 3))
 
         # 4. Delayed actor step (-Q1 through the whole actor, a diffusion chain included) and Polyak update.
         if self.num_updates % cfg.policy_delay == 0:
@@ -352,22 +387,149 @@ class TD3Agent:
                 p.requires_grad_(False)
             embedding = self.actor.backbone(actor_feats)
             actions = self.actor.head(embedding, gen)
-            q1 = self.critic.q1(actor_feats, actions, gen)
-            actor_loss = -q1.mean()
-            if self.actor.is_diffusion and cfg.bc_weight > 0:
+            q1 = self.critic.q1(actor_feats, actions, gen)  # [P, B, 1]
+            actor_loss = -q1.mean(dim=(1, 2))
+            if self.actor.is_diffusion and self._any_bc:
                 assert isinstance(self.actor.head, DiffusionPolicy)
                 bc_loss = self.actor.head.bc_loss(embedding, batch.actions, gen)
-                actor_loss = actor_loss + cfg.bc_weight * q1.abs().mean().detach() * bc_loss
+                actor_loss = actor_loss + self._bc_weight * q1.abs().mean(dim=(1, 2)).detach() * bc_loss
                 stats["bc_loss"] = bc_loss.detach()
-            self.actor_optimizer.zero_grad(set_to_none=True)
-            actor_loss.backward()
-            self.actor_optimizer.step()
+            self.optimizers["actor"].zero_grad(set_to_none=True)
+            actor_loss.sum().backward()
+            self._step("actor")
             for p in self._critic_params:
                 p.requires_grad_(True)
-            with torch.no_grad():
-                torch._foreach_lerp_(self._target_params, self._online_params, cfg.tau)
+            self._polyak_update()
             stats["actor_loss"] = actor_loss.detach()
         return stats
+
+    def _discriminator_step(
+        self,
+        feats: torch.Tensor,
+        actions: torch.Tensor,
+        target_q: torch.Tensor,
+        current_q: torch.Tensor,
+        stats: dict[str, torch.Tensor],
+    ) -> torch.Tensor:
+        """Train D on Bellman targets (real) vs generated q (fake); return G's adversarial loss ``[P]``."""
+        assert self.discriminator is not None
+        cfg = self.config
+        # D sees q normalised by each agent's target batch statistics, so its inputs are O(1) at any scale.
+        centre = target_q.mean(dim=(1, 2), keepdim=True).unsqueeze(1)  # [P, 1, 1, 1]
+        scale = target_q.std(dim=(1, 2), keepdim=True).unsqueeze(1) + 1e-6
+        d_feats = feats.detach().unsqueeze(1).expand(-1, 3, -1, -1)
+        d_actions = actions.unsqueeze(1).expand(-1, 3, -1, -1)
+        # One D pass over [real y; fake G_1; fake G_2] (the generated samples detached for D's step).
+        d_values = torch.cat([target_q.unsqueeze(1), current_q.detach()], dim=1)  # [P, 3, B, 1]
+        d_logits = self.discriminator(d_feats, d_actions, (d_values - centre) / scale)
+        real_logits, fake_logits = d_logits[:, :1], d_logits[:, 1:]
+        if cfg.gan_loss == "bce":
+            discriminator_loss = _bce_per_agent(real_logits, 1.0) + _bce_per_agent(fake_logits, 0.0)
+        else:  # Wasserstein critic with weight clipping (Arjovsky et al. 2017)
+            discriminator_loss = fake_logits.mean(dim=(1, 2, 3)) - real_logits.mean(dim=(1, 2, 3))
+        self.optimizers["discriminator"].zero_grad(set_to_none=True)
+        discriminator_loss.sum().backward()
+        self._step("discriminator")
+        if cfg.gan_loss == "wasserstein":
+            with torch.no_grad():
+                for p in self.discriminator.parameters():
+                    p.clamp_(-0.01, 0.01)
+        # Generator side: the updated D judges the generated q *with* its graph, so the adversarial gradient
+        # flows through D into G. D's weights are frozen for this pass (autograd records requires_grad at
+        # forward time), so no D weight gradients are computed.
+        self.discriminator.requires_grad_(False)
+        gen_logits = self.discriminator(d_feats[:, 1:], d_actions[:, 1:], (current_q - centre) / scale)
+        self.discriminator.requires_grad_(True)
+        if cfg.gan_loss == "bce":  # non-saturating generator loss
+            adversarial_loss = _bce_per_agent(gen_logits, 1.0)
+        else:
+            adversarial_loss = -gen_logits.mean(dim=(1, 2, 3))
+        stats["discriminator_loss"] = discriminator_loss.detach()
+        stats["adversarial_loss"] = adversarial_loss.detach()
+        return adversarial_loss
+
+    def _step(self, name: str) -> None:
+        """Adam step of one optimiser, with each agent's own learning rate."""
+        optimizer = self.optimizers[name]
+        if self._shared_lr is not None:
+            optimizer.step()
+            return
+        params = [p for group in optimizer.param_groups for p in group["params"] if p.grad is not None]
+        with torch.no_grad():
+            before = [p.detach().clone() for p in params]
+            optimizer.step()  # lr = 1: the raw Adam direction
+            for p, old in zip(params, before, strict=True):
+                p.lerp_(old, 1.0 - self._lr.view(-1, *([1] * (p.dim() - 1))))  # old + lr (new - old)
+
+    def _polyak_update(self) -> None:
+        with torch.no_grad():
+            if self._shared_tau is not None:
+                torch._foreach_lerp_(self._target_params, self._online_params, self._shared_tau)
+                return
+            for target, online in zip(self._target_params, self._online_params, strict=True):
+                target.lerp_(online, self._tau.view(-1, *([1] * (target.dim() - 1))))
+
+    # ------------------------------------------------------------------------------------------ leaving
+    def keep(self, agents: Sequence[int]) -> None:
+        """Keep only the agents at positions ``agents`` (in that order): the others leave for good.
+
+        Every parameter, optimiser moment and replay row of a leaving agent is freed; the survivors'
+        values are copied unchanged.
+        """
+        index_list = [int(i) for i in agents]
+        if not index_list:
+            raise ConfigError("a population cannot keep zero agents")
+        if sorted(set(index_list)) != sorted(index_list) or not all(0 <= i < self.size for i in index_list):
+            raise ConfigError(f"agents to keep {index_list} must be distinct positions in 0..{self.size - 1}")
+        if index_list == list(range(self.size)):
+            return
+        index = torch.as_tensor(index_list, dtype=torch.long, device=self.device)
+        old_states = {
+            name: [(p, optimizer.state.get(p, {})) for g in optimizer.param_groups for p in g["params"]]
+            for name, optimizer in self.optimizers.items()
+        }
+        replaced: dict[int, nn.Parameter] = {}
+        for module in self._modules().values():
+            for owner in module.modules():
+                for key, param in list(owner._parameters.items()):
+                    if param is None:
+                        continue
+                    new = nn.Parameter(
+                        param.detach().index_select(0, index), requires_grad=param.requires_grad
+                    )
+                    owner._parameters[key] = new
+                    replaced[id(param)] = new
+        self.seeds = [self.seeds[i] for i in index_list]
+        self.configs = [self.configs[i] for i in index_list]
+        self._make_optimizers()
+        for name, pairs in old_states.items():
+            optimizer = self.optimizers[name]
+            for old_param, state in pairs:
+                new_param = replaced[id(old_param)]
+                optimizer.state[new_param] = {
+                    k: (v.index_select(0, index) if torch.is_tensor(v) and v.dim() > 0 else v)
+                    for k, v in state.items()
+                }
+        self._set_agent_values()
+        if self._buffer is not None:
+            self._buffer.keep(index)
+
+    def nonfinite_agents(self) -> list[int]:
+        """Positions of agents with any non-finite parameter."""
+        bad = torch.zeros(self.size, dtype=torch.bool, device=self.device)
+        with torch.no_grad():
+            for module in self._modules().values():
+                for param in module.parameters():
+                    bad |= ~torch.isfinite(param.reshape(self.size, -1)).all(dim=1)
+        return [int(i) for i in torch.nonzero(bad).flatten().tolist()]
+
+    # ------------------------------------------------------------------------------------------ sizes
+    def memory_bytes(self, capacity: int | None = None) -> int:
+        """Estimated memory of the population: parameters with targets, gradients and Adam moments, plus
+        the replay buffer of ``capacity`` rows per agent (default: this population's)."""
+        params = sum(p.numel() for m in self._modules().values() for p in m.parameters())
+        rows = self.capacity if capacity is None else capacity
+        return 4 * params * 4 + ReplayBuffer.bytes_needed(self.size, rows, self.obs_dim, self.action_dim)
 
     # ------------------------------------------------------------------------------------------ persistence
     def _modules(self) -> dict[str, nn.Module]:
@@ -383,34 +545,23 @@ class TD3Agent:
             modules["discriminator"] = self.discriminator
         return modules
 
-    def _optimizers(self) -> dict[str, torch.optim.Optimizer]:
-        optimizers: dict[str, torch.optim.Optimizer] = {
-            "actor": self.actor_optimizer,
-            "critic": self.critic_optimizer,
-        }
-        if self.encoder_optimizer is not None:
-            optimizers["encoder"] = self.encoder_optimizer
-        if self.discriminator_optimizer is not None:
-            optimizers["discriminator"] = self.discriminator_optimizer
-        return optimizers
-
     def save(self, path: str | Path) -> Path:
-        """Write config, spaces, enhancers, weights, optimiser and RNG states to one file (not the replay)."""
+        """Write configs, seeds, spaces, enhancers, every agent's weights, optimiser and RNG states (no replay)."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         payload = {
             "format": CHECKPOINT_FORMAT,
-            "config": self.config.to_dict(),
+            "configs": [c.to_dict() for c in self.configs],
+            "seeds": self.seeds,
             "enhancers": self.enhancers.to_dict(),
             "observation_space": space_to_dict(self.observation_space),
             "action_space": space_to_dict(self.action_space),
             "token_groups": None if self.token_groups is None else [g.tolist() for g in self.token_groups],
             "action_codebook": None if self.action_codebook is None else self.action_codebook.tolist(),
-            "seed": self.seed,
             "num_updates": self.num_updates,
             "transitions_seen": self.transitions_seen,
             "modules": {name: m.state_dict() for name, m in self._modules().items()},
-            "optimizers": {name: o.state_dict() for name, o in self._optimizers().items()},
+            "optimizers": {name: o.state_dict() for name, o in self.optimizers.items()},
             "torch_generator": self.generator.get_state(),
             "numpy_rng": self.rng.bit_generator.state,
         }
@@ -420,69 +571,59 @@ class TD3Agent:
         return path
 
     @classmethod
-    def load(cls, path: str | Path, *, device: str | None = None) -> TD3Agent:
-        """Rebuild an agent saved with :meth:`save`; ``device`` overrides the saved config's device."""
+    def load(cls, path: str | Path, *, device: str | None = None) -> TD3Population:
+        """Rebuild a population saved with :meth:`save`; ``device`` overrides the saved device."""
         path = Path(path)
         if not path.is_file():
-            raise ConfigError(f"no saved agent at {path}")
+            raise ConfigError(f"no saved agents at {path}")
         payload = torch.load(path, map_location="cpu", weights_only=True)
         if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
             raise ConfigError(f"{path} is not an autogai TD3 checkpoint (format {CHECKPOINT_FORMAT})")
-        config = TD3Config.from_dict(payload["config"])
+        configs = [TD3Config.from_dict(c) for c in payload["configs"]]
         if device is not None:
-            config = config.replace(device=device)
+            configs = [c.replace(device=device) for c in configs]
         token_groups = payload["token_groups"]
         codebook = payload["action_codebook"]
-        agent = cls(
+        population = cls(
             space_from_dict(payload["observation_space"]),
             space_from_dict(payload["action_space"]),
             EnhancerCombo.parse(payload["enhancers"]),
-            config,
+            configs,
+            seeds=[int(s) for s in payload["seeds"]],
             token_groups=None
             if token_groups is None
             else [np.asarray(g, dtype=np.int64) for g in token_groups],
-            seed=int(payload["seed"]),
             action_codebook=None if codebook is None else np.asarray(codebook, dtype=np.float32),
         )
-        for name, module in agent._modules().items():
+        for name, module in population._modules().items():
             module.load_state_dict(payload["modules"][name])
-        for name, optimizer in agent._optimizers().items():
+        for name, optimizer in population.optimizers.items():
             optimizer.load_state_dict(payload["optimizers"][name])
-        agent.num_updates = int(payload["num_updates"])
-        agent.transitions_seen = int(payload["transitions_seen"])
-        agent.generator.set_state(payload["torch_generator"])
-        agent.rng.bit_generator.state = payload["numpy_rng"]
-        return agent
+        population.num_updates = int(payload["num_updates"])
+        population.transitions_seen = int(payload["transitions_seen"])
+        population.generator.set_state(payload["torch_generator"])
+        population.rng.bit_generator.state = payload["numpy_rng"]
+        return population
 
     def __repr__(self) -> str:
         return (
-            f"TD3Agent(enhancers={self.enhancers.short_name!r}, obs_dim={self.obs_dim}, "
+            f"TD3Population(size={self.size}, enhancers={self.enhancers.short_name!r}, obs_dim={self.obs_dim}, "
             f"action={self.adapter.describe()}, updates={self.num_updates})"
         )
 
 
-def make_agent(
-    observation_space: spaces.Space,
-    action_space: spaces.Space,
-    enhancers: EnhancerCombo | str,
-    config: TD3Config,
-    *,
-    token_groups: list[np.ndarray] | None = None,
-    seed: int = 0,
-    action_codebook: np.ndarray | None = None,
-) -> TD3Agent:
-    """Build a TD3 agent for the given spaces and enhancer combination.
-
-    ``token_groups`` (e.g. ``env.unwrapped.observation_token_groups()``) sets the Transformer's tokens; default
-    one token per feature. ``action_codebook`` overrides the coords of a Discrete action's indices (see
-    :mod:`autogai.agents.adapters`). Sets ``torch.set_num_threads(config.torch_threads)`` (process-wide).
-    """
-    return TD3Agent(
-        observation_space,
-        action_space,
-        enhancers,
-        config,
-        token_groups=token_groups,
-        seed=seed,
-        action_codebook=action_codebook,
+def _bce_per_agent(logits: torch.Tensor, target: float) -> torch.Tensor:
+    """Binary cross-entropy with logits against a constant label, averaged per agent: ``[P]``."""
+    labels = torch.full_like(logits, target)
+    return F.binary_cross_entropy_with_logits(logits, labels, reduction="none").mean(
+        dim=tuple(range(1, logits.dim()))
     )
+
+
+def nonfinite_rows(values: np.ndarray) -> np.ndarray:
+    """Boolean ``[P]``: agents whose rows of ``values [P, ...]`` hold any NaN or inf."""
+    array = np.asarray(values, dtype=np.float64).reshape(len(values), -1)
+    return ~np.isfinite(array).all(axis=1)
+
+
+__all__ = ["CHECKPOINT_FORMAT", "TD3Population", "nonfinite_rows", "resolve_device"]

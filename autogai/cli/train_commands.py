@@ -99,11 +99,37 @@ def _read_design(path: Path) -> tuple[str, Any]:
     return design.reward_source, design.enhancers
 
 
-def _default_run_dir(task_id: str, enhancers: str, seed: int) -> Path:
+def _default_run_dir(task_id: str, enhancers: str, seeds: list[int]) -> Path:
     from autogai.core.paths import runs_root
 
     stamp = time.strftime("%Y%m%d-%H%M%S")
-    return runs_root() / f"train-{task_id}-{enhancers.replace('+', '-')}-s{seed}-{stamp}"
+    label = f"s{seeds[0]}" if len(seeds) == 1 else f"s{seeds[0]}-{seeds[-1]}"
+    return runs_root() / f"train-{task_id}-{enhancers.replace('+', '-')}-{label}-{stamp}"
+
+
+def parse_seeds(text: str) -> list[int]:
+    """``"0-9"``, ``"1,4,7"`` or ``"0-3,10"`` -> the seeds, in order; anything else is a ConfigError."""
+    seeds: list[int] = []
+    for part in text.split(","):
+        part = part.strip()
+        low, dash, high = part.partition("-")
+        try:
+            if dash:
+                first, last = int(low), int(high)
+                if last < first:
+                    raise ValueError(part)
+                seeds.extend(range(first, last + 1))
+            else:
+                seeds.append(int(part))
+        except ValueError:
+            raise ConfigError(
+                f"--seeds {text!r} does not parse: use a range like 0-9, a list like 1,4,7, or both"
+            ) from None
+    if len(set(seeds)) != len(seeds):
+        raise ConfigError(f"--seeds {text!r} names a seed twice")
+    if any(s < 0 for s in seeds):
+        raise ConfigError(f"--seeds {text!r}: seeds must be non-negative")
+    return seeds
 
 
 def train_command(
@@ -119,8 +145,14 @@ def train_command(
     action_space: str | None = typer.Option(
         None, "--action-space", help="The env's action_mode (UAV: continuous, discrete, hybrid)."
     ),
-    steps: int = typer.Option(20_000, "--steps", help="Env steps to train."),
-    seed: int = typer.Option(0, "--seed", help="Seed of the run (env, agent, exploration)."),
+    steps: int = typer.Option(20_000, "--steps", help="Env steps to train (per agent)."),
+    seed: int = typer.Option(0, "--seed", help="Seed of a single agent (env, weights, exploration)."),
+    seeds: str | None = typer.Option(
+        None, "--seeds", help="Train a population, one agent per seed: 0-9, 1,4,7 or 0-3,10."
+    ),
+    population: int | None = typer.Option(
+        None, "--population", help="Train a population of N agents, seeds --seed .. --seed+N-1."
+    ),
     run_dir: Path | None = typer.Option(
         None, "--run-dir", help="Output directory (default: runs/train-...)."
     ),
@@ -142,7 +174,7 @@ def train_command(
     ),
     json_output: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> int:
-    """Train one design (reward program + enhancers) for a budget and save the policy."""
+    """Train one design (reward program + enhancers) for a budget and save the policy (or a population)."""
     from autogai.core.types import EnhancerCombo
     from autogai.core.validation import check_choice, check_positive_int
     from autogai.tasks import get_task
@@ -180,48 +212,72 @@ def train_command(
             raise ConfigError(f"cannot read reward file {str(reward)!r}: {exc.strerror or exc}") from None
         validate_reward_program(reward_source, card).raise_if_rejected()
 
+    if seeds is not None and population is not None:
+        raise ConfigError("give either --seeds or --population, not both")
+    if population is not None:
+        check_positive_int("--population", population)
+        seed_list = list(range(seed, seed + population))
+    elif seeds is not None:
+        seed_list = parse_seeds(seeds)
+    else:
+        seed_list = [seed]
     config = td3_config_from_sets(set_, device=device)
-    directory = run_dir if run_dir is not None else _default_run_dir(card.id, combo.short_name, seed)
+    directory = run_dir if run_dir is not None else _default_run_dir(card.id, combo.short_name, seed_list)
     if not overwrite and (directory / "checkpoint" / "checkpoint.json").exists():
         raise RunDirectoryError(
             f"{str(directory)!r} already holds a trained policy; use --overwrite or another --run-dir"
         )
 
-    from autogai.training import train
+    from autogai.training import AgentSpec, train
 
-    result = train(
+    specs = [
+        AgentSpec(seed=s, td3_config=config, reward_params=params, time_limit_s=time_limit) for s in seed_list
+    ]
+    results = train(
         card,
+        specs,
         enhancers=combo,
         reward_source=reward_source,
-        reward_params=params or None,
-        td3_config=config,
         total_steps=steps,
-        seed=seed,
         env_kwargs=env_kwargs,
         eval_every=eval_every,
         eval_episodes=eval_episodes,
         run_dir=directory,
-        time_limit_s=time_limit,
         progress=progress and not json_output,
         tensorboard=tensorboard,
         # A task file is stored by absolute path so `evaluate` finds it from any directory.
         extra_meta={"task_spec": str(Path(task).resolve()) if task.endswith(".py") else task},
     )
     if json_output:
-        typer.echo(json.dumps(result.to_dict(), indent=2))
-    else:
+        payload: Any = results[0].to_dict() if len(results) == 1 else [r.to_dict() for r in results]
+        typer.echo(json.dumps(payload, indent=2))
+        return 0 if all(r.ok for r in results) else 1
+    for index, result in enumerate(results):
+        prefix = "" if len(results) == 1 else f"agent {index} "
         typer.echo(
-            f"{result.status}: {card.id} {combo.short_name} seed {seed}, {result.steps_done} steps "
+            f"{prefix}{result.status}: {card.id} {combo.short_name} seed {result.seed}, {result.steps_done} steps "
             f"in {result.wall_time_s:.1f} s" + (f" ({result.reason})" if result.reason else "")
         )
         if result.final_evaluation is not None:
-            typer.echo(f"evaluation: {result.final_evaluation.summary()}")
-        typer.echo(f"run directory: {directory}")
-    return 0 if result.ok else 1
+            typer.echo(f"{prefix}evaluation: {result.final_evaluation.summary()}")
+    if len(results) > 1:
+        from autogai.core.statistics import estimate
+
+        finals = [r.fitness if r.fitness is not None else float("nan") for r in results]
+        score = estimate(finals)
+        typer.echo(
+            f"IQM fitness over {score.n} of {len(results)} agents: {score.iqm:.4g} "
+            f"(95% bootstrap interval [{score.low:.4g}, {score.high:.4g}])"
+        )
+    typer.echo(f"run directory: {directory}")
+    return 0 if all(r.ok for r in results) else 1
 
 
 def evaluate_command(
     run_dir: Path = typer.Option(..., "--run-dir", help="A run directory written by `autogai train`."),
+    agent: int | None = typer.Option(
+        None, "--agent", help="Which agent of a population (its index in training; default: all)."
+    ),
     episodes: int = typer.Option(10, "--episodes", help="Evaluation episodes."),
     seed: int | None = typer.Option(None, "--seed", help="Seed of episode 0 (default: the run's eval seed)."),
     device: str | None = typer.Option(None, "--device", help="cpu, cuda or auto (default: as trained)."),
@@ -237,35 +293,47 @@ def evaluate_command(
 
     meta = read_checkpoint_meta(run_dir)  # cheap checks before torch is imported
     from autogai.tasks import get_task
-    from autogai.training import evaluate_agent, load_checkpoint
+    from autogai.training import evaluate_population, load_checkpoint
 
     card = get_task(str(meta.get("task_spec") or meta["task"]))
-    agent, meta = load_checkpoint(run_dir, device=device)
-    result = evaluate_agent(
-        agent,
+    population, meta = load_checkpoint(run_dir, device=device, agent=agent)
+    results = evaluate_population(
+        population,
         card,
         episodes=episodes,
         seed=int(meta.get("eval_seed", 0)) if seed is None else seed,
         env_kwargs=meta.get("env_kwargs") or {},
     )
+    agents = meta.get("agents") or [{"index": k} for k in range(len(results))]
     if json_output:
-        typer.echo(json.dumps({"task": card.id, "steps": meta.get("steps"), **result.to_dict()}, indent=2))
+        rows = [
+            {
+                "task": card.id,
+                "agent": a.get("index"),
+                "seed": a.get("seed"),
+                "steps": meta.get("steps"),
+                **r.to_dict(),
+            }
+            for a, r in zip(agents, results, strict=True)
+        ]
+        typer.echo(json.dumps(rows[0] if len(rows) == 1 else rows, indent=2))
         return 0
-    typer.echo(
-        f"{card.id} {meta.get('enhancers_short', '')} after {meta.get('steps')} steps, "
-        f"{result.episodes} episodes (seed {result.seed}):"
-    )
-    typer.echo(f"  fitness            {result.fitness_mean:.4g} ± {result.fitness_std:.3g}")
-    for name, value in result.report_metrics.items():
-        typer.echo(f"  {name:<18} {value:.4g}")
-    if result.infeasible_fraction is not None:
-        typer.echo(f"  infeasible         {result.infeasible_fraction:.1%} of slots")
-    if result.oracle_fitness is not None:
-        fraction = result.oracle_fraction
+    for info, result in zip(agents, results, strict=True):
         typer.echo(
-            f"  oracle fitness     {result.oracle_fitness:.4g}"
-            + (f" (policy reaches {fraction:.1%})" if fraction is not None else "")
+            f"{card.id} {meta.get('enhancers_short', '')} agent {info.get('index')} (seed {info.get('seed')}) "
+            f"after {meta.get('steps')} steps, {result.episodes} episodes (seed {result.seed}):"
         )
+        typer.echo(f"  fitness            {result.fitness_mean:.4g} ± {result.fitness_std:.3g}")
+        for name, value in result.report_metrics.items():
+            typer.echo(f"  {name:<18} {value:.4g}")
+        if result.infeasible_fraction is not None:
+            typer.echo(f"  infeasible         {result.infeasible_fraction:.1%} of slots")
+        if result.oracle_fitness is not None:
+            fraction = result.oracle_fraction
+            typer.echo(
+                f"  oracle fitness     {result.oracle_fitness:.4g}"
+                + (f" (policy reaches {fraction:.1%})" if fraction is not None else "")
+            )
     return 0
 
 

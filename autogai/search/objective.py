@@ -110,7 +110,7 @@ def run_trial(
 ) -> TrialOutcome:
     """Run one trial of a tuning or held-out study. Never raises for a bad design."""
     from autogai.tasks import get_task
-    from autogai.training import train
+    from autogai.training import train_one
 
     design = Design.from_dict(study_attrs["design"])
     enhancers = EnhancerCombo.parse(design.enhancers)
@@ -152,20 +152,20 @@ def run_trial(
         return step <= budget.learning_starts or not trial.should_prune()
 
     try:
-        result = train(
+        result = train_one(
             task,
+            seed=seed,
+            td3_config=config,
+            reward_params=reward_params,
+            time_limit_s=budget.trial_time_limit_s,
             enhancers=enhancers,
             reward_source=design.reward_source,
-            reward_params=reward_params,
-            td3_config=config,
             total_steps=budget.total_steps,
-            seed=seed,
             env_kwargs=context.resolved_env_kwargs(),
             eval_every=budget.eval_every,
             eval_episodes=eval_episodes,
             run_dir=None,
-            report=report,
-            time_limit_s=budget.trial_time_limit_s,
+            report=lambda _agent, step, fitness: report(step, fitness),
         )
     except KeyboardInterrupt:
         raise

@@ -11,19 +11,19 @@ from autogai.training.checkpoint import (
     read_checkpoint_meta,
     save_checkpoint,
 )
-from autogai.training.evaluation import evaluate_agent, evaluate_policy, oracle_fitness
-from autogai.training.loop import TrainingSession, evaluation_seed, train
+from autogai.training.evaluation import evaluate_population, oracle_fitness
+from autogai.training.loop import AgentSpec, PopulationSession, evaluation_seed, train, train_one
 from autogai.training.metrics import TrainingStats, read_curves
 from autogai.training.results import TRAIN_STATUSES, EvaluationResult, TrainResult
 
 __all__ = [
     "TRAIN_STATUSES",
+    "AgentSpec",
     "EvaluationResult",
+    "PopulationSession",
     "TrainResult",
-    "TrainingSession",
     "TrainingStats",
-    "evaluate_agent",
-    "evaluate_policy",
+    "evaluate_population",
     "evaluation_seed",
     "find_checkpoint",
     "load_checkpoint",
@@ -32,4 +32,5 @@ __all__ = [
     "read_curves",
     "save_checkpoint",
     "train",
+    "train_one",
 ]

@@ -1,10 +1,11 @@
-"""Checkpoints: the whole agent (``agent.save``) plus a small JSON that says how to rebuild its world.
+"""Checkpoints: the whole population (``TD3Population.save``) plus a JSON that says how to rebuild its world.
 
 Layout of a checkpoint directory::
 
     checkpoint/
-      agent.pt          TD3Agent.save: config, spaces, enhancers, weights, optimisers
-      checkpoint.json   task, env kwargs, enhancers, TD3 config, reward source and params, seed, step
+      agent.pt          TD3Population.save: configs, seeds, spaces, enhancers, weights, optimisers
+      checkpoint.json   task, env kwargs, enhancers, reward source, per agent (index, seed, TD3 config,
+                        reward params), step
 
 ``autogai evaluate --run-dir DIR`` needs nothing else.
 """
@@ -69,16 +70,30 @@ def read_checkpoint_meta(path: Path) -> dict[str, Any]:
     return meta
 
 
-def load_checkpoint(path: Path, *, device: str | None = None) -> tuple[Any, dict[str, Any]]:
-    """Load ``(agent, meta)`` from a run directory or checkpoint directory.
+def load_checkpoint(
+    path: Path, *, device: str | None = None, agent: int | None = None
+) -> tuple[Any, dict[str, Any]]:
+    """Load ``(population, meta)`` from a run directory or checkpoint directory.
 
-    ``device`` (``cpu``/``cuda``/``auto``) overrides the device the agent was trained on.
+    ``device`` (``cpu``/``cuda``/``auto``) overrides the device the agents were trained on. ``agent`` (an
+    index of ``meta["agents"]``, i.e. the agent's index in the training run) keeps that agent alone, and
+    ``meta["agents"]`` then lists only it.
     """
-    from autogai.agents import TD3Agent
+    from autogai.agents import TD3Population
 
     meta = read_checkpoint_meta(path)
     agent_path = Path(meta["checkpoint_dir"]) / meta.get("agent_file", AGENT_FILE)
     if not agent_path.exists():
         raise RunDirectoryError(f"checkpoint {meta['checkpoint_dir']} has no {agent_path.name}")
-    agent = TD3Agent.load(agent_path, device=device)
-    return agent, meta
+    population = TD3Population.load(agent_path, device=device)
+    if agent is not None:
+        indices = [int(a["index"]) for a in meta.get("agents", [])]
+        if agent not in indices:
+            raise RunDirectoryError(
+                f"no agent {agent} in the checkpoint at {meta['checkpoint_dir']}; it holds agents "
+                f"{', '.join(map(str, indices)) or 'none'}"
+            )
+        position = indices.index(agent)
+        population.keep([position])
+        meta["agents"] = [meta["agents"][position]]
+    return population, meta

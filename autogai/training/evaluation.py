@@ -1,26 +1,28 @@
-"""Evaluate a policy on the task fitness: deterministic actions, the card's metrics, never the reward.
+"""Evaluate policies on the task fitness: deterministic actions, the card's metrics, never the reward.
 
-The evaluation environments are built from the task card without the reward wrapper, so the fitness of a
-policy cannot depend on the reward program it was trained with (the reward cannot game its own score).
+The evaluation environments are built from the task card without any reward program, so the fitness of a
+policy cannot depend on the reward it was trained with (the reward cannot game its own score). All agents of
+a population are evaluated together and on the same episodes (episode ``j`` of every agent is reset with
+``seed + j``), so their scores differ by the policies alone.
 """
 
 from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from autogai.core.errors import ConfigError
+from autogai.training.population_env import PopulationEnv
 from autogai.training.results import EvaluationResult
 
 if TYPE_CHECKING:
+    from autogai.agents import TD3Population
     from autogai.tasks.card import TaskCard
 
-_BATCH_ROWS = 32
-"""Rows of every actor batch in evaluation (and the most episodes stepped in lock-step)."""
 _ORACLE_CACHE: dict[Any, float] = {}
 
 
@@ -34,132 +36,85 @@ def oracle_fitness(task: TaskCard) -> float | None:
     return _ORACLE_CACHE[fn]
 
 
-def evaluate_agent(
-    agent: Any,
+def evaluate_population(
+    population: TD3Population,
     task: TaskCard,
     *,
     episodes: int,
     seed: int,
     env_kwargs: Mapping[str, Any] | None = None,
     with_oracle: bool = True,
-) -> EvaluationResult:
-    """Run the agent's deterministic policy for ``episodes`` episodes and score them on the task fitness.
+) -> list[EvaluationResult]:
+    """Run every agent's deterministic policy for ``episodes`` episodes; one result per agent, in order.
 
-    Episode ``i`` is reset with seed ``seed + i``. Up to 32 environments step in lock-step so the actor
-    runs once per step on a batch of observations (always 32 rows; see :func:`evaluate_policy`). Per step, fitness is ``task.fitness_fn`` of
-    ``task.metrics_fn``; per episode ``task.episode_fitness`` aggregates it (mean for UAV, sum for
-    Pendulum). ``with_oracle`` adds the card's oracle fitness for comparison.
-    """
-    adapter = agent.adapter
-
-    def policy(obs_batch: np.ndarray) -> Sequence[Any]:
-        coords = np.asarray(agent.act(obs_batch, explore=False)).reshape(len(obs_batch), -1)
-        return _EnvActions(coords, adapter)
-
-    return evaluate_policy(
-        policy, task, episodes=episodes, seed=seed, env_kwargs=env_kwargs, with_oracle=with_oracle
-    )
-
-
-class _EnvActions(Sequence[Any]):
-    """Env actions of a batch of coords, converted only for the rows that are read."""
-
-    def __init__(self, coords: np.ndarray, adapter: Any) -> None:
-        self._coords = coords
-        self._adapter = adapter
-
-    def __len__(self) -> int:
-        return len(self._coords)
-
-    def __getitem__(self, row: Any) -> Any:
-        return self._adapter.to_env(self._coords[row])
-
-
-def evaluate_policy(
-    policy: Callable[[np.ndarray], Sequence[Any]],
-    task: TaskCard,
-    *,
-    episodes: int,
-    seed: int,
-    env_kwargs: Mapping[str, Any] | None = None,
-    with_oracle: bool = True,
-) -> EvaluationResult:
-    """Like :func:`evaluate_agent` for any batched policy ``obs[B, obs_dim] -> B env actions``.
-
-    The policy always sees a batch of exactly 32 rows, episode ``i`` of a wave always in row ``i``
-    (rows of finished or unused envs repeat a stale observation and are ignored). Fixed shapes make the
-    result independent of how many episodes run together: matrix kernels round differently for different
-    batch sizes, and the UAV task's near-field channel phases amplify such rounding differences into
-    visibly different trajectories.
+    Per step, fitness is ``task.fitness_fn`` of ``task.metrics_fn``; per episode ``task.episode_fitness``
+    aggregates it (mean for UAV, sum for Pendulum). An agent whose policy produces non-finite actions gets
+    NaN fitness (the trainer treats it as diverged). ``with_oracle`` adds the card's oracle fitness.
     """
     if isinstance(episodes, bool) or not isinstance(episodes, int) or episodes < 1:
         raise ConfigError(f"episodes={episodes!r} must be a positive integer")
     start = time.perf_counter()
-    kwargs = dict(env_kwargs or {})
+    agents = population.size
+    env = PopulationEnv(
+        task,
+        agents,
+        episodes,
+        env_kwargs=env_kwargs,
+        row_seeds=[seed + j for _ in range(agents) for j in range(episodes)],
+        adapter=population.adapter,
+    )
     report_names = tuple(task.report_metrics)
     violation_names = tuple(task.violation_metrics)
-    episode_fitness: list[float] = []
-    episode_lengths: list[int] = []
-    metric_sums: dict[str, float] = {}
-    metric_steps = 0
-
     tracked = tuple(dict.fromkeys((*report_names, *violation_names, "feasible")))
-
-    def record(metrics: Mapping[str, Any]) -> None:
-        nonlocal metric_steps
-        metric_steps += 1
-        for name in tracked:
-            if name in metrics:
-                metric_sums[name] = metric_sums.get(name, 0.0) + float(metrics[name])
-
-    n_parallel = min(episodes, _BATCH_ROWS)
-    envs = [task.make_env(**kwargs) for _ in range(n_parallel)]
+    rows = agents * episodes
+    step_fitness: list[list[float]] = [[] for _ in range(rows)]
+    metric_sums = np.zeros((agents, len(tracked)))
+    metric_steps = np.zeros(agents)
+    finished = np.zeros(rows, dtype=bool)
+    broken = np.zeros(agents, dtype=bool)
     try:
-        for wave_start in range(0, episodes, n_parallel):
-            wave = range(wave_start, min(episodes, wave_start + n_parallel))
-            observations: list[np.ndarray] = []
-            for env, episode in zip(envs, wave, strict=False):
-                obs, _ = env.reset(seed=seed + episode)
-                observations.append(np.asarray(obs))
-            active = list(range(len(wave)))
-            step_fitness: list[list[float]] = [[] for _ in wave]
-            batch = np.repeat(np.asarray(observations[0], dtype=np.float32)[None], _BATCH_ROWS, axis=0)
-            while active:
-                for i in active:
-                    batch[i] = observations[i]
-                actions = policy(batch)
-                still_active = []
-                for i in active:
-                    action = actions[i]
-                    obs = observations[i]
-                    next_obs, env_reward, terminated, truncated, info = envs[i].step(action)
-                    metrics = task.metrics_fn(obs, action, float(env_reward), next_obs, info)
-                    step_fitness[i].append(float(task.fitness_fn(metrics, float(env_reward))))
-                    record(metrics)
-                    observations[i] = np.asarray(next_obs)
-                    if not (terminated or truncated):
-                        still_active.append(i)
-                active = still_active
-            for values in step_fitness:
-                episode_fitness.append(task.episode_fitness(values))
-                episode_lengths.append(len(values))
+        obs = env.reset()
+        while not finished.all():
+            coords = population.act(obs, explore=False)
+            bad = ~np.isfinite(coords.reshape(agents, -1)).all(axis=1)
+            if bad.any():  # a diverged policy: score it NaN, step its rows with zeros
+                broken |= bad
+                coords[bad] = 0.0
+            step = env.step(coords)
+            for r in np.flatnonzero(~finished):
+                metrics = step.metrics[r]
+                step_fitness[r].append(float(step.step_fitness.flat[r]))
+                agent = r // episodes
+                metric_steps[agent] += 1
+                for j, name in enumerate(tracked):
+                    if name in metrics:
+                        metric_sums[agent, j] += float(metrics[name])
+            finished |= step.done.reshape(-1)
+            obs = env.observations
     finally:
-        for env in envs:
-            env.close()
+        env.close()
 
-    def mean_of(name: str) -> float:
-        return metric_sums[name] / metric_steps if metric_steps else math.nan
-
-    report = {name: mean_of(name) for name in report_names if name in metric_sums}
-    violations = {name: mean_of(name) for name in violation_names if name in metric_sums}
-    infeasible = 1.0 - mean_of("feasible") if "feasible" in metric_sums else None
-    return EvaluationResult(
-        episode_fitness=tuple(episode_fitness),
-        seed=seed,
-        report_metrics=report,
-        violation_rates=violations,
-        infeasible_fraction=infeasible,
-        oracle_fitness=oracle_fitness(task) if with_oracle else None,
-        episode_length_mean=float(np.mean(episode_lengths)),
-        wall_time_s=time.perf_counter() - start,
-    )
+    oracle = oracle_fitness(task) if with_oracle else None
+    elapsed = time.perf_counter() - start
+    results = []
+    for agent in range(agents):
+        values = step_fitness[agent * episodes : (agent + 1) * episodes]
+        fitness = tuple(math.nan if broken[agent] else task.episode_fitness(v) for v in values)
+        means = {
+            name: metric_sums[agent, j] / metric_steps[agent] if metric_steps[agent] else math.nan
+            for j, name in enumerate(tracked)
+        }
+        present = set().union(*(m.keys() for m in step.metrics)) if rows else set()
+        results.append(
+            EvaluationResult(
+                episode_fitness=fitness,
+                seed=seed,
+                report_metrics={n: means[n] for n in report_names if n in present},
+                violation_rates={n: means[n] for n in violation_names if n in present},
+                infeasible_fraction=1.0 - means["feasible"] if "feasible" in present else None,
+                oracle_fitness=oracle,
+                episode_length_mean=float(np.mean([len(v) for v in values])),
+                wall_time_s=elapsed,
+            )
+        )
+    return results

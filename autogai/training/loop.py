@@ -1,15 +1,19 @@
-"""The training loop: one TD3 agent, one task, one reward program, periodic evaluation on the task fitness.
+"""The training loop: a population of TD3 agents, one task, one reward program, periodic evaluation.
 
-Read top to bottom, a run is: build the task's env and wrap it with the reward program (the card's
-baseline unless told otherwise); build the agent for the env's spaces (Transformer token groups from the
-env when it has them); act uniformly at random for ``learning_starts`` steps, then with the agent's
-exploration noise; every ``train_freq`` steps run ``gradient_steps`` updates; every ``eval_every`` steps
-evaluate the deterministic policy on the *task fitness* (a separate env without the reward wrapper, on
-separate seeds), write a curve row and a checkpoint, and ask ``report(step, fitness)`` whether to go on.
+Read top to bottom, a run is: build P x E environments (:class:`PopulationEnv`: every agent its own envs),
+one sandbox for the reward program (each agent with its own ``PARAMS``), and one :class:`TD3Population`
+for the agents' configurations; act uniformly at random for ``learning_starts`` steps, then with each agent's
+exploration noise; per population step one sandbox round trip computes every agent's rewards; every
+``train_freq`` steps run ``gradient_steps`` updates of all agents at once; every ``eval_every`` steps
+evaluate every agent's deterministic policy on the *task fitness* (separate envs without the reward, the same
+episodes for all agents), write curve rows and a checkpoint, and ask ``report(agent, step, fitness)``
+whether each agent goes on.
 
-A run ends with a status instead of an exception for everything a search must survive: ``pruned``
-(``report`` said stop), ``diverged`` (non-finite losses, parameters or actions), ``reward_error`` (the
-reward program raised, stalled or returned garbage, or was rejected), ``timeout`` (``time_limit_s``).
+An agent leaves the population with a status instead of an exception for everything a search must survive:
+``pruned`` (``report`` said stop), ``diverged`` (non-finite losses, parameters or actions), ``reward_error``
+(the reward program raised or returned garbage for its ``PARAMS``), ``timeout`` (its ``time_limit_s``). The
+others continue unchanged; no compute is spent on a leaver afterwards. A population of one is the single
+agent: ``train(task, agents=[AgentSpec(seed=0)])``.
 """
 
 from __future__ import annotations
@@ -17,184 +21,258 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from autogai.core.errors import (
-    ConfigError,
-    RewardRejectedError,
-    RewardRuntimeError,
-    RunDirectoryError,
-    TrainingDivergedError,
-)
+from autogai.core.errors import ConfigError, RewardRejectedError, RewardRuntimeError, RunDirectoryError
 from autogai.core.seeding import derive_seed, seed_everything
 from autogai.core.types import EnhancerCombo
 from autogai.training.checkpoint import CHECKPOINT_DIR, save_checkpoint
-from autogai.training.evaluation import evaluate_agent
+from autogai.training.evaluation import evaluate_population
 from autogai.training.metrics import CurveWriter, LossAverager, TrainingStats
+from autogai.training.population_env import PopulationEnv
 from autogai.training.results import EvaluationResult, TrainResult
 
 if TYPE_CHECKING:
-    from autogai.agents import TD3Config
+    from autogai.agents import TD3Config, TD3Population
     from autogai.tasks.card import TaskCard
 
 logger = logging.getLogger(__name__)
 
-ReportFn = Callable[[int, float], bool]
+ReportFn = Callable[[int, int, float], bool]
+"""``report(agent, step, fitness) -> go on?``; ``agent`` is the index into the list of agent specs."""
 
 
 def evaluation_seed(seed: int) -> int:
-    """Seed of the periodic evaluations of a run with training seed ``seed`` (disjoint from training)."""
+    """Seed of the periodic evaluations of a run whose first agent has seed ``seed`` (disjoint from training)."""
     return derive_seed("evaluation", seed)
 
 
-class TrainingSession:
-    """A training run that can be advanced step by step (``train`` drives one; benchmarks drive it directly).
+@dataclass(frozen=True)
+class AgentSpec:
+    """One agent of a population: its seed, TD3 configuration, reward ``PARAMS`` and time budget."""
 
-    Building a session builds the env, the reward wrapper (and its sandbox process) and the agent. Call
-    :meth:`close` (or use it as a context manager) to stop the sandbox.
-    """
+    seed: int = 0
+    td3_config: TD3Config | None = None
+    """``None``: TD3's defaults. Agents of one population may differ only in ``PER_AGENT_FIELDS``."""
+    reward_params: Mapping[str, float] = field(default_factory=dict)
+    """Values of the reward program's ``PARAMS`` (its defaults for the missing ones)."""
+    time_limit_s: float | None = None
+    """Wall-clock budget of this agent; it leaves with status ``timeout`` when it is spent."""
+
+
+def _free_memory_bytes(device: Any) -> int | None:
+    """Memory available for a population on ``device`` (None when unknown)."""
+    if device.type == "cuda":
+        import torch
+
+        return int(torch.cuda.mem_get_info(device)[0])
+    try:
+        return int(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+class PopulationSession:
+    """A population's training run that can be advanced step by step (``train`` drives one; benchmarks
+    drive it directly). Building it builds the envs, the reward sandbox and the agents; :meth:`close`
+    (or a ``with`` block) stops the sandbox."""
 
     def __init__(
         self,
         task: TaskCard,
+        agents: Sequence[AgentSpec],
         *,
         enhancers: str | EnhancerCombo = "plain",
         reward_source: str | None = None,
-        reward_params: Mapping[str, float] | None = None,
-        td3_config: TD3Config | None = None,
-        seed: int = 0,
         env_kwargs: Mapping[str, Any] | None = None,
+        envs_per_agent: int = 1,
+        total_steps: int | None = None,
     ) -> None:
-        from autogai.agents import TD3Config, make_agent
-        from autogai.rewards import RewardProgram, RewardWrapper
+        from autogai.agents import TD3Config, TD3Population, check_same_population
+        from autogai.rewards import RewardProgram, SandboxedReward
 
+        if not agents:
+            raise ConfigError("a population needs at least one agent (got 0)")
         self.task = task
+        self.specs = list(agents)
         self.enhancers = EnhancerCombo.parse(enhancers)
-        self.config = td3_config if td3_config is not None else TD3Config()
-        self.seed = int(seed)
+        configs = [s.td3_config if s.td3_config is not None else TD3Config() for s in self.specs]
+        self.config = check_same_population(configs)
         self.env_kwargs = dict(env_kwargs or {})
         self.reward_source = reward_source if reward_source is not None else task.baseline_reward
-        self.rng = seed_everything(self.seed)
+        seed_everything(self.specs[0].seed)
 
         # Static checks of the program first: a rejected program must not cost an env or a process.
         self.program = RewardProgram.from_source(self.reward_source)
         defaults = self.program.default_params()
-        unknown = set(reward_params or {}) - set(defaults)
-        if unknown:
-            valid = ", ".join(sorted(defaults)) or "(the program has no PARAMS)"
-            raise ConfigError(f"unknown reward parameter(s) {sorted(unknown)}; valid: {valid}")
-        self.reward_params = {**defaults, **{k: float(v) for k, v in (reward_params or {}).items()}}
+        self.reward_params: list[dict[str, float]] = []
+        for spec in self.specs:
+            unknown = set(spec.reward_params) - set(defaults)
+            if unknown:
+                valid = ", ".join(sorted(defaults)) or "(the program has no PARAMS)"
+                raise ConfigError(f"unknown reward parameter(s) {sorted(unknown)}; valid: {valid}")
+            self.reward_params.append({**defaults, **{k: float(v) for k, v in spec.reward_params.items()}})
 
-        base_env = task.make_env(**self.env_kwargs)
-        self.env: Any = None
+        self.env = PopulationEnv(
+            task, len(self.specs), envs_per_agent, env_kwargs=self.env_kwargs, seed=self.specs[0].seed
+        )
+        self.sandbox: Any = None
         try:
-            self.env = RewardWrapper(base_env, self.program, task, self.reward_params)
-        except BaseException:
-            base_env.close()
-            raise
-        try:
-            unwrapped = self.env.unwrapped
-            token_groups = None
-            if hasattr(unwrapped, "observation_token_groups"):
-                token_groups = [np.asarray(g) for g in unwrapped.observation_token_groups()]
-            self.agent = make_agent(
-                self.env.observation_space,
-                self.env.action_space,
+            capacity = None if total_steps is None else int(total_steps) * envs_per_agent
+            self.population: TD3Population = TD3Population(
+                self.env.single_observation_space,
+                self.env.single_action_space,
                 self.enhancers,
-                self.config,
-                token_groups=token_groups,
-                seed=self.seed,
-                **_codebook_kwargs(unwrapped),
+                configs,
+                seeds=[s.seed for s in self.specs],
+                token_groups=self.env.token_groups,
+                action_codebook=self.env.action_codebook,
+                capacity=capacity,
             )
-            self.env.action_space.seed(self.seed)
-            obs, _ = self.env.reset(seed=self.seed)
+            self._check_memory()
+            self.env.adapter = self.population.adapter
+            self.sandbox = SandboxedReward(self.program, task, self.reward_params[0])
+            self.obs = self.env.reset()
         except BaseException:
-            self.env.close()
+            self.close()
             raise
-        self.obs = obs
-        self.adapter = self.agent.adapter
+        self.adapter = self.population.adapter
         self.steps = 0
-        self.stats = TrainingStats(task.violation_metrics)
-        self.losses = LossAverager()
-        self.eval_seed = evaluation_seed(self.seed)
+        # positions[k] = index into self.specs of the agent at population position k
+        self.positions = list(range(len(self.specs)))
+        self.stats = [TrainingStats(task.violation_metrics) for _ in self.specs]
+        self.losses = [LossAverager() for _ in self.specs]
+        self.eval_seed = evaluation_seed(self.specs[0].seed)
         gradient_steps = int(self.config.gradient_steps)
-        # SB3's convention: gradient_steps = -1 means as many updates as env steps since the last update.
         self._gradient_steps = gradient_steps if gradient_steps > 0 else int(self.config.train_freq)
 
-    # -- stepping ---------------------------------------------------------------------------------------
-    def advance(self, n_steps: int, *, deadline: float | None = None) -> bool:
-        """Run ``n_steps`` env steps (acting, storing, updating). Returns False if ``deadline`` (a
-        ``time.monotonic()`` value) passed first. Raises RewardRuntimeError / TrainingDivergedError."""
-        env, agent, adapter, stats, task = self.env, self.agent, self.adapter, self.stats, self.task
-        learning_starts = int(self.config.learning_starts)
-        train_freq = int(self.config.train_freq)
-        gradient_steps = self._gradient_steps
-        action_dim = int(adapter.dim)
-        uniform = self.rng.uniform
-        obs = self.obs
-        for _ in range(n_steps):
-            if deadline is not None and time.monotonic() > deadline:
-                self.obs = obs
-                return False
-            if self.steps < learning_starts:
-                coords = uniform(-1.0, 1.0, size=action_dim).astype(np.float32)
-            else:
-                coords = agent.act(obs, explore=True)
-                if not math.isfinite(float(coords.sum())):  # NaN/inf anywhere makes the sum non-finite
-                    self.obs = obs
-                    raise TrainingDivergedError(
-                        f"the actor produced non-finite actions at step {self.steps} "
-                        f"(after {agent.num_updates} updates)"
-                    )
-            executed = adapter.quantize(coords)
-            next_obs, reward, terminated, truncated, info = env.step(adapter.to_env(coords))
-            agent.add_transition(obs, executed, reward, next_obs, terminated)
-            step_fitness = info.get("step_fitness")
-            metrics = info.get("metrics", info)
-            if step_fitness is None:
-                step_fitness = task.fitness_fn(metrics, float(info.get("env_reward", reward)))
-            stats.on_step(float(reward), info.get("reward_components", {}), metrics, float(step_fitness))
-            self.steps += 1
-            if terminated or truncated:
-                stats.on_episode_end(task.episode_fitness(stats.current_step_fitness))
-                obs, _ = env.reset()
-            else:
-                obs = next_obs
-            if self.steps > learning_starts and self.steps % train_freq == 0:
-                losses = agent.train_step(gradient_steps)
-                for key, value in losses.items():
-                    if not math.isfinite(value):
-                        self.obs = obs
-                        raise TrainingDivergedError(
-                            f"non-finite loss {key}={value} at step {self.steps} "
-                            f"(after {agent.num_updates} updates)"
-                        )
-                self.losses.add(losses)
-        self.obs = obs
-        return True
-
-    def check_parameters(self) -> None:
-        """Raise TrainingDivergedError if any agent parameter is non-finite."""
-        bad = first_nonfinite_parameter(self.agent)
-        if bad is not None:
-            raise TrainingDivergedError(
-                f"non-finite parameter {bad} at step {self.steps} (after {self.agent.num_updates} updates)"
+    def _check_memory(self) -> None:
+        need = self.population.memory_bytes()
+        free = _free_memory_bytes(self.population.device)
+        if free is not None and need > free:
+            raise ConfigError(
+                f"the population needs about {need / 2**30:.1f} GiB ({self.population.size} agents, replay of "
+                f"{self.population.capacity} rows each) but {self.population.device} has {free / 2**30:.1f} GiB "
+                "free; train fewer agents at once or lower buffer_size"
             )
 
-    def evaluate(self, episodes: int, *, with_oracle: bool = False) -> EvaluationResult:
-        return evaluate_agent(
-            self.agent,
+    # -- stepping ---------------------------------------------------------------------------------------
+    def advance(self, n_steps: int) -> dict[int, tuple[str, str]]:
+        """Run ``n_steps`` population steps (acting, rewards, storing, updating).
+
+        Returns the agents that must leave, ``{spec index: (status, reason)}``; the caller removes them
+        with :meth:`leave` (``advance`` stops at the first step that produced leavers).
+        """
+        population, env, task = self.population, self.env, self.task
+        learning_starts = int(self.config.learning_starts)
+        train_freq = int(self.config.train_freq)
+        agents = population.size
+        per_agent = env.envs_per_agent
+        param_index = np.repeat(np.arange(agents), per_agent)
+        for _ in range(n_steps):
+            leaving: dict[int, tuple[str, str]] = {}
+            coords = population.act(self.obs, explore=True)
+            bad = ~np.isfinite(coords.reshape(agents, -1)).all(axis=1)
+            for k in np.flatnonzero(bad):
+                leaving[self.positions[k]] = (
+                    "diverged",
+                    f"the actor produced non-finite actions at step {self.steps} (after {population.num_updates} updates)",
+                )
+            if leaving:
+                return leaving
+            step = env.step(coords)
+            rows = agents * per_agent
+            metric_names = task.metric_names
+            metrics = {
+                name: np.fromiter((float(m.get(name, math.nan)) for m in step.metrics), float, rows)
+                for name in metric_names
+            }
+            flat_actions = np.asarray(coords, dtype=np.float64).reshape(rows, -1)
+            rewards = self.sandbox.compute_rows(
+                metrics,
+                step.obs.reshape(rows, -1),
+                flat_actions,
+                step.next_obs.reshape(rows, -1),
+                [self.reward_params[i] for i in self.positions],
+                param_index,
+            )
+            for row, reason in rewards.errors.items():
+                leaving.setdefault(self.positions[row // per_agent], ("reward_error", reason))
+            population.add_transitions(
+                step.obs,
+                coords,
+                np.nan_to_num(rewards.totals).reshape(agents, per_agent),
+                step.next_obs,
+                step.terminated,
+            )
+            for row in range(rows):
+                k = row // per_agent
+                stats = self.stats[self.positions[k]]
+                components = {name: float(values[row]) for name, values in rewards.components.items()}
+                stats.on_step(
+                    float(rewards.totals[row]),
+                    components,
+                    step.metrics[row],
+                    float(step.step_fitness.flat[row]),
+                )
+                if step.done.flat[row]:
+                    stats.on_episode_end(task.episode_fitness(stats.current_step_fitness))
+            self.obs = env.observations
+            self.steps += 1
+            if self.steps > learning_starts and self.steps % train_freq == 0:
+                losses = population.train_step(self._gradient_steps)
+                if losses:
+                    table = np.stack(list(losses.values()))  # [n_losses, P]
+                    for k in np.flatnonzero(~np.isfinite(table).all(axis=0)):
+                        bad_names = [n for n, v in losses.items() if not math.isfinite(float(v[k]))]
+                        leaving.setdefault(
+                            self.positions[k],
+                            (
+                                "diverged",
+                                f"non-finite {', '.join(bad_names)} at step {self.steps} "
+                                f"(after {population.num_updates} updates, enhancers {self.enhancers.short_name})",
+                            ),
+                        )
+                    for k, spec_index in enumerate(self.positions):
+                        self.losses[spec_index].add({n: float(v[k]) for n, v in losses.items()})
+            if leaving:
+                return leaving
+        return {}
+
+    def leave(self, spec_indices: Sequence[int]) -> None:
+        """Remove agents (by spec index) from the population, its envs and its reward rows."""
+        gone = set(spec_indices)
+        keep = [k for k, index in enumerate(self.positions) if index not in gone]
+        if not keep:
+            self.positions = []
+            return
+        self.population.keep(keep)
+        self.env.keep(keep)
+        self.obs = self.env.observations
+        self.positions = [self.positions[k] for k in keep]
+
+    def nonfinite_agents(self) -> list[int]:
+        """Spec indices of agents with a non-finite parameter."""
+        return [self.positions[k] for k in self.population.nonfinite_agents()]
+
+    def evaluate(self, episodes: int, *, with_oracle: bool = False) -> dict[int, EvaluationResult]:
+        """Every live agent's deterministic policy on the task fitness: ``{spec index: result}``."""
+        results = evaluate_population(
+            self.population,
             self.task,
             episodes=episodes,
             seed=self.eval_seed,
             env_kwargs=self.env_kwargs,
             with_oracle=with_oracle,
         )
+        return dict(zip(self.positions, results, strict=True))
 
     def checkpoint_meta(self, **extra: Any) -> dict[str, Any]:
         return {
@@ -202,61 +280,37 @@ class TrainingSession:
             "env_kwargs": self.env_kwargs,
             "enhancers": self.enhancers.to_dict(),
             "enhancers_short": self.enhancers.short_name,
-            "td3_config": self.config.to_dict(),
             "reward_source": self.reward_source,
-            "reward_params": self.reward_params,
-            "seed": self.seed,
+            "agents": [
+                {
+                    "index": index,
+                    "seed": self.specs[index].seed,
+                    "td3_config": self.population.configs[k].to_dict(),
+                    "reward_params": self.reward_params[index],
+                }
+                for k, index in enumerate(self.positions)
+            ],
             "eval_seed": self.eval_seed,
             "steps": self.steps,
-            "num_updates": int(self.agent.num_updates),
+            "num_updates": int(self.population.num_updates),
             **extra,
         }
 
     def close(self) -> None:
-        if self.env is not None:
-            self.env.close()
-            self.env = None
+        if self.sandbox is not None:
+            self.sandbox.close()
+            self.sandbox = None
+        self.env.close()
 
-    def __enter__(self) -> TrainingSession:
+    def __enter__(self) -> PopulationSession:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
 
 
-def _codebook_kwargs(env: Any) -> dict[str, Any]:
-    """``action_codebook`` for make_agent when the env declares where its Discrete indices sit in
-    [-1, 1]^c (e.g. the UAV's hybrid way-points: index 0 is hover, not the adapter's default grid order)."""
-    codebook = getattr(env, "action_codebook", None)
-    if callable(codebook):
-        codebook = codebook()
-    return {} if codebook is None else {"action_codebook": np.asarray(codebook, dtype=np.float32)}
-
-
-def first_nonfinite_parameter(agent: Any) -> str | None:
-    """Name of the first non-finite parameter of any torch module held by ``agent`` (None if all finite)."""
-    import torch
-
-    seen: set[int] = set()
-    modules: list[tuple[str, torch.nn.Module]] = []
-    if isinstance(agent, torch.nn.Module):
-        modules.append(("agent", agent))
-    for name, value in vars(agent).items():
-        candidates = value.items() if isinstance(value, dict) else [(None, value)]
-        for key, item in candidates:
-            if isinstance(item, torch.nn.Module) and id(item) not in seen:
-                seen.add(id(item))
-                modules.append((name if key is None else f"{name}[{key}]", item))
-    with torch.no_grad():
-        for owner, module in modules:
-            for pname, param in module.named_parameters():
-                if not bool(torch.isfinite(param).all()):
-                    return f"{owner}.{pname}"
-    return None
-
-
 class _Progress:
-    """A rich progress bar (steps, last fitness, ETA); a no-op unless enabled."""
+    """A rich progress bar (steps, best fitness, agents left, ETA); a no-op unless enabled."""
 
     def __init__(self, enabled: bool, total: int, description: str) -> None:
         self._bar: Any = None
@@ -275,7 +329,7 @@ class _Progress:
             TextColumn("{task.description}"),
             BarColumn(),
             MofNCompleteColumn(),
-            TextColumn("fitness {task.fields[fitness]}"),
+            TextColumn("best fitness {task.fields[fitness]}"),
             TimeElapsedColumn(),
             TimeRemainingColumn(),
             transient=False,
@@ -309,61 +363,66 @@ def _prepare_run_dir(run_dir: Path) -> Path:
 
 def train(
     task: TaskCard,
+    agents: Sequence[AgentSpec],
     *,
     enhancers: str | EnhancerCombo = "plain",
     reward_source: str | None = None,
-    reward_params: Mapping[str, float] | None = None,
-    td3_config: TD3Config | None = None,
     total_steps: int,
-    seed: int = 0,
     env_kwargs: Mapping[str, Any] | None = None,
+    envs_per_agent: int = 1,
     eval_every: int = 5000,
     eval_episodes: int = 5,
     run_dir: Path | str | None = None,
     report: ReportFn | None = None,
-    time_limit_s: float | None = None,
     progress: bool = False,
     tensorboard: bool = False,
     extra_meta: Mapping[str, Any] | None = None,
-) -> TrainResult:
-    """Train one agent on ``task`` with a reward program and return how it went (never raises for a
-    diverged run, a failing reward program, a pruned run or a timeout; see the module docstring).
+) -> list[TrainResult]:
+    """Train a population (one agent per :class:`AgentSpec`, all of one shape) and return one result per
+    agent, in the order of ``agents``. Never raises for a diverged agent, a failing reward program, a
+    pruned agent or a timeout (see the module docstring); a bad configuration raises ``ConfigError``
+    before anything runs.
 
-    ``reward_source`` defaults to the card's baseline reward; ``reward_params`` override its ``PARAMS``
-    defaults. ``eval_every`` env steps between evaluations (0: only the final one) of ``eval_episodes``
-    episodes each. With ``run_dir``: ``config.json``, ``reward.py``, ``curves.csv``, ``checkpoint/`` and
-    ``result.json`` are written there. ``extra_meta`` is stored in the checkpoint JSON (e.g. the task spec
-    a user typed, so ``evaluate`` can find a user task file again). A run that times out is still
-    evaluated once, so its fitness is known (this evaluation may run past ``time_limit_s``).
+    ``reward_source`` defaults to the card's baseline reward. ``total_steps`` env steps per agent env;
+    ``eval_every`` steps between evaluations (0: only the final one) of ``eval_episodes`` episodes each.
+    With ``run_dir``: ``config.json``, ``reward.py``, ``curves.csv`` (an ``agent`` column),
+    ``checkpoint/`` (every agent still in the population) and ``result.json`` (a list) are written there.
     """
     from autogai.core.validation import check_positive_int
 
     check_positive_int("total_steps", total_steps)
     check_positive_int("eval_every", eval_every, allow_zero=True)
     check_positive_int("eval_episodes", eval_episodes)
-    if time_limit_s is not None and not (time_limit_s > 0):
-        raise ConfigError(f"time_limit_s={time_limit_s!r} must be positive")
+    check_positive_int("envs_per_agent", envs_per_agent)
+    specs = list(agents)
+    if not specs:
+        raise ConfigError("a population needs at least one agent (got 0)")
+    for spec in specs:
+        if spec.time_limit_s is not None and not (spec.time_limit_s > 0):
+            raise ConfigError(f"time_limit_s={spec.time_limit_s!r} must be positive")
 
     start = time.monotonic()
-    deadline = None if time_limit_s is None else start + float(time_limit_s)
     directory = _prepare_run_dir(Path(run_dir)) if run_dir is not None else None
-    result = TrainResult(status="completed", run_dir=None if directory is None else str(directory))
-
+    results = [
+        TrainResult(status="completed", run_dir=None if directory is None else str(directory), seed=s.seed)
+        for s in specs
+    ]
     try:
-        session = TrainingSession(
+        session = PopulationSession(
             task,
+            specs,
             enhancers=enhancers,
             reward_source=reward_source,
-            reward_params=reward_params,
-            td3_config=td3_config,
-            seed=seed,
             env_kwargs=env_kwargs,
+            envs_per_agent=envs_per_agent,
+            total_steps=total_steps,
         )
     except RewardRejectedError as exc:
-        result.status, result.reason = "reward_error", str(exc)
-        result.wall_time_s = time.monotonic() - start
-        _write_result(directory, result)
-        return result
+        for result in results:
+            result.status, result.reason = "reward_error", str(exc)
+            result.wall_time_s = time.monotonic() - start
+        _write_results(directory, results)
+        return results
 
     writer = CurveWriter(directory / "curves.csv" if directory else None, tensorboard=tensorboard)
     meta_extra = dict(extra_meta or {})
@@ -374,96 +433,165 @@ def train(
         )
         (directory / "config.json").write_text(json.dumps(config, indent=2, sort_keys=True, default=str))
 
-    bar = _Progress(progress, total_steps, f"{task.id} {session.enhancers.short_name} seed {seed}")
-    last_eval: EvaluationResult | None = None
-    last_eval_step = -1
+    size = len(specs)
+    label = f"{task.id} {session.enhancers.short_name} " + (
+        f"seed {specs[0].seed}" if size == 1 else f"{size} agents"
+    )
+    bar = _Progress(progress, total_steps, label)
+    last_eval: dict[int, EvaluationResult] = {}
+    deadlines = {i: start + s.time_limit_s for i, s in enumerate(specs) if s.time_limit_s is not None}
 
-    def evaluate_and_record(with_oracle: bool) -> EvaluationResult:
-        nonlocal last_eval, last_eval_step
-        session.check_parameters()
-        evaluation = session.evaluate(eval_episodes, with_oracle=with_oracle)
-        row: dict[str, float] = {
-            "step": session.steps,
-            "fitness": evaluation.fitness_mean,
-            "fitness_std": evaluation.fitness_std,
-        }
-        row.update(session.stats.window_row())
-        row.update(session.losses.pop())
-        row["updates"] = int(session.agent.num_updates)
-        row["wall_time_s"] = time.monotonic() - start
-        writer.add(row)
+    def finish(index: int, status: str, reason: str, *, keep_evaluation: bool) -> None:
+        result = results[index]
+        result.status, result.reason = status, reason  # type: ignore[assignment]
+        if not keep_evaluation:
+            last_eval.pop(index, None)
+        _close_result(result, session, index, last_eval.get(index), writer, start)
+
+    def leave(leavers: Mapping[int, tuple[str, str]]) -> None:
+        for index, (status, reason) in leavers.items():
+            logger.info("agent %d (seed %d) %s: %s", index, specs[index].seed, status, reason)
+            finish(index, status, reason, keep_evaluation=status in ("pruned", "timeout"))
+        session.leave(list(leavers))
+
+    def evaluate_and_record(final: bool) -> None:
+        diverged = session.nonfinite_agents()
+        if diverged:
+            leave({i: ("diverged", f"non-finite parameters at step {session.steps}") for i in diverged})
+        if not session.positions:
+            return
+        evaluations = session.evaluate(eval_episodes, with_oracle=final)
+        elapsed = time.monotonic() - start
+        stopping: dict[int, tuple[str, str]] = {}
+        for index, evaluation in evaluations.items():
+            row: dict[str, float] = {
+                "agent": index,
+                "step": session.steps,
+                "fitness": evaluation.fitness_mean,
+                "fitness_std": evaluation.fitness_std,
+            }
+            row.update(session.stats[index].window_row())
+            row.update(session.losses[index].pop())
+            row["updates"] = int(session.population.num_updates)
+            row["wall_time_s"] = elapsed
+            writer.add(row)
+            results[index].curve.append(row)
+            last_eval[index] = evaluation
+            fitness = evaluation.fitness_mean
+            result = results[index]
+            if math.isfinite(fitness) and (result.best_fitness is None or fitness > result.best_fitness):
+                result.best_fitness, result.best_step = fitness, session.steps
+            if report is not None and not final and not report(index, session.steps, fitness):
+                stopping[index] = ("pruned", f"stopped by the report callback at step {session.steps}")
         if directory is not None:
             path = save_checkpoint(
-                session.agent, directory / CHECKPOINT_DIR, session.checkpoint_meta(**meta_extra)
+                session.population, directory / CHECKPOINT_DIR, session.checkpoint_meta(**meta_extra)
             )
-            result.agent_path = str(path)
-        last_eval, last_eval_step = evaluation, session.steps
-        fitness = evaluation.fitness_mean
-        if math.isfinite(fitness) and (result.best_fitness is None or fitness > result.best_fitness):
-            result.best_fitness, result.best_step = fitness, session.steps
-        bar.update(session.steps, evaluation.fitness_mean)
-        return evaluation
+            for index in session.positions:
+                results[index].agent_path = str(path)
+        best = [r.best_fitness for r in results if r.best_fitness is not None]
+        bar.update(session.steps, max(best) if best else None)
+        if stopping:
+            leave(stopping)
 
     progress_chunk = max(1, min(1000, total_steps // 100)) if progress else total_steps
     try:
-        while session.steps < total_steps:
+        while session.steps < total_steps and session.positions:
             next_eval = total_steps
             if eval_every:
                 next_eval = min(total_steps, (session.steps // eval_every + 1) * eval_every)
-            while session.steps < next_eval:
+            while session.steps < next_eval and session.positions:
                 chunk = min(next_eval - session.steps, progress_chunk)
-                if not session.advance(chunk, deadline=deadline):
-                    raise _Timeout
+                if deadlines:
+                    chunk = min(chunk, 50)  # look at the clock every 50 steps at least
+                leavers = session.advance(chunk)
+                if leavers:
+                    leave(leavers)
+                now = time.monotonic()
+                late = {
+                    i: (
+                        "timeout",
+                        f"time limit of {specs[i].time_limit_s:g} s reached at step {session.steps}",
+                    )
+                    for i in session.positions
+                    if i in deadlines and now > deadlines[i]
+                }
+                if late:
+                    _evaluate_leavers(session, late, last_eval, eval_episodes)
+                    leave(late)
                 bar.update(session.steps)
-            final = session.steps >= total_steps
-            evaluation = evaluate_and_record(with_oracle=final)
-            if report is not None and not report(session.steps, evaluation.fitness_mean) and not final:
-                result.status = "pruned"
-                result.reason = f"stopped by the report callback at step {session.steps}"
-                break
-    except _Timeout:
-        result.status = "timeout"
-        result.reason = f"time limit of {time_limit_s:g} s reached at step {session.steps}"
-        try:
-            if session.steps > 0 and last_eval_step != session.steps:
-                evaluate_and_record(with_oracle=True)
-        except TrainingDivergedError as exc:
-            result.status, result.reason = "diverged", str(exc)
-            last_eval = None
-    except TrainingDivergedError as exc:
-        result.status, result.reason = "diverged", str(exc)
-        last_eval = None
-    except RewardRuntimeError as exc:
-        result.status, result.reason = "reward_error", str(exc)
-        last_eval = None
+            if session.positions:
+                evaluate_and_record(final=session.steps >= total_steps)
+    except RewardRuntimeError as exc:  # the sandbox itself failed: every agent still running ends with it
+        leave({i: ("reward_error", str(exc)) for i in session.positions})
     finally:
         bar.close()
+        for index in list(session.positions):
+            _close_result(results[index], session, index, last_eval.get(index), writer, start)
+            results[index].agent = session.population
+            results[index].population_position = session.positions.index(index)
         writer.close()
         session.close()
 
-    if result.status != "completed":
-        logger.info("training %s: %s", result.status, result.reason)
-    result.final_evaluation = last_eval
-    result.curve = writer.rows
-    result.component_summaries = session.stats.component_summaries()
-    result.violation_rates = session.stats.violation_rates()
-    result.steps_done = session.steps
-    result.num_updates = int(session.agent.num_updates)
-    result.episodes_done = len(session.stats.episode_returns)
+    for result in results:
+        if result.status != "completed":
+            logger.info("training %s: %s", result.status, result.reason)
+    _write_results(directory, results)
+    return results
+
+
+def _evaluate_leavers(
+    session: PopulationSession,
+    leavers: Mapping[int, tuple[str, str]],
+    last_eval: dict[int, EvaluationResult],
+    episodes: int,
+) -> None:
+    """Agents timing out are evaluated once more as they are, so their fitness is known (the whole
+    population is evaluated: cheaper than splitting it, and time-outs are rare)."""
+    for index, evaluation in session.evaluate(episodes).items():
+        if index in leavers:
+            last_eval[index] = evaluation
+
+
+def _close_result(
+    result: TrainResult,
+    session: PopulationSession,
+    index: int,
+    evaluation: EvaluationResult | None,
+    writer: CurveWriter,
+    start: float,
+) -> None:
+    stats = session.stats[index]
+    result.final_evaluation = evaluation
+    result.component_summaries = stats.component_summaries()
+    result.violation_rates = stats.violation_rates()
+    result.steps_done = session.steps * session.env.envs_per_agent
+    result.num_updates = int(session.population.num_updates)
+    result.episodes_done = len(stats.episode_returns)
     result.wall_time_s = time.monotonic() - start
-    result.agent = session.agent
-    _write_result(directory, result)
-    return result
 
 
-class _Timeout(Exception):
-    """Internal: the time limit passed while stepping."""
-
-
-def _write_result(directory: Path | None, result: TrainResult) -> None:
+def _write_results(directory: Path | None, results: Sequence[TrainResult]) -> None:
     if directory is None:
         return
     try:
-        (directory / "result.json").write_text(json.dumps(result.to_dict(), indent=2, sort_keys=True))
+        payload = [r.to_dict() for r in results]
+        (directory / "result.json").write_text(json.dumps(payload, indent=2, sort_keys=True))
     except OSError as exc:
         raise RunDirectoryError(f"cannot write {directory / 'result.json'}: {exc}") from exc
+
+
+def train_one(
+    task: TaskCard,
+    *,
+    seed: int = 0,
+    td3_config: TD3Config | None = None,
+    reward_params: Mapping[str, float] | None = None,
+    time_limit_s: float | None = None,
+    **kwargs: Any,
+) -> TrainResult:
+    """A population of one: ``train(task, [AgentSpec(seed, td3_config, reward_params)], ...)[0]``."""
+    spec = AgentSpec(
+        seed=seed, td3_config=td3_config, reward_params=dict(reward_params or {}), time_limit_s=time_limit_s
+    )
+    return train(task, [spec], **kwargs)[0]

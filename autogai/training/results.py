@@ -118,8 +118,13 @@ class TrainResult:
     num_updates: int = 0
     episodes_done: int = 0
     run_dir: str | None = None
+    seed: int = 0
+    """The agent's seed."""
     agent: Any = field(default=None, repr=False, compare=False)
-    """The trained agent object itself (not serialised), for callers that evaluate further in-process."""
+    """The trained population holding this agent (not serialised), for callers that evaluate further
+    in-process; ``None`` when the agent left the population before the end."""
+    population_position: int | None = None
+    """This agent's position in ``agent`` (the population) at the end of training."""
 
     @property
     def fitness(self) -> float | None:
@@ -159,4 +164,5 @@ class TrainResult:
             "num_updates": self.num_updates,
             "episodes_done": self.episodes_done,
             "run_dir": self.run_dir,
+            "seed": self.seed,
         }
