@@ -18,6 +18,18 @@ def _num(x: Any, digits: int = 4) -> str:
         return str(x)
 
 
+def _pair(row: Mapping[str, Any], key: str, low: str, high: str) -> tuple[Any, Any]:
+    """An interval from a leaderboard.json row (``key``: [low, high]) or a leaderboard.csv row."""
+    pair = row.get(key)
+    if isinstance(pair, (list, tuple)) and len(pair) == 2:
+        return pair[0], pair[1]
+    return row.get(low), row.get(high)
+
+
+def _truthy(value: Any) -> bool:
+    return str(value) in ("True", "true", "1")
+
+
 def leaderboard_table(rows: Sequence[Mapping[str, Any]], title: str = "leaderboard") -> Table:
     table = Table(title=title, title_justify="left")
     for column, justify in (
@@ -26,38 +38,44 @@ def leaderboard_table(rows: Sequence[Mapping[str, Any]], title: str = "leaderboa
         ("name", "left"),
         ("enhancers", "left"),
         ("gen", "right"),
-        ("score mean", "right"),
         ("IQM", "right"),
         ("95% CI", "left"),
         ("seeds", "right"),
-        ("vs baseline", "right"),
+        ("Δ IQM vs baseline [95% CI]", "left"),
+        ("P(better)", "right"),
         ("trials c/p/f", "right"),
     ):
         table.add_column(column, justify=justify)  # type: ignore[arg-type]
     for row in rows:
-        ci = (
-            f"[{_num(row.get('ci_low'))}, {_num(row.get('ci_high'))}]"
-            if row.get("ci_low") not in (None, "")
-            else "–"
-        )
-        vs = row.get("vs_baseline")
-        vs_text = (
-            "reference"
-            if str(row.get("is_baseline")) in ("True", "true", "1")
-            else ("–" if vs in (None, "") else f"{float(vs):+.3g}")
-        )
+        low, high = _pair(row, "iqm_ci", "ci_low", "ci_high")
+        ci = f"[{_num(low)}, {_num(high)}]" if low not in (None, "") else "–"
+        diff = row.get("diff_vs_baseline", row.get("vs_baseline"))
+        d_low, d_high = _pair(row, "diff_vs_baseline_ci", "diff_low", "diff_high")
+        if _truthy(row.get("is_baseline")):
+            vs_text = "reference"
+        elif diff in (None, ""):
+            vs_text = "–"
+        else:
+            vs_text = f"{float(diff):+.3g}"
+            if d_low not in (None, ""):
+                vs_text += f" [{float(d_low):+.3g}, {float(d_high):+.3g}]"
+            if _truthy(row.get("beats_baseline")):
+                vs_text += " better"
         name = str(row.get("name") or "")
+        seeds = str(row.get("n_seeds", ""))
+        if row.get("failed_seeds") not in (None, "", 0, "0"):
+            seeds += f" ({row.get('failed_seeds')} failed)"
         table.add_row(
             str(row.get("rank", "")),
             str(row.get("design_id", "")),
             name[:28],
             str(row.get("enhancers", "")),
             str(row.get("generation", "")),
-            _num(row.get("score_mean")),
-            _num(row.get("score_iqm")),
+            _num(row.get("iqm", row.get("score_iqm"))),
             ci,
-            str(row.get("n_seeds", "")),
+            seeds,
             vs_text,
+            _num(row.get("prob_improvement"), 2),
             f"{row.get('trials_complete', 0)}/{row.get('trials_pruned', 0)}/{row.get('trials_failed', 0)}",
         )
     return table
@@ -75,21 +93,30 @@ def print_leaderboard(rows: Sequence[Mapping[str, Any]], title: str = "leaderboa
 
 def print_summary_footer(summary: Any) -> None:
     console = wide_console()
-    best, base = summary.best, summary.baseline
-    if (
-        best is not None
-        and base is not None
-        and best.get("score_mean") is not None
-        and base.get("score_mean") is not None
-    ):
-        if best["design_id"] == base["design_id"]:
-            console.print(f"No design beat the baseline (score {base['score_mean']:.4g}).")
-        else:
-            diff = best["score_mean"] - base["score_mean"]
+    base = summary.baseline
+    winners = [r for r in summary.leaderboard if r.get("beats_baseline")]
+    if base is not None and base.get("iqm") is not None:
+        if winners:
+            best = winners[0]
+            low, high = best["diff_vs_baseline_ci"]
             console.print(
-                f"Best design {best['design_id']} scores {best['score_mean']:.4g} vs baseline "
-                f"{base['score_mean']:.4g} ({diff:+.4g})."
+                f"Design {best['design_id']} beats the baseline: IQM {best['iqm']:.4g} vs {base['iqm']:.4g}, "
+                f"difference {best['diff_vs_baseline']:+.4g} (95% CI [{low:+.4g}, {high:+.4g}]), "
+                f"P(better) {best['prob_improvement']:.2f}."
             )
+        else:
+            best = next(
+                (r for r in summary.leaderboard if not r.get("is_baseline") and r.get("iqm") is not None),
+                None,
+            )
+            detail = ""
+            if best is not None and best.get("diff_vs_baseline_ci"):
+                low, high = best["diff_vs_baseline_ci"]
+                detail = (
+                    f"; the best proposal {best['design_id']} differs by {best['diff_vs_baseline']:+.4g} "
+                    f"(95% CI [{low:+.4g}, {high:+.4g}])"
+                )
+            console.print(f"No design beat the baseline (IQM {base['iqm']:.4g}){detail}.")
     counts = ", ".join(f"{k.lower()} {v}" for k, v in sorted(summary.trial_counts.items()))
     console.print(f"trials: {counts}; wall time {summary.wall_time_s:.0f} s")
     usage = summary.llm_usage or {}

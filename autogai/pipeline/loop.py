@@ -124,10 +124,7 @@ def baseline_design(task: Any) -> Design:
 
 
 def _reward_param_specs(source: str) -> dict[str, dict[str, Any]]:
-    try:
-        from autogai.rewards import RewardProgram
-    except ImportError:  # older layouts export it only from the module
-        from autogai.rewards.program import RewardProgram
+    from autogai.rewards import RewardProgram
 
     program = RewardProgram.from_source(source)
     specs: dict[str, dict[str, Any]] = {}
@@ -516,8 +513,8 @@ class _Search:
                     report_metrics=row["report_metrics"],
                     vs_baseline=row["vs_baseline"],
                 )
-        if rows and rows[0]["score_mean"] is not None:
-            self.best = (rows[0]["score_mean"], rows[0]["design_id"])
+        if rows and rows[0]["iqm"] is not None:
+            self.best = (rows[0]["iqm"], rows[0]["design_id"])
         return rows, results
 
     _oracle: float | bool | None = False
@@ -577,9 +574,9 @@ class _Search:
                         self.evaluate(to_evaluate, generation, baseline.id)
                     rows, results = self.rank(list(known.values()), baseline.id)
                     feedback = self.feedback(results, baseline.id, entry["design_ids"] + [baseline.id])
+                    self.remember_good_designs(rows, known)
                     entry["status"] = "scored"
                     self.run.write_state(state)
-                self.remember_good_designs(rows, known)
                 final_status = "done"
             finally:
                 from autogai.search.studies import get_or_create_study
@@ -620,15 +617,10 @@ class _Search:
         return out
 
     def remember_good_designs(self, rows: list[dict[str, Any]], known: Mapping[str, Design]) -> None:
-        """Designs that beat the baseline go into the knowledge base's results collection."""
-        baseline = next((r for r in rows if r["is_baseline"]), None)
-        base = baseline["score_mean"] if baseline else None
+        """Designs that beat the baseline (difference interval above 0) go into the knowledge base's
+        results collection, after every generation, so the next proposals can read them."""
         for row in rows:
-            if (
-                row["is_baseline"]
-                or row["score_mean"] is None
-                or (base is not None and row["score_mean"] <= base)
-            ):
+            if row["is_baseline"] or not row.get("beats_baseline"):
                 continue
             design = known.get(row["design_id"])
             if design is None:

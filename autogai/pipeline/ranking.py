@@ -1,5 +1,7 @@
-"""Ranking: the best configuration of every design, retrained on held-out seeds, scored with mean, IQM and
-a 95% bootstrap interval; leaderboard files and each design's trials.csv / curves.csv."""
+"""Ranking: the best configuration of every design, retrained on held-out seeds, scored with the IQM and
+its 95% bootstrap interval and compared with the baseline design by the interval of the IQM difference and
+the probability of improvement (rliable's practice); leaderboard files and each design's trials.csv /
+curves.csv. A design *beats the baseline* only when the difference interval lies above 0."""
 
 from __future__ import annotations
 
@@ -31,6 +33,8 @@ class DesignResult:
     heldout: list[Any] = field(default_factory=list)
     """Frozen trials of the held-out study (one per seed)."""
     score: ScoreSummary | None = None
+    heldout_values: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    """Fitness of each completed held-out seed ``[n_runs]``; failed seeds have none."""
 
     @property
     def best_trial(self) -> Any | None:
@@ -87,6 +91,7 @@ def collect_results(
         if hname in existing:
             result.heldout = load_study(storage, hname).get_trials(deepcopy=False)
             values = np.array([t.value for t in result.heldout_complete()], dtype=np.float64)  # [n_runs]
+            result.heldout_values = values
             if values.size:
                 result.score = summarize_scores(values)
         results[design.id] = result
@@ -100,13 +105,21 @@ def _clean(x: Any) -> Any:
 
 
 def leaderboard_rows(results: Mapping[str, DesignResult], baseline_id: str | None) -> list[dict[str, Any]]:
-    """Rows sorted by held-out mean score (unscored designs last)."""
+    """Rows sorted by held-out IQM (unscored designs last)."""
+    from autogai.core.statistics import compare
+
     baseline = results.get(baseline_id) if baseline_id else None
-    base_mean = baseline.score.mean if baseline is not None and baseline.score is not None else None
+    base_values = baseline.heldout_values if baseline is not None else np.zeros(0)
     rows = []
     for design_id, r in results.items():
         s = r.score
         counts = r.state_counts()
+        versus = (
+            compare(r.heldout_values, base_values)
+            if s and base_values.size and design_id != baseline_id
+            else None
+        )
+        failed_seeds = sum(1 for t in r.heldout if t.state.name == "FAIL")
         row: dict[str, Any] = {
             "design_id": design_id,
             "name": r.design.name,
@@ -115,12 +128,26 @@ def leaderboard_rows(results: Mapping[str, DesignResult], baseline_id: str | Non
             "proposer": r.design.proposer,
             "parent": r.design.parent,
             "is_baseline": design_id == baseline_id,
-            "score_mean": _clean(s.mean) if s else None,
+            "iqm": _clean(s.iqm) if s else None,
+            "iqm_ci": [_clean(s.ci_low), _clean(s.ci_high)] if s else None,
+            "n_seeds": s.n_runs if s else 0,
+            "failed_seeds": failed_seeds,
+            "mean": _clean(s.mean) if s else None,
+            "diff_vs_baseline": _clean(versus.difference) if versus else None,
+            "diff_vs_baseline_ci": [_clean(versus.difference_low), _clean(versus.difference_high)]
+            if versus
+            else None,
+            "prob_improvement": _clean(versus.probability_of_improvement) if versus else None,
+            "prob_improvement_ci": [_clean(versus.probability_low), _clean(versus.probability_high)]
+            if versus
+            else None,
+            "beats_baseline": bool(versus.better) if versus else False,
+            # Older names kept for the terminal table and the report: the IQM and its interval.
+            "score_mean": _clean(s.iqm) if s else None,
             "score_iqm": _clean(s.iqm) if s else None,
             "ci_low": _clean(s.ci_low) if s else None,
             "ci_high": _clean(s.ci_high) if s else None,
-            "n_seeds": s.n_runs if s else 0,
-            "vs_baseline": (_clean(s.mean - base_mean) if s and base_mean is not None else None),
+            "vs_baseline": _clean(versus.difference) if versus else None,
             "tuning_best": r.tuning_best,
             "trials_complete": counts.get("COMPLETE", 0),
             "trials_pruned": counts.get("PRUNED", 0),
@@ -144,12 +171,17 @@ _CSV_COLUMNS = (
     "generation",
     "proposer",
     "is_baseline",
-    "score_mean",
-    "score_iqm",
+    "iqm",
     "ci_low",
     "ci_high",
     "n_seeds",
-    "vs_baseline",
+    "failed_seeds",
+    "mean",
+    "diff_vs_baseline",
+    "diff_low",
+    "diff_high",
+    "prob_improvement",
+    "beats_baseline",
     "tuning_best",
     "trials_complete",
     "trials_pruned",
@@ -167,8 +199,10 @@ def write_leaderboard(
         writer.writerow([*_CSV_COLUMNS, *metric_names])
         for row in rows:
             metrics = row.get("report_metrics", {})
+            diff = row.get("diff_vs_baseline_ci") or [None, None]
+            flat = {**row, "diff_low": diff[0], "diff_high": diff[1]}
             writer.writerow(
-                [_fmt(row.get(c)) for c in _CSV_COLUMNS] + [_fmt(metrics.get(m)) for m in metric_names]
+                [_fmt(flat.get(c)) for c in _CSV_COLUMNS] + [_fmt(metrics.get(m)) for m in metric_names]
             )
     payload = {"task": task_id, "oracle_fitness": oracle_fitness, "designs": list(rows)}
     (run.path / "leaderboard.json").write_text(json.dumps(payload, indent=2, default=str) + "\n")

@@ -52,6 +52,12 @@ class SearchBudget:
     """Wall-clock limit of one training run; a trial over it ends as a timeout."""
     enhancer_scale: str = "small"
     """``small`` (tiny enhancer networks, for smoke/quick) or ``full`` (the paper's sizes)."""
+    population_size: int = 1
+    """Trials a worker claims at once and trains as one population (same shape); held-out seeds of a
+    design are always trained as one population."""
+    shape_search: bool = True
+    """Search knobs that change tensor shapes or schedules (policy delay, diffusion steps, latent and
+    Transformer sizes). Off keeps them at their defaults, so a batch of trials is one population."""
 
     def __post_init__(self) -> None:
         for name in (
@@ -66,6 +72,7 @@ class SearchBudget:
             "buffer_size",
             "train_freq",
             "gradient_steps",
+            "population_size",
         ):
             check_positive_int(name, getattr(self, name))
         check_positive_int("learning_starts", self.learning_starts, allow_zero=True)
@@ -112,6 +119,8 @@ PRESETS: dict[str, SearchBudget] = {
         batch_size_choices=(32,),
         buffer_size=5_000,
         trial_time_limit_s=120,
+        population_size=2,
+        shape_search=False,
     ),
     "quick": SearchBudget(
         # 4k steps is where plain TD3 first clearly beats hovering at the start on the UAV task (33.6 vs

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -101,82 +101,158 @@ def build_td3_config(params: Mapping[str, Any], device: str) -> Any:
     return TD3Config(**{**params, "device": device, "torch_threads": 1})
 
 
-def run_trial(
-    trial: optuna.Trial,
+@dataclass
+class _Prepared:
+    """A claimed trial with its sampled configuration, ready to train."""
+
+    position: int
+    trial: Any
+    seed: int
+    config: Any
+    reward_params: dict[str, float]
+    attrs: dict[str, Any]
+
+
+def run_batch(
+    trials: Sequence[optuna.Trial],
     study_attrs: Mapping[str, Any],
     context: TrialContext,
     *,
     should_stop: Callable[[], bool] | None = None,
-) -> TrialOutcome:
-    """Run one trial of a tuning or held-out study. Never raises for a bad design."""
+) -> list[TrialOutcome]:
+    """Run trials of one study (one design) as populations; one outcome per trial, in order.
+
+    Each trial's configuration is sampled first (so the sampler sees the whole batch as running), then
+    trials of one shape train as one population. Intermediate fitness is reported per trial and an agent
+    whose trial the pruner stops leaves its population. Never raises for a bad design.
+    """
+    import optuna
+
+    from autogai.agents import TD3Config
     from autogai.tasks import get_task
-    from autogai.training import train_one
 
     design = Design.from_dict(study_attrs["design"])
     enhancers = EnhancerCombo.parse(design.enhancers)
     kind = study_attrs.get("kind", "tuning")
     budget = context.budget
     reward_specs = study_attrs.get("reward_params") or {}
-    attrs: dict[str, Any] = {"kind": kind}
-    if kind == "heldout":
-        import optuna
-
-        fixed = dict(trial.user_attrs.get("params") or study_attrs.get("best_params") or {})
-        source_trial: Any = optuna.trial.FixedTrial(fixed)
-        seed = int(trial.user_attrs.get("seed", heldout_seed(trial.number)))
-        eval_episodes = budget.heldout_eval_episodes
-    else:
-        source_trial = trial
-        seed = tuning_seed(context.run_name, design.id, trial.number)
-        eval_episodes = budget.eval_episodes
+    outcomes: list[TrialOutcome | None] = [None] * len(trials)
+    prepared: list[_Prepared] = []
     try:
-        td3_params = suggest_td3_params(source_trial, enhancers, budget)
-        reward_params = suggest_reward_params(source_trial, reward_specs)
-        config = build_td3_config(td3_params, context.device)
         task = get_task(context.task)
-    except Exception as exc:  # a hint outside a distribution, an invalid combination of knobs
-        return TrialOutcome(
-            "FAIL", None, {**attrs, "status": "config_error", "reason": f"{type(exc).__name__}: {exc}"}
-        )
-    attrs["seed"] = seed
-    attrs["reward_params"] = reward_params
+    except Exception as exc:  # a task file that broke after the search started
+        reason = f"{type(exc).__name__}: {exc}"
+        return [
+            TrialOutcome("FAIL", None, {"kind": kind, "status": "config_error", "reason": reason})
+            for _ in trials
+        ]
+    for position, trial in enumerate(trials):
+        attrs: dict[str, Any] = {"kind": kind}
+        if kind == "heldout":
+            fixed = dict(trial.user_attrs.get("params") or study_attrs.get("best_params") or {})
+            source_trial: Any = optuna.trial.FixedTrial(fixed)
+            seed = int(trial.user_attrs.get("seed", heldout_seed(trial.number)))
+        else:
+            source_trial = trial
+            seed = tuning_seed(context.run_name, design.id, trial.number)
+        try:
+            td3_params = suggest_td3_params(source_trial, enhancers, budget)
+            reward_params = suggest_reward_params(source_trial, reward_specs)
+            config = build_td3_config(td3_params, context.device)
+        except Exception as exc:  # a hint outside a distribution, an invalid combination of knobs
+            attrs.update(status="config_error", reason=f"{type(exc).__name__}: {exc}")
+            outcomes[position] = TrialOutcome("FAIL", None, attrs)
+            continue
+        attrs["seed"] = seed
+        attrs["reward_params"] = reward_params
+        prepared.append(_Prepared(position, trial, seed, config, reward_params, attrs))
 
-    def report(step: int, fitness: float) -> bool:
+    groups: dict[Any, list[_Prepared]] = {}
+    for item in prepared:
+        groups.setdefault(TD3Config.population_key(item.config), []).append(item)
+    eval_episodes = _evaluation_episodes(task, context, kind)
+    for group in groups.values():
+        for item, outcome in zip(
+            group,
+            _train_group(group, task, design, enhancers, context, kind, eval_episodes, should_stop),
+            strict=True,
+        ):
+            outcomes[item.position] = outcome
+    assert all(o is not None for o in outcomes)
+    return [o for o in outcomes if o is not None]
+
+
+def _evaluation_episodes(task: Any, context: TrialContext, kind: str) -> int:
+    """One episode where the task is deterministic from a fixed start (more would repeat it exactly)."""
+    deterministic = task.deterministic
+    if callable(deterministic):
+        deterministic = deterministic(context.resolved_env_kwargs())
+    if deterministic:
+        return 1
+    return context.budget.heldout_eval_episodes if kind == "heldout" else context.budget.eval_episodes
+
+
+def _train_group(
+    group: list[_Prepared],
+    task: Any,
+    design: Design,
+    enhancers: EnhancerCombo,
+    context: TrialContext,
+    kind: str,
+    eval_episodes: int,
+    should_stop: Callable[[], bool] | None,
+) -> list[TrialOutcome]:
+    from autogai.training import AgentSpec, train
+
+    budget = context.budget
+    # A trial's time limit is a budget of agent-seconds: agents of a population share the wall clock.
+    limit = None if budget.trial_time_limit_s is None else budget.trial_time_limit_s * len(group)
+    specs = [
+        AgentSpec(
+            seed=item.seed, td3_config=item.config, reward_params=item.reward_params, time_limit_s=limit
+        )
+        for item in group
+    ]
+
+    def report(agent: int, step: int, fitness: float) -> bool:
         if should_stop is not None and should_stop():
             raise KeyboardInterrupt("worker asked to stop")
         value = _finite(fitness)
         if kind == "heldout" or value is None:
             return True
+        trial = group[agent].trial
         trial.report(value, step)
         # Never judge a trial while it still acts at random.
         return step <= budget.learning_starts or not trial.should_prune()
 
     try:
-        result = train_one(
+        results = train(
             task,
-            seed=seed,
-            td3_config=config,
-            reward_params=reward_params,
-            time_limit_s=budget.trial_time_limit_s,
+            specs,
             enhancers=enhancers,
             reward_source=design.reward_source,
             total_steps=budget.total_steps,
             env_kwargs=context.resolved_env_kwargs(),
             eval_every=budget.eval_every,
             eval_episodes=eval_episodes,
-            run_dir=None,
-            report=lambda _agent, step, fitness: report(step, fitness),
+            report=report,
         )
     except KeyboardInterrupt:
         raise
     except Exception as exc:  # a bug below us must not stop the search; keep the reason
-        logger.exception("trial %s of %s crashed", trial.number, design.id)
-        return TrialOutcome(
-            "FAIL", None, {**attrs, "status": "crashed", "reason": f"{type(exc).__name__}: {exc}"}
-        )
+        logger.exception("a population of %d trials of %s crashed", len(group), design.id)
+        reason = f"{type(exc).__name__}: {exc}"
+        return [
+            TrialOutcome("FAIL", None, {**item.attrs, "status": "crashed", "reason": reason})
+            for item in group
+        ]
+    return [_outcome(item, result, kind) for item, result in zip(group, results, strict=True)]
 
+
+def _outcome(item: _Prepared, result: Any, kind: str) -> TrialOutcome:
     data = result.to_dict()
     evaluation = data.get("final_evaluation") or {}
+    attrs = dict(item.attrs)
     attrs.update(
         {
             "status": result.status,
@@ -197,8 +273,9 @@ def run_trial(
     fitness = _finite(data.get("fitness"))
     if result.status == "completed" and fitness is not None:
         return TrialOutcome("COMPLETE", fitness, attrs)
-    if kind == "heldout" and result.status == "timeout" and fitness is not None:
-        return TrialOutcome("COMPLETE", fitness, attrs)  # the policy exists; its score is what it is
+    if kind == "heldout":
+        # A held-out run that did not complete (timeout included) is a failure, not a score.
+        return TrialOutcome("FAIL", None, attrs)
     if result.status in ("pruned", "diverged", "timeout"):
         # rl-baselines3-zoo's convention: NaN/divergence ends a trial as pruned, not as a crash.
         return TrialOutcome("PRUNED", None, attrs)

@@ -43,7 +43,6 @@ def suggest_td3_params(trial: optuna.Trial, enhancers: EnhancerCombo, budget: Se
         "gamma": trial.suggest_categorical("gamma", list(_GAMMA_CHOICES)),
         "exploration_noise": trial.suggest_float("exploration_noise", 0.05, 0.5),
         "target_policy_noise": trial.suggest_float("target_policy_noise", 0.1, 0.4),
-        "policy_delay": trial.suggest_categorical("policy_delay", list(_POLICY_DELAY_CHOICES)),
         "net_arch": parse_net_arch(trial.suggest_categorical("net_arch", arch_labels)),
         # Fixed by the budget, not searched:
         "learning_starts": budget.learning_starts,
@@ -51,6 +50,10 @@ def suggest_td3_params(trial: optuna.Trial, enhancers: EnhancerCombo, budget: Se
         "train_freq": budget.train_freq,
         "gradient_steps": budget.gradient_steps,
     }
+    # Knobs that change tensor shapes or schedules split a batch of trials into separate populations, so
+    # a budget that trains trials as populations (shape_search off) keeps them at their defaults.
+    if budget.shape_search:
+        params["policy_delay"] = trial.suggest_categorical("policy_delay", list(_POLICY_DELAY_CHOICES))
     params.update(suggest_enhancer_params(trial, enhancers, budget))
     return params
 
@@ -60,25 +63,30 @@ def suggest_enhancer_params(
 ) -> dict[str, Any]:
     """Knobs of the enhancers switched on in ``enhancers`` (nothing for plain TD3)."""
     small = budget.enhancer_scale == "small"
+    shapes = budget.shape_search
     params: dict[str, Any] = {}
     if enhancers.policy == "diffusion":
-        params["diffusion_steps"] = trial.suggest_categorical("diffusion_steps", [3, 5] if small else [5, 10])
+        params["diffusion_steps"] = (
+            trial.suggest_categorical("diffusion_steps", [3, 5] if small else [5, 10]) if shapes else 5
+        )
         params["bc_weight"] = trial.suggest_categorical("bc_weight", [0.0, 0.1, 1.0])
         if small:
             params["diffusion_hidden"] = 32
     if enhancers.encoder == "vae":
-        params["vae_latent_dim"] = trial.suggest_categorical(
-            "vae_latent_dim", [8, 16] if small else [16, 32, 64]
+        params["vae_latent_dim"] = (
+            trial.suggest_categorical("vae_latent_dim", [8, 16] if small else [16, 32, 64]) if shapes else 16
         )
         params["vae_beta"] = trial.suggest_float("vae_beta", 0.01, 1.0, log=True)
         if small:
             params["vae_hidden"] = 64
     if enhancers.backbone == "transformer":
-        params["transformer_dim"] = trial.suggest_categorical(
-            "transformer_dim", [16, 32] if small else [32, 64]
+        params["transformer_dim"] = (
+            trial.suggest_categorical("transformer_dim", [16, 32] if small else [32, 64])
+            if shapes
+            else (16 if small else 32)
         )
-        params["transformer_layers"] = trial.suggest_categorical(
-            "transformer_layers", [1] if small else [1, 2]
+        params["transformer_layers"] = (
+            trial.suggest_categorical("transformer_layers", [1] if small else [1, 2]) if shapes else 1
         )
         params["transformer_heads"] = 2
     if enhancers.critic == "gan":

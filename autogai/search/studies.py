@@ -126,8 +126,8 @@ def enqueue_to(
     added = 0
     for index in range(have, target):
         params = (first_params or [])[index] if first_params and index < len(first_params) else {}
-        attrs = (user_attrs or [])[index] if user_attrs and index < len(user_attrs) else None
-        study.enqueue_trial(params, user_attrs=attrs, skip_if_exists=False)
+        attrs = (user_attrs or [])[index] if user_attrs and index < len(user_attrs) else {}
+        study.enqueue_trial(params, user_attrs={**attrs, QUEUED_ATTR: True}, skip_if_exists=False)
         added += 1
     return added
 
@@ -179,42 +179,59 @@ def claim_lock_path(storage_url: str) -> str | None:
     return None if path is None else str(path) + ".claim-lock"
 
 
+QUEUED_ATTR = "queued"
+"""User attribute every trial enqueued by the pipeline carries; a trial without it was not asked for."""
+
+
+def claim_waiting_trials(
+    storage: optuna.storages.BaseStorage,
+    study: optuna.Study,
+    limit: int,
+    *,
+    lock_path: str | None = None,
+) -> list[tuple[optuna.Trial, int]]:
+    """Take up to ``limit`` WAITING trials of ``study``: a batch that one worker trains as a population.
+
+    Uses ``Study.ask``, which pops enqueued trials first (an atomic compare-and-set in the storage) and
+    samples their free parameters when the objective asks for them. ``ask`` would create a new trial when
+    the queue is empty, so the waiting trials are counted first (under a file lock for local workers);
+    should a remote worker empty the queue in between, the extra trial is told FAIL at once and marked
+    ``surplus`` (the pipeline alone decides how many trials a study gets).
+    """
+    from optuna.trial import TrialState
+
+    claimed: list[tuple[optuna.Trial, int]] = []
+    if limit < 1:
+        return claimed
+    study_id = storage.get_study_id_from_name(study.study_name)
+    with _file_lock(lock_path):
+        waiting = len(study.get_trials(deepcopy=False, states=(TrialState.WAITING,)))
+        for _ in range(min(limit, waiting)):
+            trial = study.ask()
+            trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, trial.number)
+            if not trial.user_attrs.get(QUEUED_ATTR):
+                trial.set_user_attr("surplus", True)
+                study.tell(trial, state=TrialState.FAIL)
+                break
+            storage.set_trial_user_attr(trial_id, "worker", worker_identity())
+            claimed.append((trial, trial_id))
+    return claimed
+
+
 def claim_waiting_trial(
     storage: optuna.storages.BaseStorage, study: optuna.Study, *, lock_path: str | None = None
 ) -> tuple[optuna.Trial, int] | None:
-    """Take one WAITING trial of ``study`` (atomic compare-and-set in the storage): (trial, trial id).
-
-    Unlike ``Study.ask`` this never creates a new trial when the queue is empty: the pipeline alone
-    decides how many trials a study gets.
-    """
-    import optuna
-    from optuna.trial import TrialState
-
-    waiting = study.get_trials(deepcopy=False, states=(TrialState.WAITING,))
-    if not waiting:
-        return None
-    study_id = storage.get_study_id_from_name(study.study_name)
-    with _file_lock(lock_path):
-        for frozen in waiting:
-            trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, frozen.number)
-            try:
-                if storage.get_trial(trial_id).state != TrialState.WAITING:
-                    continue
-                if not storage.set_trial_state_values(trial_id, state=TrialState.RUNNING):
-                    continue
-            except optuna.exceptions.UpdateFinishedTrialError:
-                continue
-            storage.set_trial_user_attr(trial_id, "worker", worker_identity())
-            return optuna.Trial(study, trial_id), trial_id
-    return None
+    """One WAITING trial of ``study`` (see :func:`claim_waiting_trials`), or None."""
+    claimed = claim_waiting_trials(storage, study, 1, lock_path=lock_path)
+    return claimed[0] if claimed else None
 
 
 @contextlib.contextmanager
 def heartbeat(storage: optuna.storages.BaseStorage, trial_id: int) -> Iterator[None]:
     """Optuna's heartbeat for a trial run outside ``Study.optimize`` (RDB storages only)."""
-    from optuna.storages._heartbeat import BaseHeartbeat
+    import optuna
 
-    interval = storage.get_heartbeat_interval() if isinstance(storage, BaseHeartbeat) else None
+    interval = storage.get_heartbeat_interval() if isinstance(storage, optuna.storages.RDBStorage) else None
     if not interval:
         yield
         return
@@ -294,6 +311,8 @@ def trial_counts(storage: optuna.storages.BaseStorage, run_name: str) -> dict[st
     counts: dict[str, int] = {}
     for name in run_study_names(storage, run_name):
         for trial in load_study(storage, name).get_trials(deepcopy=False):
+            if trial.user_attrs.get("surplus"):
+                continue
             counts[trial.state.name] = counts.get(trial.state.name, 0) + 1
     del optuna
     return counts

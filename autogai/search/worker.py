@@ -24,12 +24,12 @@ from typing import TYPE_CHECKING, Any
 
 from autogai.core.seeding import derive_seed
 from autogai.search.budget import SearchBudget
-from autogai.search.objective import TrialContext, run_trial
+from autogai.search.objective import TrialContext, TrialOutcome, run_batch
 from autogai.search.storage import make_storage, redact_url
 from autogai.search.studies import (
     HELDOUT_SUFFIX,
     claim_lock_path,
-    claim_waiting_trial,
+    claim_waiting_trials,
     fail_stale_trials,
     heartbeat,
     load_study,
@@ -146,7 +146,9 @@ class Worker:
     def _run_is_done(self) -> bool:
         return read_run_config(self.storage, self.run_name).get("status") in (RUN_STATUS_DONE, "stopped")
 
-    def claim(self) -> tuple[optuna.Study, optuna.Trial, int] | None:
+    def claim(self) -> tuple[optuna.Study, list[tuple[optuna.Trial, int]]] | None:
+        """A batch of WAITING trials of one study: all held-out seeds of a design at once (they share
+        one configuration, so they are one population), or up to ``population_size`` tuning trials."""
         names = run_study_names(self.storage, self.run_name)
         # Held-out studies first (they gate the end of a generation), then a random rotation so two
         # workers rarely race for the same queue.
@@ -156,37 +158,68 @@ class Worker:
             k = self._rng.randrange(len(tuning))
             tuning = tuning[k:] + tuning[:k]
         check_stale = time.monotonic() - self._last_stale_check > 5.0
+        budget = self.context.budget
         for name in heldout + tuning:
             study = self._study(name)
             if check_stale:
                 fail_stale_trials(study)
-            claimed = claim_waiting_trial(self.storage, study, lock_path=self._claim_lock)
-            if claimed is not None:
+            limit = (
+                max(budget.heldout_seeds, budget.population_size)
+                if name in heldout
+                else budget.population_size
+            )
+            claimed = claim_waiting_trials(self.storage, study, limit, lock_path=self._claim_lock)
+            if claimed:
                 if check_stale:
                     self._last_stale_check = time.monotonic()
-                return study, claimed[0], claimed[1]
+                return study, claimed
         if check_stale:
             self._last_stale_check = time.monotonic()
         return None
 
-    def run_one(self, study: optuna.Study, trial: optuna.Trial, trial_id: int) -> str:
+    def run_batch(self, study: optuna.Study, claimed: list[tuple[optuna.Trial, int]]) -> list[str]:
         import optuna
         from optuna.trial import TrialState
 
         attrs = self._attrs(study.study_name)
         started = time.monotonic()
-        with heartbeat(self.storage, trial_id):
+        trials = [trial for trial, _ in claimed]
+        with contextlib.ExitStack() as beats:
+            for _, trial_id in claimed:
+                beats.enter_context(heartbeat(self.storage, trial_id))
             try:
-                outcome = run_trial(trial, attrs, self.context, should_stop=self.should_stop)
+                outcomes = run_batch(trials, attrs, self.context, should_stop=self.should_stop)
             except KeyboardInterrupt:
-                # Stopped mid-trial (search interrupted): fail it and re-queue it for whoever resumes.
-                self.storage.set_trial_user_attr(trial_id, "reason", "worker stopped mid-trial; re-queued")
-                study.tell(trial, state=TrialState.FAIL)
-                optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=None)(
-                    study, self.storage.get_trial(trial_id)
-                )
+                # Stopped mid-batch (search interrupted): fail the trials and re-queue them for a resume.
+                retry = optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=None)
+                for trial, trial_id in claimed:
+                    with contextlib.suppress(optuna.exceptions.UpdateFinishedTrialError):
+                        self.storage.set_trial_user_attr(
+                            trial_id, "reason", "worker stopped mid-trial; re-queued"
+                        )
+                        study.tell(trial, state=TrialState.FAIL)
+                        retry(study, self.storage.get_trial(trial_id))
                 raise
-        outcome.attrs["duration_s"] = round(time.monotonic() - started, 3)
+        duration = round(time.monotonic() - started, 3)
+        return [
+            self._tell(study, trial, trial_id, outcome, duration, len(claimed))
+            for (trial, trial_id), outcome in zip(claimed, outcomes, strict=True)
+        ]
+
+    def _tell(
+        self,
+        study: optuna.Study,
+        trial: optuna.Trial,
+        trial_id: int,
+        outcome: TrialOutcome,
+        duration: float,
+        population: int,
+    ) -> str:
+        import optuna
+        from optuna.trial import TrialState
+
+        outcome.attrs["duration_s"] = duration
+        outcome.attrs["population"] = population
         try:
             for key, value in outcome.attrs.items():
                 self.storage.set_trial_user_attr(trial_id, key, value)
@@ -219,10 +252,10 @@ class Worker:
                 time.sleep(self.poll_interval_s)
                 continue
             try:
-                self.run_one(*claimed)
+                states = self.run_batch(*claimed)
             except KeyboardInterrupt:
                 break
-            self.trials_done += 1
+            self.trials_done += len(states)
         return self.trials_done
 
 

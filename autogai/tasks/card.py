@@ -67,6 +67,9 @@ class TaskCard:
     """Values of the env kwarg ``action_mode`` the task supports (empty: the env's own space only)."""
     max_episode_steps: int | None = None
     tags: tuple[str, ...] = ()
+    deterministic: bool | Callable[[Mapping[str, Any]], bool] = False
+    """True (or a function of the env kwargs saying so) when an episode is fully determined by the policy:
+    a fixed start and no randomness. One evaluation episode then says all that ten would."""
 
     def __post_init__(self) -> None:
         if not self.id or not self.id.replace("-", "").replace("_", "").isalnum():

@@ -117,6 +117,11 @@ def fitness_fn(metrics: Mapping[str, float], env_reward: float) -> float:
     return float(metrics["fitness"])
 
 
+def _deterministic(env_kwargs: Mapping[str, Any]) -> bool:
+    """A fixed start and fixed users (the paper's setting): every episode of a policy is the same."""
+    return not env_kwargs.get("random_start", False) and env_kwargs.get("scenario", "fixed") == "fixed"
+
+
 def _oracle_fitness() -> float:
     from autogai.envs.uav_nearfield import oracle_episode_fitness
 
@@ -148,6 +153,7 @@ TASK = TaskCard(
     action_modes=("continuous", "discrete", "hybrid"),
     max_episode_steps=100,
     tags=("wireless", "uav", "near-field", "relay", "multi-objective", "paper-case-study"),
+    deterministic=_deterministic,
 )
 
 
