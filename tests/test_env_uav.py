@@ -13,6 +13,7 @@ from gymnasium.utils.env_checker import check_env
 
 from autogai.core.errors import ConfigError
 from autogai.envs import physics, register_envs
+from autogai.envs.uav_dynamics import dynamics_for
 from autogai.envs.uav_nearfield import (
     ACTION_MODES,
     AUTHOR_SETTINGS,
@@ -189,7 +190,7 @@ def test_optimal_relay_powers_solve_the_one_dimensional_problem() -> None:
     config = UAVNearFieldConfig()
     grid = np.linspace(0.0, 1000.0, 2001)
     for x, y in [(1.0, 1.0), (20.0, 30.0), (55.0, 71.0), (80.0, 100.0)]:
-        slot = config.slot_physics(x, y)
+        slot = dynamics_for(config).slot_physics(x, y)
         p_bs, p_uav, value = physics.optimal_relay_powers(
             slot["bs_gain"], slot["user_gain"], slot["feasible"], config.noise_mw, 1000.0, 1000.0
         )
