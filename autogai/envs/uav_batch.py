@@ -40,6 +40,7 @@ class UAVNearFieldBatch:
         self.single_action_space = action_space(self.config)
         self.single_observation_space = observation_space(self.config)
         self._dynamics = dynamics_for(self.config)
+        self._obs = self._dynamics.observation_buffer((n_envs,))  # handed out as a float32 copy
         self._rng = np.random.default_rng()
         self._scenarios: list[Scenario] = []
         self._user_x = self._user_y = np.zeros(n_envs)
@@ -91,12 +92,11 @@ class UAVNearFieldBatch:
     def _advance(
         self, x: np.ndarray, y: np.ndarray, decoded: tuple[Any, Any, Any, Any], t: int
     ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-        obs = np.empty((self.n_envs, self.config.observation_size))
         slots = np.full(self.n_envs, t, dtype=np.int64)
-        metrics = self._dynamics.transition(x, y, decoded, slots, self._user_x, self._user_y, obs)
+        metrics = self._dynamics.transition(x, y, decoded, slots, self._user_x, self._user_y, self._obs)
         # The metrics are handed out; the state keeps its own copies.
         self._x, self._y, self._t = metrics["x"].copy(), metrics["y"].copy(), t
-        return obs.astype(np.float32), metrics
+        return self._obs.astype(np.float32), metrics
 
     @property
     def scenarios(self) -> list[Scenario]:

@@ -185,7 +185,7 @@ class UAVDynamics:
     ) -> dict[str, Any]:
         """Fly from (x0, y0) with the ``decoded`` action into slot ``t``; fill ``obs``; return the metrics.
 
-        ``reset`` is the zero action (no move, no power) into slot 0: its rates are 0, as the
+        ``obs`` comes from :meth:`observation_buffer`. ``reset`` is the zero action (no move, no power) into slot 0: its rates are 0, as the
         observation after ``reset`` has them. ``user_x``/``user_y`` are the scenario's user position.
         """
         dx, dy, p_bs, p_uav = decoded
@@ -240,6 +240,12 @@ class UAVDynamics:
         out_of_area = (x < low) | (x > high) | (y < low) | (y > high)
         return out_of_area, distance_to_bs > self.config.near_field_radius
 
+    def observation_buffer(self, batch_shape: tuple[int, ...]) -> np.ndarray:
+        """A float64 observation buffer for :meth:`transition` with the constant altitude already in place."""
+        obs = np.zeros((*batch_shape, self.observation_size))
+        obs[..., 2] = self._z * self._position_scale
+        return obs
+
     def _observe(
         self,
         obs: np.ndarray,
@@ -256,7 +262,6 @@ class UAVDynamics:
         scale = self._position_scale
         obs[..., 0] = x * scale
         obs[..., 1] = y * scale
-        obs[..., 2] = self._z * scale
         if self.normalized:
             # Re(h_i) r / sqrt(rho) = cos(k r_i) and Im(h_i) r / sqrt(rho) = -sin(k r_i) = cos(k r_i + pi/2).
             np.cos(phases + self._phase_offsets, out=obs[..., self._channel])

@@ -117,7 +117,7 @@ class UAVNearFieldEnv(gym.Env):
         self.observation_space = observation_space(self.config)
         self._dynamics = dynamics_for(self.config)
         self._horizon = self.config.horizon
-        self._obs = np.zeros(self.config.observation_size)
+        self._obs = self._dynamics.observation_buffer(())
         self._scenario: Scenario | None = None
         self._user_x = self._user_y = 0.0
         self._x = self._y = np.nan
