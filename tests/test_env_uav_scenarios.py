@@ -13,9 +13,11 @@ from gymnasium.utils.env_checker import check_env
 
 from autogai.core.errors import ConfigError
 from autogai.envs import physics, register_envs
+from autogai.envs.uav_config import FLAG_METRICS
 from autogai.envs.uav_dynamics import dynamics_for
 from autogai.envs.uav_nearfield import (
     ACTION_MODES,
+    AUTHOR_SETTINGS,
     METRIC_NAMES,
     OBS_MODES,
     WAYPOINTS,
@@ -102,6 +104,20 @@ def test_every_batch_row_steps_like_its_own_single_env(action_mode: str) -> None
         result = batch.step(_batch_action(action_mode, actions))
         for row, env in enumerate(envs):
             _assert_same_step(env.step(actions[row]), result, row)
+
+
+@pytest.mark.parametrize("action_mode", ACTION_MODES)
+def test_single_env_info_holds_plain_python_values(action_mode: str) -> None:
+    """One UAV steps on Python floats: info is JSON-ready (bool flags, int slot, float otherwise)."""
+    for kwargs in ({}, AUTHOR_SETTINGS, {"clip_to_area": True, "scenario": "random"}):
+        env = UAVNearFieldEnv(action_mode=action_mode, **kwargs)
+        env.action_space.seed(0)
+        _, reset_info = env.reset(seed=0)
+        infos = [reset_info] + [env.step(env.action_space.sample())[4] for _ in range(5)]
+        for info in infos:
+            for name, value in info.items():
+                expected = bool if name in FLAG_METRICS else int if name == "t" else float
+                assert type(value) is expected, (kwargs, name, type(value))
 
 
 def test_metrics_follow_the_physics_formulas_in_a_random_scenario() -> None:

@@ -1,11 +1,12 @@
 """The UAV task's slot transition, written once: action decoding, position update, channel, rates, metrics.
 
 :class:`UAVDynamics` serves the single environment and the batched simulator alike. Its methods take the
-per-UAV quantities either as numpy scalars (one UAV: the Gymnasium env) or as ``[B]`` arrays (B UAVs:
+per-UAV quantities either as Python floats (one UAV: the Gymnasium env) or as ``[B]`` arrays (B UAVs:
 :class:`~autogai.envs.uav_batch.UAVNearFieldBatch`), and the observation as ``[D]`` or ``[B, D]``. The code
-only uses operators, numpy ufuncs and ``...``-indexing, which mean the same for both shapes, so a UAV
-steps through the very same lines whether it flies alone or in a batch. Scalars keep the single env fast
-(numpy's cost per call, not the arithmetic, dominates one 50-element UAV); arrays make a batch cheap.
+uses operators, ``...``-indexing and the few functions of a *math kit*, which mean the same for both
+shapes, so a UAV steps through the very same lines whether it flies alone or in a batch. The kit is
+:data:`ONE_UAV` (``math``'s functions) for floats and :data:`MANY_UAVS` (numpy's) for arrays: on one
+50-element UAV numpy's cost per call, not the arithmetic, would dominate the step.
 
 The formulas themselves (gains, rates, utility) are :mod:`autogai.envs.physics`; this module decides
 which formula applies to which quantity and where each result goes.
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import functools
 import math
+import operator
 from typing import Any
 
 import numpy as np
@@ -27,6 +29,63 @@ ACTION_TOLERANCE = 1e-6
 
 _GRID_CHUNK = 8192
 """Positions per chunk when the authors' beamformer needs every element's phase (bounds memory)."""
+
+
+class _OneUAV:
+    """The math kit for one UAV's Python floats."""
+
+    sqrt = staticmethod(math.sqrt)
+    log2 = staticmethod(math.log2)
+    hypot = staticmethod(math.hypot)
+    minimum = staticmethod(min)
+    logical_not = staticmethod(operator.not_)
+
+    @staticmethod
+    def trunc(value: float) -> float:
+        return float(math.trunc(value))
+
+    @staticmethod
+    def clip(value: float, low: float, high: float) -> float:
+        return min(max(value, low), high)
+
+    @staticmethod
+    def columns(values: np.ndarray) -> list[Any]:
+        """The entries of one action as Python numbers."""
+        return values.tolist()
+
+    @staticmethod
+    def pick(table: np.ndarray, index: int) -> float:
+        return float(table[index])
+
+
+class _ManyUAVs:
+    """The math kit for ``[B]`` arrays of B UAVs: numpy's functions."""
+
+    sqrt = np.sqrt
+    log2 = np.log2
+    hypot = np.hypot
+    minimum = np.minimum
+    logical_not = np.logical_not
+    trunc = np.trunc
+    clip = staticmethod(np.clip)
+
+    @staticmethod
+    def columns(values: np.ndarray) -> np.ndarray:
+        """The ``[B]`` columns of B actions ``[B, k]``."""
+        return values.T
+
+    @staticmethod
+    def pick(table: np.ndarray, index: np.ndarray) -> np.ndarray:
+        return table[index]
+
+
+ONE_UAV = _OneUAV()
+MANY_UAVS = _ManyUAVs()
+
+
+def kit_for(value: Any) -> Any:
+    """:data:`MANY_UAVS` for an array of UAVs, :data:`ONE_UAV` for one UAV's float."""
+    return MANY_UAVS if isinstance(value, np.ndarray) else ONE_UAV
 
 
 class InvalidAction(ValueError):
@@ -61,8 +120,8 @@ class UAVDynamics:
         self._sqrt_rho = math.sqrt(cfg.bs_reference_gain)
         # Strict boundary (the authors' 0 < x < area): x <= 0 is x < the next float above 0.
         strict = cfg.strict_area_boundary
-        self._area_low = np.nextafter(0.0, 1.0) if strict else 0.0
-        self._area_high = np.nextafter(cfg.area_size_m, 0.0) if strict else cfg.area_size_m
+        self._area_low = float(np.nextafter(0.0, 1.0)) if strict else 0.0
+        self._area_high = float(np.nextafter(cfg.area_size_m, 0.0)) if strict else cfg.area_size_m
         # Action decoding.
         self._move = cfg.max_move_m
         self._half_bs = cfg.max_power_bs_mw / 2.0
@@ -85,13 +144,14 @@ class UAVDynamics:
 
         Raises :class:`InvalidAction` saying what is wrong.
         """
+        kit = MANY_UAVS if batch_shape else ONE_UAV
         mode = self.config.action_mode
         if mode == "continuous":
-            a0, a1, a2, a3 = self._unit_values(action, batch_shape, 4).T
+            a0, a1, a2, a3 = kit.columns(self._unit_values(action, batch_shape, 4))
             return self._move * a0, self._move * a1, self._half_bs * (a2 + 1.0), self._half_uav * (a3 + 1.0)
         if mode == "discrete":
-            return self._decode_discrete(action, batch_shape)
-        return self._decode_hybrid(action, batch_shape)
+            return self._decode_discrete(action, batch_shape, kit)
+        return self._decode_hybrid(action, batch_shape, kit)
 
     def _unit_values(
         self, values: Any, batch_shape: tuple[int, ...], width: int, part: str | None = None
@@ -111,12 +171,14 @@ class UAVDynamics:
             got = f"{_shape_text(shape)}, got {_shape_text(raw.shape)}"
             raise InvalidAction(f"{part} must have shape {got}" if part else f"expected shape {got}")
         array = raw.astype(np.float64, copy=False)
-        largest = np.abs(array).max()
+        largest = np.maximum.reduce(np.abs(array), None)  # NaN propagates; cheaper than .max()
         if not largest <= 1.0 + ACTION_TOLERANCE:  # also refuses NaN
             raise InvalidAction(f"{part} must lie in [-1, 1]" if part else "every value must lie in [-1, 1]")
         return np.clip(array, -1.0, 1.0) if largest > 1.0 else array
 
-    def _decode_discrete(self, action: Any, batch_shape: tuple[int, ...]) -> tuple[Any, Any, Any, Any]:
+    def _decode_discrete(
+        self, action: Any, batch_shape: tuple[int, ...], kit: Any
+    ) -> tuple[Any, Any, Any, Any]:
         try:
             raw = np.asarray(action)
         except (TypeError, ValueError):
@@ -125,20 +187,22 @@ class UAVDynamics:
         if raw.shape != shape or raw.dtype.kind not in "iuf":
             raise InvalidAction(f"expected 4 integers, got shape {_shape_text(raw.shape)}")
         levels = self.config.n_power_levels
-        if raw.dtype.kind == "f" and not (np.isfinite(raw).all() and (np.floor(raw) == raw).all()):
+        if raw.dtype.kind == "f" and not (_all(np.isfinite(raw)) and _all(np.floor(raw) == raw)):
             raise InvalidAction(f"moves must be 0, 1 or 2 and power levels integers in [0, {levels - 1}]")
         index = raw.astype(np.int64, copy=False)
-        if not ((index >= 0) & (index <= self._discrete_high)).all():
+        if not _all((index >= 0) & (index <= self._discrete_high)):
             raise InvalidAction(f"moves must be 0, 1 or 2 and power levels integers in [0, {levels - 1}]")
-        move_x, move_y, level_bs, level_uav = index.T
+        move_x, move_y, level_bs, level_uav = kit.columns(index)
         return (
             self._move * (move_x - 1.0),
             self._move * (move_y - 1.0),
-            self._levels_bs[level_bs],
-            self._levels_uav[level_uav],
+            kit.pick(self._levels_bs, level_bs),
+            kit.pick(self._levels_uav, level_uav),
         )
 
-    def _decode_hybrid(self, action: Any, batch_shape: tuple[int, ...]) -> tuple[Any, Any, Any, Any]:
+    def _decode_hybrid(
+        self, action: Any, batch_shape: tuple[int, ...], kit: Any
+    ) -> tuple[Any, Any, Any, Any]:
         count = len(WAYPOINTS)
         try:
             waypoint, powers = action
@@ -150,10 +214,10 @@ class UAVDynamics:
                 f"expected (way-point index 0-{count - 1}, two powers in [-1, 1]); the way-point must be "
                 f"an integer of shape {_shape_text(batch_shape)}"
             )
-        if not ((waypoint >= 0) & (waypoint < count)).all():
+        if not _all((waypoint >= 0) & (waypoint < count)):
             raise InvalidAction(f"way-point must be 0-{count - 1}")
-        a_bs, a_uav = self._unit_values(powers, batch_shape, 2, "powers").T
-        step_x, step_y = self._waypoint_steps[waypoint].T
+        a_bs, a_uav = kit.columns(self._unit_values(powers, batch_shape, 2, "powers"))
+        step_x, step_y = kit.columns(self._waypoint_steps[waypoint])
         return (
             self._move * step_x,
             self._move * step_y,
@@ -165,12 +229,13 @@ class UAVDynamics:
 
     def move(self, x: Any, y: Any, dx: Any, dy: Any) -> tuple[Any, Any]:
         """Where a move (dx, dy) from (x, y) lands, with the ``clip_to_area`` and ``integer_positions`` options."""
+        kit = kit_for(x)
         x, y = x + dx, y + dy
         if self.config.clip_to_area:
-            x = np.clip(x, 0.0, self.config.area_size_m)
-            y = np.clip(y, 0.0, self.config.area_size_m)
+            x = kit.clip(x, 0.0, self.config.area_size_m)
+            y = kit.clip(y, 0.0, self.config.area_size_m)
         if self.config.integer_positions:
-            x, y = np.trunc(x), np.trunc(y)
+            x, y = kit.trunc(x), kit.trunc(y)
         return x, y
 
     def transition(
@@ -185,21 +250,23 @@ class UAVDynamics:
     ) -> dict[str, Any]:
         """Fly from (x0, y0) with the ``decoded`` action into slot ``t``; fill ``obs``; return the metrics.
 
+        One UAV: Python floats in, Python floats/bools out; B UAVs: ``[B]`` arrays in and out.
         ``obs`` comes from :meth:`observation_buffer`. ``reset`` is the zero action (no move, no power) into slot 0: its rates are 0, as the
         observation after ``reset`` has them. ``user_x``/``user_y`` are the scenario's user position.
         """
+        kit = kit_for(x0)
         dx, dy, p_bs, p_uav = decoded
         x, y = self.move(x0, y0, dx, dy)
         phases = np.sqrt(np.array((y, y * y, x * x)).T @ self._geometry + self._geometry_offset)  # k r_i
-        distance_to_bs = np.sqrt(x * x + y * y + self._z2)
+        distance_to_bs = kit.sqrt(x * x + y * y + self._z2)
         du_x, du_y = x - user_x, y - user_y
-        distance_to_user = np.sqrt(du_x * du_x + du_y * du_y + self._user_dz2)
+        distance_to_user = kit.sqrt(du_x * du_x + du_y * du_y + self._user_dz2)
         out_of_area, outside = self._violations(x, y, distance_to_bs)
         cfg = self.config
-        rate_1 = physics.rate_bs_uav(p_bs, self._bs_gain(distance_to_bs, phases), cfg.noise_mw)
-        rate_2 = physics.rate_uav_user(p_uav, self._user_gain(distance_to_user), cfg.noise_mw)
-        rate_df = physics.rate_decode_and_forward(rate_1, rate_2)
-        feasible = np.logical_not(out_of_area | outside)
+        rate_1 = physics.rate_bs_uav(p_bs, self._bs_gain(distance_to_bs, phases), cfg.noise_mw, kit)
+        rate_2 = physics.rate_uav_user(p_uav, self._user_gain(distance_to_user), cfg.noise_mw, kit)
+        rate_df = physics.rate_decode_and_forward(rate_1, rate_2, kit)
+        feasible = kit.logical_not(out_of_area | outside)
         self._observe(obs, x, y, distance_to_bs, phases, rate_1, rate_2, t, user_x, user_y)
         return {
             "x": x,
@@ -217,7 +284,7 @@ class UAVDynamics:
             "out_of_area": out_of_area,
             "outside_near_field": outside,
             "relay_violation": rate_1 <= rate_2,
-            "move_m": np.hypot(x - x0, y - y0),
+            "move_m": kit.hypot(x - x0, y - y0),
             "feasible": feasible,
             "fitness": physics.utility(rate_df, feasible, p_bs, p_uav, cfg.rate_weight, cfg.power_weight),
         }
@@ -311,6 +378,11 @@ class UAVDynamics:
             "outside_near_field": outside,
             "feasible": ~(out_of_area | outside),
         }
+
+
+def _all(flags: np.ndarray) -> bool:
+    """Whether every flag is set (the ufunc reduction: a fraction of ``ndarray.all``'s cost on small arrays)."""
+    return bool(np.logical_and.reduce(flags, None))
 
 
 def _shape_text(shape: tuple[int, ...]) -> str:

@@ -9,18 +9,13 @@ import gymnasium as gym
 import numpy as np
 
 from autogai.core.errors import ConfigError
-from autogai.envs.uav_config import FLAG_METRICS, METRIC_NAMES, RESET_METRIC_NAMES, UAVNearFieldConfig
+from autogai.envs.uav_config import RESET_METRIC_NAMES, UAVNearFieldConfig
 from autogai.envs.uav_dynamics import InvalidAction, dynamics_for
 from autogai.envs.uav_scenario import Scenario, episode_scenarios
 from autogai.envs.uav_spaces import action_codebook, action_space, observation_space, token_groups
 
 _STAY = (0.0, 0.0, 0.0, 0.0)
 """The decoded zero action: ``reset`` is a transition without a move or power into slot 0."""
-
-_CONVERT: dict[str, Callable[[Any], Any]] = {
-    name: bool if name in FLAG_METRICS else int if name == "t" else float for name in METRIC_NAMES
-}
-"""How each metric becomes a plain Python value in ``info`` (bool flags, int slot, float otherwise)."""
 
 
 class UAVNearFieldEnv(gym.Env):
@@ -133,9 +128,7 @@ class UAVNearFieldEnv(gym.Env):
         x, y = scenario.start_position
         metrics = self._dynamics.transition(x, y, _STAY, 0, self._user_x, self._user_y, self._obs)
         self._x, self._y, self._t = metrics["x"], metrics["y"], 0
-        return self._obs.astype(np.float32), {
-            name: _CONVERT[name](metrics[name]) for name in RESET_METRIC_NAMES
-        }
+        return self._obs.astype(np.float32), {name: metrics[name] for name in RESET_METRIC_NAMES}
 
     def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
         t = self._t
@@ -154,8 +147,8 @@ class UAVNearFieldEnv(gym.Env):
             self._x, self._y, decoded, t, self._user_x, self._user_y, self._obs
         )
         self._x, self._y, self._t = metrics["x"], metrics["y"], t
-        info = {name: _CONVERT[name](value) for name, value in metrics.items()}
-        return self._obs.astype(np.float32), info["fitness"], False, t >= self._horizon, info
+        # One UAV's metrics are plain Python floats, bools and the int slot: ``info`` as it is.
+        return self._obs.astype(np.float32), metrics["fitness"], False, t >= self._horizon, metrics
 
     def action_codebook(self) -> np.ndarray | None:
         """Where each hybrid way-point index sits in the agent's [-1, 1]^2 coordinates (None unless hybrid)."""
