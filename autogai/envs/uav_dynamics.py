@@ -93,7 +93,7 @@ class InvalidAction(ValueError):
 
 
 class UAVDynamics:
-    """The transition of one configuration, for one UAV (numpy scalars) or a batch (``[B]`` arrays)."""
+    """The transition of one configuration, for one UAV (Python floats) or a batch (``[B]`` arrays)."""
 
     def __init__(self, config: UAVNearFieldConfig) -> None:
         self.config = config
