@@ -317,3 +317,19 @@ def test_oracle_fraction_of_an_episode_is_fitness_over_the_scenario_oracle() -> 
     # The fixed scenario's oracle is the paper configuration's.
     fixed = Scenario((150.0, 200.0, 0.0), (1.0, 1.0))
     assert scenario_oracle_fitness(UAVNearFieldConfig(), fixed) == oracle_episode_fitness()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("action_mode", ["continuous", "hybrid"])
+def test_greedy_never_beats_the_oracle_on_a_hundred_held_out_scenarios(action_mode: str) -> None:
+    """The greedy flight is nearly optimal in this task, so it is the sharpest test of the oracle's plan."""
+    env = UAVNearFieldEnv(scenario="random", action_mode=action_mode)
+    fractions = []
+    for seed in scenario_seeds("heldout", 100, base_seed=500):
+        options = {"scenario_seed": seed}
+        env.reset(options=options)
+        oracle = env.oracle_fitness()
+        greedy = _fitness(run_episode(env, _greedy(env), options=options))
+        assert greedy <= oracle + 1e-9, (seed, greedy, oracle)
+        fractions.append(greedy / oracle)
+    assert np.median(fractions) > 0.95

@@ -110,10 +110,13 @@ class _Grid:
 def _oracle_grid(config: UAVNearFieldConfig, start: tuple[float, float], hover: tuple[float, float]) -> _Grid:
     size = config.area_size_m
     if config.action_mode == "continuous":
-        # 10 cells per move: every lattice path of the discrete/hybrid modes is on this grid too.
+        # 10 cells per move: every lattice path of the discrete/hybrid modes is on this grid too. The grid
+        # spans the whole feasible region (the best path may swing well beyond the start-to-hover box,
+        # e.g. along the near-field edge toward the user) and the start, wherever it is.
         radius, margin = 10, 10.0
-        low = [max(min(start[a], hover[a]) - margin, 0.0) for a in (0, 1)]
-        high = [min(max(start[a], hover[a]) + margin, size) for a in (0, 1)]
+        reach = math.sqrt(max(config.near_field_radius**2 - config.altitude_m**2, 0.0))
+        low = [0.0, 0.0]
+        high = [min(max(start[a], hover[a], reach) + margin, size) for a in (0, 1)]
     else:
         radius, low, high = 1, [0.0, 0.0], [size, size]
     step = config.max_move_m / radius
