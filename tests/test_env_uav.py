@@ -1,4 +1,4 @@
-"""The UAV near-field environment: Gymnasium contract, physics numbers of UAV_ENV.md, seeding, decoding,
+"""The UAV near-field environment: Gymnasium contract, the physics numbers of docs/uav_env.md, seeding, decoding,
 infeasible moves, configuration errors, the batched API and the oracle."""
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from gymnasium.utils.env_checker import check_env
 
 from autogai.core.errors import ConfigError
 from autogai.envs import physics, register_envs
+from autogai.envs.uav_dynamics import dynamics_for
 from autogai.envs.uav_nearfield import (
     ACTION_MODES,
     AUTHOR_SETTINGS,
@@ -31,7 +32,7 @@ from autogai.envs.uav_nearfield import (
 
 ENV_ID = "autogai/UAVNearField-v0"
 
-# UAV_ENV.md "Sanity values" (written out here, independently of the module's copy).
+# docs/uav_env.md "Sanity values" (written out here, independently of the module's copy).
 SANITY = {
     (1.0, 0.0): (13.06, 18.70, 18.65, 4.09),
     (1.0, 1.0): (13.02, 18.66, 6.39, 4.10),
@@ -189,7 +190,7 @@ def test_optimal_relay_powers_solve_the_one_dimensional_problem() -> None:
     config = UAVNearFieldConfig()
     grid = np.linspace(0.0, 1000.0, 2001)
     for x, y in [(1.0, 1.0), (20.0, 30.0), (55.0, 71.0), (80.0, 100.0)]:
-        slot = config.slot_physics(x, y)
+        slot = dynamics_for(config).slot_physics(x, y)
         p_bs, p_uav, value = physics.optimal_relay_powers(
             slot["bs_gain"], slot["user_gain"], slot["feasible"], config.noise_mw, 1000.0, 1000.0
         )

@@ -6,10 +6,12 @@ gymnasium and the environment are imported inside the command, so ``autogai --he
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
+from typing import Any
 
 import typer
 
-# Reference points of UAV_ENV.md for the default configuration (coarse grid there; refined here).
+# Reference points of docs/uav_env.md for the default configuration (coarse grid there; refined here).
 _EXPECTED_BEST_HOVER = (55.0, 71.0)
 _EXPECTED_BEST_HOVER_UTILITY = 43.2
 _EXPECTED_START_HOVER_UTILITY = 31.0
@@ -57,7 +59,7 @@ def check() -> int:
 
     echo("")
     echo("Sanity values: UAV at altitude 6 m, P_BS = P_UAV = 1000 mW, rates in bit/s/Hz")
-    echo("computed by the environment (expected from UAV_ENV.md in brackets)")
+    echo("computed by the environment (expected from docs/uav_env.md in brackets)")
     beamformers = ("unit_norm", "unit_modulus", "author_code")
     header = f"  {'UAV (x, y)':<14}" + "".join(f"{'R1 ' + b:>20}" for b in beamformers) + f"{'R2':>16}"
     echo(header)
@@ -77,7 +79,7 @@ def check() -> int:
     total = len(uav.SANITY_TABLE) * (len(beamformers) + 1)
     if mismatches:
         failures.append(
-            f"sanity table: {mismatches} of {total} values differ from UAV_ENV.md at two decimals"
+            f"sanity table: {mismatches} of {total} values differ from docs/uav_env.md at two decimals"
         )
         echo(f"  {mismatches} of {total} values differ at two decimals (marked !)")
     else:
@@ -115,7 +117,9 @@ def check() -> int:
         + ", ".join(f"{mode} {value:.4f}" for mode, value in per_mode.items())
         + " (5 m way-point lattice; discrete: 5 power levels)"
     )
-    echo(f"  hovering at the start     {start_utility:.3f} per slot at full power (UAV_ENV.md: about 31.0)")
+    echo(
+        f"  hovering at the start     {start_utility:.3f} per slot at full power (docs/uav_env.md: about 31.0)"
+    )
 
     distance = float(np.hypot(hover_x - _EXPECTED_BEST_HOVER[0], hover_y - _EXPECTED_BEST_HOVER[1]))
     if distance > 3.0 or abs(hover_utility - _EXPECTED_BEST_HOVER_UTILITY) > 0.05:
@@ -139,6 +143,8 @@ def check() -> int:
             f"and the best hover {hover_utility:.3f}"
         )
 
+    failures += _check_random_scenarios(echo)
+
     echo("")
     elapsed = time.perf_counter() - started
     if failures:
@@ -148,6 +154,58 @@ def check() -> int:
         return 1
     echo(f"env check: all checks passed ({elapsed:.1f} s)")
     return 0
+
+
+def _check_random_scenarios(echo: Callable[[str], Any]) -> list[str]:
+    """scenario='random': Gymnasium's checker in every mode, reproducible draws, the oracle above hovering."""
+    import warnings
+
+    import gymnasium as gym
+    import numpy as np
+    from gymnasium.utils.env_checker import check_env
+
+    from autogai.envs import uav_nearfield as uav
+
+    failures: list[str] = []
+    echo("")
+    echo("Random scenarios (scenario='random'; held-out scenario seeds)")
+    modes = [(a, o) for a in uav.ACTION_MODES for o in uav.OBS_MODES]
+    for action_mode, obs_mode in modes:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            try:
+                env = gym.make(
+                    "autogai/UAVNearField-v0", action_mode=action_mode, obs_mode=obs_mode, scenario="random"
+                )
+                check_env(env.unwrapped)
+            except Exception as exc:  # report every failing mode
+                failures.append(f"check_env random {action_mode}/{obs_mode}: {type(exc).__name__}: {exc}")
+        if caught:
+            failures.append(f"check_env random {action_mode}/{obs_mode} warned: {caught[0].message}")
+    echo(f"  {f'check_env in {len(modes)} modes':<26}{'ok' if not failures else 'FAILED'}")
+    config = uav.UAVNearFieldConfig(scenario="random")
+    env = uav.UAVNearFieldEnv(config)
+    oracles, hovers = [], []
+    for seed in uav.scenario_seeds("heldout", 10):
+        if uav.draw_scenario(config, seed) != uav.draw_scenario(config, seed):
+            failures.append(f"scenario seed {seed} draws two different scenarios")
+        infos = uav.run_episode(
+            env, lambda obs, info: np.array([0.0, 0.0, 1.0, 1.0]), options={"scenario_seed": seed}
+        )
+        hovers.append(float(np.mean([info["fitness"] for info in infos])))
+        oracles.append(env.oracle_fitness())
+    echo(
+        f"  oracle, 10 scenarios      {min(oracles):.2f} to {max(oracles):.2f} (median {np.median(oracles):.2f}) "
+        "per slot"
+    )
+    fractions = [hover / oracle for hover, oracle in zip(hovers, oracles, strict=True)]
+    echo(f"  hovering at the start     {np.median(fractions):.1%} of the oracle (median, full power)")
+    beaten = [
+        seed for seed, hover, oracle in zip(range(10), hovers, oracles, strict=True) if hover > oracle + 1e-9
+    ]
+    if beaten:
+        failures.append(f"hovering at the start beats the oracle in {len(beaten)} random scenario(s)")
+    return failures
 
 
 def list_tasks() -> int:

@@ -2,7 +2,7 @@
 
 Source: the case study of Sun et al., "Generative AI for Deep Reinforcement Learning: Framework,
 Analysis, and Use Cases" (arXiv 2405.20568) and the authors' code (``Environment_relay_simple_state.py``);
-the numbers are the ones of ``UAV_ENV.md``. Every function is stateless; array arguments broadcast, so the
+the numbers are those of ``docs/uav_env.md``. Every function is stateless; array arguments broadcast, so the
 same code serves one UAV (shape ``[3]``), a batch of UAVs (``[B, 3]``) or a grid of candidate positions.
 Powers are in mW, distances in m, rates in bit/s/Hz.
 
@@ -16,6 +16,7 @@ line of sight with path-loss exponent 2.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 
@@ -139,10 +140,13 @@ def author_code_gain(
 
 
 def rate_bs_uav(
-    power_bs_mw: np.ndarray | float, gain: np.ndarray | float, noise_mw: float
+    power_bs_mw: np.ndarray | float, gain: np.ndarray | float, noise_mw: float, xp: Any = np
 ) -> np.ndarray | float:
-    """R1 = log2(1 + P_BS * gain / sigma^2), the BS->UAV rate in bit/s/Hz."""
-    return np.log2(1.0 + power_bs_mw * gain / noise_mw)
+    """R1 = log2(1 + P_BS * gain / sigma^2), the BS->UAV rate in bit/s/Hz.
+
+    ``xp`` supplies ``log2`` (numpy by default; a namespace of ``math`` functions for Python floats).
+    """
+    return xp.log2(1.0 + power_bs_mw * gain / noise_mw)
 
 
 def user_channel_gain(
@@ -155,15 +159,17 @@ def user_channel_gain(
 
 
 def rate_uav_user(
-    power_uav_mw: np.ndarray | float, user_gain: np.ndarray | float, noise_mw: float
+    power_uav_mw: np.ndarray | float, user_gain: np.ndarray | float, noise_mw: float, xp: Any = np
 ) -> np.ndarray | float:
     """R2 = log2(1 + P_UAV * alpha / (d_u^2 + 1e-6) / sigma^2), the UAV->user rate in bit/s/Hz."""
-    return np.log2(1.0 + power_uav_mw * user_gain / noise_mw)
+    return xp.log2(1.0 + power_uav_mw * user_gain / noise_mw)
 
 
-def rate_decode_and_forward(rate_1: np.ndarray | float, rate_2: np.ndarray | float) -> np.ndarray | float:
-    """Decode-and-forward relay rate R_DF = min(R1, R2)."""
-    return np.minimum(rate_1, rate_2)
+def rate_decode_and_forward(
+    rate_1: np.ndarray | float, rate_2: np.ndarray | float, xp: Any = np
+) -> np.ndarray | float:
+    """Decode-and-forward relay rate R_DF = min(R1, R2) (``xp`` supplies ``minimum``)."""
+    return xp.minimum(rate_1, rate_2)
 
 
 def utility(

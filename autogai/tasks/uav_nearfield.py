@@ -39,6 +39,13 @@ which is exactly where the relay rate is highest.
 
 Action modes: continuous (dx, dy, P_BS, P_UAV in [-1, 1]), discrete (3 x 3 moves and 5 power levels each),
 hybrid (9 way-points and continuous powers).
+
+Scenarios (env option `scenario`): "fixed" (the default, the paper's single scenario above) or "random":
+every episode draws, from its scenario seed, the user's position anywhere in the service area at least
+160 m from the BS (1.2 near-field radii, so the relay always trades R1 against R2) and the UAV's start
+anywhere feasible; the observation then also holds the user's (x, y). A policy trained on random
+scenarios must generalise across geometries instead of memorising one flight plan; it is judged on
+held-out scenarios that training never sees, as a fraction of each scenario's oracle.
 """
 
 _FITNESS = """\
@@ -81,7 +88,11 @@ METRICS = (
     MetricSpec(
         "distance_to_bs", "m", "3-D distance from the UAV to the BS array centre (feasible <= 133.33 m)"
     ),
-    MetricSpec("distance_to_user", "m", "3-D distance from the UAV to the ground user at (150, 200, 0) m"),
+    MetricSpec(
+        "distance_to_user",
+        "m",
+        "3-D distance from the UAV to the ground user (at (150, 200, 0) m when fixed)",
+    ),
     MetricSpec("rate_bs_uav", "bit/s/Hz", "R1, BS->UAV rate, log2(1 + P_BS * beamforming gain / noise)"),
     MetricSpec("rate_uav_user", "bit/s/Hz", "R2, UAV->user rate, log2(1 + P_UAV * alpha / d_user^2 / noise)"),
     MetricSpec("rate_df", "bit/s/Hz", "decode-and-forward relay rate min(R1, R2): what the user receives"),
