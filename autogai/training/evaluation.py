@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -44,8 +44,12 @@ def evaluate_population(
     seed: int,
     env_kwargs: Mapping[str, Any] | None = None,
     with_oracle: bool = True,
+    scenario_seeds: Sequence[int] | None = None,
 ) -> list[EvaluationResult]:
     """Run every agent's deterministic policy for ``episodes`` episodes; one result per agent, in order.
+
+    ``scenario_seeds`` (one per episode; the UAV task's ``scenario_seeds("heldout", n)``) evaluates on those
+    scenarios of an env with a scenario distribution, every agent on the same ones.
 
     Per step, fitness is ``task.fitness_fn`` of ``task.metrics_fn``; per episode ``task.episode_fitness``
     aggregates it (mean for UAV, sum for Pendulum). An agent whose policy produces non-finite actions gets
@@ -61,6 +65,9 @@ def evaluate_population(
         episodes,
         env_kwargs=env_kwargs,
         row_seeds=[seed + j for _ in range(agents) for j in range(episodes)],
+        scenario_seeds=None
+        if scenario_seeds is None
+        else [int(scenario_seeds[j]) for _ in range(agents) for j in range(episodes)],
         adapter=population.adapter,
     )
     report_names = tuple(task.report_metrics)

@@ -76,6 +76,7 @@ class PopulationEnv:
         env_kwargs: Mapping[str, Any] | None = None,
         seed: int = 0,
         row_seeds: Sequence[int] | None = None,
+        scenario_seeds: Sequence[int] | None = None,
         adapter: Any = None,
     ) -> None:
         if agents < 1 or envs_per_agent < 1:
@@ -88,6 +89,9 @@ class PopulationEnv:
         self.env_kwargs = {**task.env_kwargs, **dict(env_kwargs or {})}
         self.seed = int(seed)
         self.row_seeds = None if row_seeds is None else [int(s) for s in row_seeds]
+        # Per-row scenario seeds of an env with a scenario distribution (reset option ``scenario_seed``):
+        # evaluation on held-out scenarios passes them, every agent the same ones.
+        self.scenario_seeds = None if scenario_seeds is None else [int(s) for s in scenario_seeds]
         self.adapter = adapter
         self._episode = 0
         self._creator = _vector_creator(task.env_id)
