@@ -498,7 +498,9 @@ class _Search:
     ) -> tuple[list[dict[str, Any]], dict[str, DesignResult]]:
         results = collect_results(self.storage, self.run_name, designs)
         rows = leaderboard_rows(results, baseline_id)
-        write_leaderboard(self.run, rows, task_id=self.task.id, oracle_fitness=self.oracle())
+        write_leaderboard(
+            self.run, rows, task_id=self.task.id, oracle_fitness=self.oracle(), references=self.references()
+        )
         for row in rows:
             result = results[row["design_id"]]
             write_design_tables(self.run, result)
@@ -527,6 +529,19 @@ class _Search:
                 logger.warning("oracle fitness of %s unavailable: %s", self.task.id, exc)
                 self._oracle = None
         return self._oracle  # type: ignore[return-value]
+
+    _references: dict[str, float] | None = None
+
+    def references(self) -> dict[str, float]:
+        """The task's reference fitnesses (e.g. hovering at the start), computed once."""
+        if self._references is None:
+            self._references = {}
+            for name, fn in self.task.references.items():
+                try:
+                    self._references[name] = float(fn())
+                except Exception as exc:  # informative only
+                    logger.warning("reference %r of %s unavailable: %s", name, self.task.id, exc)
+        return self._references
 
     # --- the loop ------------------------------------------------------------------------------
 

@@ -191,7 +191,12 @@ _CSV_COLUMNS = (
 
 
 def write_leaderboard(
-    run: RunDirectory, rows: Sequence[Mapping[str, Any]], *, task_id: str, oracle_fitness: float | None
+    run: RunDirectory,
+    rows: Sequence[Mapping[str, Any]],
+    *,
+    task_id: str,
+    oracle_fitness: float | None,
+    references: Mapping[str, float] | None = None,
 ) -> None:
     metric_names = sorted({k for row in rows for k in row.get("report_metrics", {})})
     with open(run.path / "leaderboard.csv", "w", newline="") as handle:
@@ -204,7 +209,12 @@ def write_leaderboard(
             writer.writerow(
                 [_fmt(flat.get(c)) for c in _CSV_COLUMNS] + [_fmt(metrics.get(m)) for m in metric_names]
             )
-    payload = {"task": task_id, "oracle_fitness": oracle_fitness, "designs": list(rows)}
+    payload = {
+        "task": task_id,
+        "oracle_fitness": oracle_fitness,
+        "references": dict(references or {}),
+        "designs": list(rows),
+    }
     (run.path / "leaderboard.json").write_text(json.dumps(payload, indent=2, default=str) + "\n")
 
 

@@ -34,22 +34,40 @@ def _label(row: dict[str, Any]) -> str:
     return f"{name} ({row.get('enhancers', '')})"
 
 
-def _plot_scores(rows: list[dict[str, Any]], path: Path) -> None:
+_REFERENCE_STYLES = ("tab:green", "tab:orange", "tab:purple", "tab:brown")
+
+
+def _references(board: dict[str, Any]) -> dict[str, float]:
+    """The oracle and the task's reference fitnesses (e.g. hovering at the start), where known."""
+    refs = {k: v for k, v in (board.get("references") or {}).items() if isinstance(v, (int, float))}
+    if isinstance(board.get("oracle_fitness"), (int, float)):
+        refs = {"oracle": board["oracle_fitness"], **refs}
+    return refs
+
+
+def _plot_scores(rows: list[dict[str, Any]], path: Path, references: dict[str, float]) -> None:
     import matplotlib.pyplot as plt
 
-    scored = [r for r in rows if r.get("score_mean") is not None]
+    scored = [r for r in rows if r.get("iqm") is not None]
     fig, ax = plt.subplots(figsize=(8, 0.5 * max(3, len(scored)) + 1))
     for i, row in enumerate(reversed(scored)):
-        mean, low, high = row["score_mean"], row.get("ci_low"), row.get("ci_high")
-        color = "tab:gray" if row.get("is_baseline") else "tab:blue"
-        err = [[mean - low], [high - mean]] if low is not None and high is not None else None
-        ax.errorbar(mean, i, xerr=err, fmt="o", color=color, capsize=4)
-        if row.get("score_iqm") is not None:
-            ax.plot(row["score_iqm"], i, marker="|", color="black", markersize=12)
+        iqm = row["iqm"]
+        low, high = (row.get("iqm_ci") or [None, None])[:2]
+        color = (
+            "tab:gray" if row.get("is_baseline") else ("tab:red" if row.get("beats_baseline") else "tab:blue")
+        )
+        err = [[iqm - low], [high - iqm]] if low is not None and high is not None else None
+        ax.errorbar(iqm, i, xerr=err, fmt="o", color=color, capsize=4)
+    for (name, value), color in zip(references.items(), _REFERENCE_STYLES, strict=False):
+        ax.axvline(value, linestyle=":", color=color, label=f"{name} ({value:.4g})")
     ax.set_yticks(range(len(scored)))
     ax.set_yticklabels([_label(r) for r in reversed(scored)])
-    ax.set_xlabel("held-out fitness (mean, 95% bootstrap CI; | = IQM)")
+    ax.set_xlabel(
+        "held-out fitness: IQM over seeds with its 95% bootstrap interval (red: beats the baseline)"
+    )
     ax.set_title("Design scores")
+    if references:
+        ax.legend(fontsize=7, loc="best")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -59,8 +77,12 @@ def _curves(run: RunDirectory, design_id: str) -> list[dict[str, str]]:
     return read_csv(run.design_dir(design_id) / "curves.csv")
 
 
-def _plot_learning_curves(run: RunDirectory, rows: list[dict[str, Any]], path: Path) -> bool:
+def _plot_learning_curves(
+    run: RunDirectory, rows: list[dict[str, Any]], path: Path, references: dict[str, float]
+) -> bool:
     import matplotlib.pyplot as plt
+
+    from autogai.core.statistics import estimate
 
     fig, ax = plt.subplots(figsize=(8, 4.5))
     drew = False
@@ -74,16 +96,19 @@ def _plot_learning_curves(run: RunDirectory, rows: list[dict[str, Any]], path: P
         if not by_step:
             continue
         steps = np.array(sorted(by_step))
-        means = np.array([np.mean(by_step[s]) for s in steps])
-        lows = np.array([np.min(by_step[s]) for s in steps])
-        highs = np.array([np.max(by_step[s]) for s in steps])
+        scores = [estimate(by_step[s]) for s in steps]
+        iqms = np.array([e.iqm for e in scores])
+        lows = np.array([e.low if math.isfinite(e.low) else e.iqm for e in scores])
+        highs = np.array([e.high if math.isfinite(e.high) else e.iqm for e in scores])
         style = "--" if row.get("is_baseline") else "-"
-        ax.plot(steps, means, style, label=_label(row))
+        ax.plot(steps, iqms, style, label=_label(row))
         ax.fill_between(steps, lows, highs, alpha=0.15)
         drew = True
     if drew:
+        for (name, value), color in zip(references.items(), _REFERENCE_STYLES, strict=False):
+            ax.axhline(value, linestyle=":", color=color, label=f"{name} ({value:.4g})")
         ax.set_xlabel("environment steps")
-        ax.set_ylabel("evaluation fitness (held-out seeds: mean, min-max)")
+        ax.set_ylabel("evaluation fitness (held-out seeds: IQM, 95% bootstrap band)")
         ax.set_title("Learning curves of each design's best configuration")
         ax.legend(fontsize=7)
         fig.tight_layout()
@@ -195,9 +220,10 @@ def build_report(run_dir: Path | str) -> Path:
     run.plots_dir.mkdir(exist_ok=True)
     sections: list[str] = []
 
-    _plot_scores(rows, run.plots_dir / "scores.png")
+    references = _references(board)
+    _plot_scores(rows, run.plots_dir / "scores.png", references)
     sections.append('<h2>Design scores</h2><img src="plots/scores.png" alt="scores">')
-    if _plot_learning_curves(run, rows, run.plots_dir / "learning_curves.png"):
+    if _plot_learning_curves(run, rows, run.plots_dir / "learning_curves.png", references):
         sections.append('<h2>Learning curves</h2><img src="plots/learning_curves.png" alt="learning curves">')
     pareto = _plot_pareto(rows, run.plots_dir / "pareto.png")
     if pareto:
@@ -216,50 +242,84 @@ def build_report(run_dir: Path | str) -> Path:
             return f"{x:.4g}"
         return html.escape("" if x is None else str(x))
 
+    def interval(pair: Any, signed: bool = False) -> str:
+        if not isinstance(pair, (list, tuple)) or pair[0] is None:
+            return ""
+        fmt = "{:+.3g}" if signed else "{:.4g}"
+        return "[" + fmt.format(pair[0]) + ", " + fmt.format(pair[1]) + "]"
+
+    # A compact table that fits the page: the score, the comparison, and the two headline task metrics.
     head = [
-        "rank",
-        "design_id",
-        "name",
+        "#",
+        "design",
         "enhancers",
-        "generation",
-        "score_mean",
-        "score_iqm",
-        "ci_low",
-        "ci_high",
-        "n_seeds",
-        "vs_baseline",
-        "trials_complete",
-        "trials_pruned",
-        "trials_failed",
+        "gen",
+        "IQM",
+        "95% CI",
+        "seeds",
+        "Δ vs baseline",
+        "95% CI of Δ",
+        "P(better)",
+        "trials c/p/f",
     ]
-    metric_names = sorted({k for r in rows for k in (r.get("report_metrics") or {})})
+    metric_names = [
+        m for m in ("rate_df", "power_total_mw") if any(m in (r.get("report_metrics") or {}) for r in rows)
+    ]
     table = ["<table><tr>" + "".join(f"<th>{h}</th>" for h in head + metric_names) + "</tr>"]
     for r in rows:
-        style = " class='baseline'" if r.get("is_baseline") else ""
+        style = (
+            " class='baseline'"
+            if r.get("is_baseline")
+            else (" class='winner'" if r.get("beats_baseline") else "")
+        )
         metrics = r.get("report_metrics") or {}
+        values = [
+            r.get("rank"),
+            f"{r.get('name') or ''} ({r['design_id']})",
+            r.get("enhancers"),
+            r.get("generation"),
+            r.get("iqm"),
+            interval(r.get("iqm_ci")),
+            r.get("n_seeds"),
+            "reference" if r.get("is_baseline") else r.get("diff_vs_baseline"),
+            interval(r.get("diff_vs_baseline_ci"), signed=True),
+            r.get("prob_improvement"),
+            f"{r.get('trials_complete', 0)}/{r.get('trials_pruned', 0)}/{r.get('trials_failed', 0)}",
+        ]
         table.append(
             f"<tr{style}>"
-            + "".join(f"<td>{cell(r.get(h))}</td>" for h in head)
+            + "".join(f"<td>{cell(v)}</td>" for v in values)
             + "".join(f"<td>{cell(metrics.get(m))}</td>" for m in metric_names)
             + "</tr>"
         )
     table.append("</table>")
-    best = rows[0] if rows else None
-    best_code = ""
-    if best is not None and (run.design_dir(best["design_id"]) / "reward.py").is_file():
-        source = (run.design_dir(best["design_id"]) / "reward.py").read_text()
-        best_code = f"<h2>Best design's reward program ({html.escape(best['design_id'])})</h2><pre>{html.escape(source)}</pre>"
+    designs_html = []
+    for r in rows:
+        stored = run.read_design_json(r["design_id"]) or {}
+        reward_file = run.design_dir(r["design_id"]) / "reward.py"
+        source = reward_file.read_text() if reward_file.is_file() else ""
+        designs_html.append(
+            f"<details{' open' if r is rows[0] else ''}><summary><b>{html.escape(_label(r))}</b> "
+            f"{html.escape(r['design_id'])}, rank {cell(r.get('rank'))}</summary>"
+            f"<p><i>Rationale:</i> {html.escape(str(stored.get('rationale') or ''))}</p>"
+            f"<p><i>Feedback after scoring:</i></p><pre>{html.escape(str(stored.get('feedback') or 'none yet'))}</pre>"
+            f"<p><i>Reward program:</i></p><pre>{html.escape(source)}</pre></details>"
+        )
+    best_code = "<h2>Designs: reward code, rationale, feedback</h2>" + "".join(designs_html)
     oracle = board.get("oracle_fitness")
     page = f"""<!doctype html>
 <html><head><meta charset="utf-8"><title>autogai report: {html.escape(run.name)}</title>
 <style>body{{font-family:sans-serif;max-width:1100px;margin:2em auto}}table{{border-collapse:collapse}}
-td,th{{border:1px solid #ccc;padding:3px 6px;font-size:13px}}tr.baseline{{background:#eee}}img{{max-width:100%}}
+td,th{{border:1px solid #ccc;padding:3px 6px;font-size:12px}}tr.baseline{{background:#eee}}tr.winner{{background:#e8f6e8}}img{{max-width:100%}}
+table{{width:100%;table-layout:auto}}td{{word-break:break-word}}
 pre{{background:#f6f6f6;padding:1em;overflow:auto}}</style></head><body>
 <h1>autogai run {html.escape(run.name)}</h1>
 <p>Task <b>{html.escape(str(board.get("task")))}</b>, preset {html.escape(str(config.get("preset")))},
 proposer {html.escape(str(config.get("llm")))}, action space {html.escape(str(config.get("action_space") or "default"))}.
 Scores are the task fitness (never the reward) of each design's best configuration retrained on held-out seeds:
-mean, IQM and a 95% percentile-bootstrap interval over seeds.{f" Oracle fitness: {oracle:.4g}." if isinstance(oracle, (int, float)) else ""}</p>
+the interquartile mean (IQM) over seeds with its 95% percentile-bootstrap interval. A design beats the baseline
+only when the 95% interval of its IQM difference to the baseline lies above zero; P(better) is the probability
+that a run of the design scores above a run of the baseline.{f" Oracle fitness: {oracle:.4g}." if isinstance(oracle, (int, float)) else ""}</p>
 <h2>Leaderboard</h2>{"".join(table)}
 {"".join(sections)}
 {best_code}

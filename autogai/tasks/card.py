@@ -67,6 +67,9 @@ class TaskCard:
     """Values of the env kwarg ``action_mode`` the task supports (empty: the env's own space only)."""
     max_episode_steps: int | None = None
     tags: tuple[str, ...] = ()
+    references: Mapping[str, Callable[[], float]] = field(default_factory=dict)
+    """Named reference episode fitnesses drawn next to the scores (UAV: hovering at the start at full
+    power); the oracle is ``oracle_fitness``."""
     deterministic: bool | Callable[[Mapping[str, Any]], bool] = False
     """True (or a function of the env kwargs saying so) when an episode is fully determined by the policy:
     a fixed start and no randomness. One evaluation episode then says all that ten would."""

@@ -133,6 +133,16 @@ def _deterministic(env_kwargs: Mapping[str, Any]) -> bool:
     return not env_kwargs.get("random_start", False) and env_kwargs.get("scenario", "fixed") == "fixed"
 
 
+def _hover_at_start_fitness() -> float:
+    """Episode fitness of staying at the start with both powers at maximum: what any design must beat."""
+    from autogai.envs.uav_env import UAVNearFieldEnv
+
+    env = UAVNearFieldEnv(action_mode="continuous")
+    env.reset()
+    utilities = [env.step(np.array([0.0, 0.0, 1.0, 1.0]))[1] for _ in range(env.config.horizon)]
+    return float(np.mean(utilities))
+
+
 def _oracle_fitness() -> float:
     from autogai.envs.uav_nearfield import oracle_episode_fitness
 
@@ -165,6 +175,7 @@ TASK = TaskCard(
     max_episode_steps=100,
     tags=("wireless", "uav", "near-field", "relay", "multi-objective", "paper-case-study"),
     deterministic=_deterministic,
+    references={"hover at the start": _hover_at_start_fitness},
 )
 
 
