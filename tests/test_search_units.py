@@ -12,39 +12,17 @@ import pytest
 from autogai.core.errors import RunDirectoryError, StorageError
 from autogai.core.types import EnhancerCombo
 from autogai.pipeline.rundir import RunDirectory
-from autogai.pipeline.stats import bootstrap_interval, iqm_score, mean_score, pareto_front, summarize_scores
+from autogai.pipeline.stats import pareto_front, summarize_scores
 from autogai.search.budget import PRESETS, get_preset
 from autogai.search.storage import default_storage_url, make_storage, redact_url, storage_scheme
 
-# --- statistics -------------------------------------------------------------------------------------
-
-
-def test_iqm_matches_trimmed_mean_definition() -> None:
-    scores = np.array([0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 100.0])  # [n_runs=8]: cut 2 from each end
-    assert iqm_score(scores) == pytest.approx(np.mean([2.0, 3.0, 4.0, 5.0]))
-    assert iqm_score(np.array([1.0, 2.0, 3.0])) == pytest.approx(2.0)  # n < 4: nothing cut
-    batch = np.stack([scores, scores + 1])  # [2, 8]
-    assert iqm_score(batch).shape == (2,)
-    assert mean_score(batch).shape == (2,)
-
-
-def test_bootstrap_interval_contains_mean_and_shrinks_with_runs() -> None:
-    rng = np.random.default_rng(1)
-    few = rng.normal(0.0, 1.0, size=5)
-    many = rng.normal(0.0, 1.0, size=200)
-    lo_f, hi_f = bootstrap_interval(few)
-    lo_m, hi_m = bootstrap_interval(many)
-    assert lo_f <= few.mean() <= hi_f
-    assert lo_m <= many.mean() <= hi_m
-    assert hi_m - lo_m < hi_f - lo_f
-    assert bootstrap_interval(np.array([3.0])) == (3.0, 3.0)
-    assert all(np.isnan(bootstrap_interval(np.array([]))))
+# --- statistics (the functions themselves: tests/test_statistics.py) ---------------------------------
 
 
 def test_summarize_scores_ignores_nonfinite() -> None:
     s = summarize_scores(np.array([1.0, 2.0, np.nan, 3.0]))
-    assert s.n_runs == 3 and s.mean == pytest.approx(2.0)
-    assert s.ci_low <= 2.0 <= s.ci_high
+    assert s.n_runs == 3 and s.mean == pytest.approx(2.0) and s.iqm == pytest.approx(2.0)
+    assert s.ci_low <= s.iqm <= s.ci_high
     assert summarize_scores(np.array([])).to_dict()["mean"] is None
 
 

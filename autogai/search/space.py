@@ -23,6 +23,8 @@ REWARD_PREFIX = "reward."
 _TAU_CHOICES = (0.001, 0.005, 0.01, 0.02)
 _GAMMA_CHOICES = (0.9, 0.95, 0.98, 0.99, 0.995)
 _POLICY_DELAY_CHOICES = (1, 2, 3)
+_SHAPE_KNOBS = ("policy_delay", "diffusion_steps", "vae_latent_dim", "transformer_dim", "transformer_layers")
+"""Searched only with ``SearchBudget.shape_search``: they split a batch of trials into populations."""
 
 
 def net_arch_label(arch: tuple[int, ...]) -> str:
@@ -124,6 +126,9 @@ def default_trial_params(
         params.update(transformer_dim=16 if small else 32, transformer_layers=1)
     if enhancers.critic == "gan":
         params["gan_adv_weight"] = 0.1
+    if not budget.shape_search:  # not searched: the budget keeps them at these defaults
+        for name in _SHAPE_KNOBS:
+            params.pop(name, None)
     for name, spec in reward_specs.items():
         low, high = float(_field(spec, "low")), float(_field(spec, "high"))
         if math.isfinite(low) and math.isfinite(high) and high > low:
