@@ -27,7 +27,7 @@ from autogai.rag.prompts import (
     resolve_action_mode,
     task_variables,
 )
-from autogai.rag.proposers import (
+from autogai.rag.proposal import (
     ProposalRecord,
     Proposer,
     enhancer_recommendations,

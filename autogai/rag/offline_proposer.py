@@ -21,9 +21,10 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from autogai.core.errors import RewardRejectedError
 from autogai.core.types import Design, DesignFeedback, EnhancerCombo
 from autogai.rag.prompts import resolve_action_mode
-from autogai.rag.proposers import (
+from autogai.rag.proposal import (
     ProposalRecord,
     Proposer,
     enhancer_recommendations,
@@ -32,6 +33,7 @@ from autogai.rag.proposers import (
     validate_source,
     validation_reason,
 )
+from autogai.rewards.program import RewardProgram
 
 if TYPE_CHECKING:
     from autogai.rag.documents import RewardTerm
@@ -115,24 +117,14 @@ def parse_program(source: str) -> Program | None:
     Returns ``None`` for any other shape (the caller then composes afresh instead of editing).
     """
     try:
-        tree = ast.parse(source)
-    except SyntaxError:
+        checked = RewardProgram.from_source(source)  # the one PARAMS parser, with its checks
+    except RewardRejectedError:
         return None
-    params: dict[str, dict[str, Any]] = {}
-    function = None
-    for node in tree.body:
-        if isinstance(node, ast.Assign) and any(
-            isinstance(t, ast.Name) and t.id == "PARAMS" for t in node.targets
-        ):
-            try:
-                value = ast.literal_eval(node.value)
-            except ValueError:
-                return None
-            if not isinstance(value, dict):
-                return None
-            params = {str(k): dict(v) for k, v in value.items() if isinstance(v, dict)}
-        elif isinstance(node, ast.FunctionDef) and node.name == "compute_reward":
-            function = node
+    params = {name: spec.to_dict() for name, spec in checked.params.items()}
+    tree = ast.parse(source)
+    function = next(
+        (n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == "compute_reward"), None
+    )
     if function is None or len(function.body) < 2:
         return None
     *body, last = function.body
