@@ -226,20 +226,42 @@ class OfflineProposer(Proposer):
         rank: dict[str, tuple[int, float]] = {}
         for position, chunk in enumerate(chunks):
             rank.setdefault(chunk.doc_id, (position, -float(chunk.score)))
-        # Fitness-aligned terms first: those reading the metrics the task reports next to fitness
-        # (UAV: rate, power), then those reading its constraint-violation metrics, then the rest;
-        # retrieval rank orders within each group.
+        # Terms written for this task first, then task-agnostic terms bound to the card's metric
+        # intents. Within each: fitness-aligned terms first (those reading the metrics the task reports
+        # next to fitness; UAV: rate, power), then those reading its constraint-violation metrics, then
+        # the rest; retrieval rank orders within each group.
         report, violations = set(task.report_metrics), set(task.violation_metrics)
         keyed = []
         for doc in docs:
-            for term in doc.reward_terms:
-                if not term.applies_to_task(task.id):
-                    continue
-                reads = set(term.requires) | set(_METRIC_REF.findall(term.expression))
-                if not reads <= available:
-                    continue
-                group = 0 if reads & report else 1 if reads & violations else 2
-                keyed.append(((group, rank.get(term.doc_id, (10_000, 0.0)), term.doc_id), term))
+            bound_metrics: set[str] = set()  # a template document's blocks are alternatives per metric
+            for written in doc.reward_terms:
+                if written.intent is not None:
+                    bound = [written.bind(m) for m in task.metrics if m.name not in bound_metrics]
+                    usable = [(3, term) for term in bound if term is not None]
+                    bound_metrics |= {term.bound_to for _, term in usable if term.bound_to}
+                elif written.applies_to_task(task.id):
+                    usable = [(0, written)]
+                else:
+                    usable = []
+                for generic, term in usable:
+                    reads = set(term.requires) | set(_METRIC_REF.findall(term.expression))
+                    if not reads <= available:
+                        continue
+                    group = generic + (0 if reads & report else 1 if reads & violations else 2)
+                    keyed.append(((group, rank.get(term.doc_id, (10_000, 0.0)), term.doc_id), term))
+        # A task-agnostic term adds nothing where a term written for the task already plays its part on
+        # the same metric (Pendulum's velocity cost and a generic effort cost on theta_dot).
+        covered = {
+            (metric, _family(term.role))
+            for (group, _, _), term in keyed
+            if group < 3
+            for metric in term.requires
+        }
+        keyed = [
+            (key, term)
+            for key, term in keyed
+            if term.bound_to is None or (term.bound_to, _family(term.role)) not in covered
+        ]
         keyed.sort(key=lambda item: item[0])
         return [term for _, term in keyed]
 
@@ -324,6 +346,11 @@ class OfflineProposer(Proposer):
     ) -> Iterator[Candidate]:
         usable = [t for t in terms if t.name not in exclude_components]
         compositions = list(self._compose(usable))
+        # The baseline reward is evaluated as the reference anyway: a composition that rebuilds exactly its
+        # components (Pendulum's angle + velocity + torque) comes after those that add something.
+        baseline = parse_program(task.baseline_reward)
+        baseline_names = {c.name for c in baseline.components} if baseline is not None else set()
+        compositions.sort(key=lambda chosen_how: {t.name for t in chosen_how[0]} == baseline_names)
         enhancers = [EnhancerCombo.parse(r) for r in recommended] or [EnhancerCombo()]
         if not compositions:
             program = parse_program(task.baseline_reward)
@@ -666,13 +693,21 @@ class OfflineProposer(Proposer):
         return records
 
 
+def _family(role: str) -> str:
+    """Penalties and regularisers both cost; objectives and shaping terms each stand alone."""
+    return "cost" if role in ("penalty", "regulariser") else role
+
+
 def _one_per_document(terms: Sequence[RewardTerm]) -> list[RewardTerm]:
-    seen: set[str] = set()
+    """The first of each document's alternative blocks; a task-agnostic document offers its alternatives
+    once per metric it was bound to."""
+    seen: set[tuple[str, str | None]] = set()
     out = []
     for term in terms:
-        if term.doc_id in seen:
+        key = (term.doc_id, term.bound_to)
+        if key in seen:
             continue
-        seen.add(term.doc_id)
+        seen.add(key)
         out.append(term)
     return out
 
