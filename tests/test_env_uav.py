@@ -1,4 +1,4 @@
-"""The UAV near-field environment: Gymnasium contract, physics numbers of UAV_ENV.md, seeding, decoding,
+"""The UAV near-field environment: Gymnasium contract, physics numbers of docs/uav_env.md, seeding, decoding,
 infeasible moves, configuration errors, the batched API and the oracle."""
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from autogai.envs.uav_nearfield import (
 
 ENV_ID = "autogai/UAVNearField-v0"
 
-# UAV_ENV.md "Sanity values" (written out here, independently of the module's copy).
+# docs/uav_env.md "Sanity values" (written out here, independently of the module's copy).
 SANITY = {
     (1.0, 0.0): (13.06, 18.70, 18.65, 4.09),
     (1.0, 1.0): (13.02, 18.66, 6.39, 4.10),

@@ -9,7 +9,7 @@ import time
 
 import typer
 
-# Reference points of UAV_ENV.md for the default configuration (coarse grid there; refined here).
+# Reference points of docs/uav_env.md for the default configuration (coarse grid there; refined here).
 _EXPECTED_BEST_HOVER = (55.0, 71.0)
 _EXPECTED_BEST_HOVER_UTILITY = 43.2
 _EXPECTED_START_HOVER_UTILITY = 31.0
@@ -57,7 +57,7 @@ def check() -> int:
 
     echo("")
     echo("Sanity values: UAV at altitude 6 m, P_BS = P_UAV = 1000 mW, rates in bit/s/Hz")
-    echo("computed by the environment (expected from UAV_ENV.md in brackets)")
+    echo("computed by the environment (expected from docs/uav_env.md in brackets)")
     beamformers = ("unit_norm", "unit_modulus", "author_code")
     header = f"  {'UAV (x, y)':<14}" + "".join(f"{'R1 ' + b:>20}" for b in beamformers) + f"{'R2':>16}"
     echo(header)
@@ -77,7 +77,7 @@ def check() -> int:
     total = len(uav.SANITY_TABLE) * (len(beamformers) + 1)
     if mismatches:
         failures.append(
-            f"sanity table: {mismatches} of {total} values differ from UAV_ENV.md at two decimals"
+            f"sanity table: {mismatches} of {total} values differ from docs/uav_env.md at two decimals"
         )
         echo(f"  {mismatches} of {total} values differ at two decimals (marked !)")
     else:
@@ -115,7 +115,7 @@ def check() -> int:
         + ", ".join(f"{mode} {value:.4f}" for mode, value in per_mode.items())
         + " (5 m way-point lattice; discrete: 5 power levels)"
     )
-    echo(f"  hovering at the start     {start_utility:.3f} per slot at full power (UAV_ENV.md: about 31.0)")
+    echo(f"  hovering at the start     {start_utility:.3f} per slot at full power (docs/uav_env.md: about 31.0)")
 
     distance = float(np.hypot(hover_x - _EXPECTED_BEST_HOVER[0], hover_y - _EXPECTED_BEST_HOVER[1]))
     if distance > 3.0 or abs(hover_utility - _EXPECTED_BEST_HOVER_UTILITY) > 0.05:

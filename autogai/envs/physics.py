@@ -2,7 +2,7 @@
 
 Source: the case study of Sun et al., "Generative AI for Deep Reinforcement Learning: Framework,
 Analysis, and Use Cases" (arXiv 2405.20568) and the authors' code (``Environment_relay_simple_state.py``);
-the numbers are the ones of ``UAV_ENV.md``. Every function is stateless; array arguments broadcast, so the
+the numbers are the ones of docs/uav_env.md. Every function is stateless; array arguments broadcast, so the
 same code serves one UAV (shape ``[3]``), a batch of UAVs (``[B, 3]``) or a grid of candidate positions.
 Powers are in mW, distances in m, rates in bit/s/Hz.
 

@@ -3,7 +3,7 @@
 Source: the case study of Sun, Xie, Niyato, Mei, Kang, Du, Mao, "Generative AI for Deep Reinforcement
 Learning: Framework, Analysis, and Use Cases" (arXiv 2405.20568, IEEE Wireless Communications 2025) and
 the authors' environment ``Environment_relay_simple_state.py``. The specification with verified numbers is
-``UAV_ENV.md``; the physics lives in :mod:`autogai.envs.physics`.
+docs/uav_env.md; the physics lives in :mod:`autogai.envs.physics`.
 
 Public pieces:
 
@@ -89,7 +89,7 @@ METRIC_NAMES = (
     "feasible",
     "fitness",
 )
-"""Keys of ``info`` after every step (UAV_ENV.md "Metrics")."""
+"""Keys of ``info`` after every step (docs/uav_env.md "Metrics")."""
 
 RATE_SCALE = 20.0
 """Rates are divided by this in the normalized observation (R1 at 1 m from the BS is about 13 bit/s/Hz)."""
@@ -104,7 +104,7 @@ AUTHOR_SETTINGS: dict[str, Any] = {
     "start_position": (1.0, 0.0),
     "strict_area_boundary": True,
 }
-"""Kwargs reproducing the authors' environment (their bugs 1-4 of UAV_ENV.md) for comparison only."""
+"""Kwargs reproducing the authors' environment (their bugs 1-4 of docs/uav_env.md) for comparison only."""
 
 
 # --------------------------------------------------------------------------------------------------
@@ -1448,7 +1448,7 @@ def _oracle_plan(config: UAVNearFieldConfig, seed: int | None) -> OraclePlan:
 def oracle_episode_fitness(*, seed: int | None = None, **env_kwargs: Any) -> float:
     """Best achievable episode fitness (mean utility per slot) of the oracle policy for this configuration.
 
-    The physical reference the learned policies are measured against (UAV_ENV.md "Oracle"): the best
+    The physical reference the learned policies are measured against (docs/uav_env.md "Oracle"): the best
     trajectory (dynamic programming on a 0.5 m grid, then the exact best hover point) with the
     utility-maximising powers every slot; about 42.9 for the default configuration.
     """
@@ -1456,7 +1456,7 @@ def oracle_episode_fitness(*, seed: int | None = None, **env_kwargs: Any) -> flo
 
 
 # --------------------------------------------------------------------------------------------------
-# Reference values (UAV_ENV.md "Sanity values")
+# Reference values (docs/uav_env.md "Sanity values")
 # --------------------------------------------------------------------------------------------------
 
 SANITY_TABLE: tuple[tuple[tuple[float, float], dict[str, float], float], ...] = (
@@ -1466,7 +1466,7 @@ SANITY_TABLE: tuple[tuple[tuple[float, float], dict[str, float], float], ...] = 
     ((50.0, 60.0), {"unit_norm": 5.71, "unit_modulus": 11.33, "author_code": 1.31}, 5.12),
     ((79.8, 106.4), {"unit_norm": 4.23, "unit_modulus": 9.80, "author_code": 0.02}, 6.21),
 )
-"""Expected (x, y) -> R1 per beamformer and R2 at altitude 6 m with both powers at 1000 mW (UAV_ENV.md)."""
+"""Expected (x, y) -> R1 per beamformer and R2 at altitude 6 m with both powers at 1000 mW (docs/uav_env.md)."""
 
 
 def hover_rates(

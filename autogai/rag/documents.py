@@ -56,7 +56,7 @@ KINDS: tuple[str, ...] = ("principle", "reward-term", "enhancer-guide", "pitfall
 REQUIRED_FIELDS: tuple[str, ...] = ("title", "kind", "tags", "applies_to", "sources")
 TERM_ROLES: tuple[str, ...] = ("objective", "penalty", "shaping", "regulariser")
 ACTION_SPACES: tuple[str, ...] = ("continuous", "discrete", "hybrid", "any")
-# Attributes of ``m`` that every task provides besides its named metrics (REWARD_PROGRAMS.md).
+# Attributes of ``m`` that every task provides besides its named metrics (docs/reward_programs.md).
 ALWAYS_AVAILABLE: frozenset[str] = frozenset({"obs", "next_obs", "action"})
 
 DEFAULT_MAX_CHUNK_CHARS = 1000

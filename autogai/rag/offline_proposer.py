@@ -5,7 +5,7 @@ composes reward programs from the knowledge base's ``reward-term`` blocks (an ob
 and regularisers that apply to the task, optionally a shaping term), ranked by how well their documents
 match the retrieval query, and pairs them with the enhancer combinations the enhancer guides recommend
 for the action space. Later generations start from the best-scoring designs and apply the feedback rules
-of SEARCH.md: drop components that anti-correlate with fitness, scale down components that dominate,
+of docs/search.md: drop components that anti-correlate with fitness, scale down components that dominate,
 drop constant ones, move ``PARAMS`` defaults to the best values found and narrow (or, at an edge, widen)
 their ranges, and try the next recommended enhancer combination; what worked is kept.
 """

@@ -104,7 +104,7 @@ class Proposer(ABC):
 def retrieval_query(
     task: TaskCard, feedback: Sequence[DesignFeedback] | None = None, *, max_chars: int = 1500
 ) -> str:
-    """Retrieval query = task description + what the feedback says went wrong (SEARCH.md)."""
+    """Retrieval query = task description + what the feedback says went wrong (docs/search.md)."""
     parts = [task.title, task.description.strip(), task.fitness_description.strip()]
     for item in feedback or ():
         notes = []
@@ -180,7 +180,7 @@ _TRANSITIONS: dict[tuple[str, str, str | None, int, int], Any] = {}
 def validate_source(
     source: str, task: TaskCard, *, action_mode: str | None = None, **kwargs: Any
 ) -> ValidationReport:
-    """The one validator both proposers use (REWARD_PROGRAMS.md); never raises for a bad program.
+    """The one validator both proposers use (docs/reward_programs.md); never raises for a bad program.
 
     The smoke-test transitions (random actions in the design's action mode) are recorded once per task,
     mode, size and seed and shared by every candidate of the process, so a round of K candidates steps

@@ -157,7 +157,7 @@ class TaskCard:
         return float(values.mean() if self.fitness_aggregate == "mean" else values.sum())
 
     def metrics_table(self) -> str:
-        """The metric table as Markdown, with each metric's intent (for prompts and ``autogai show``)."""
+        """The metric table as Markdown, with each metric's intent (shown in every LLM prompt)."""
         rows = ["| name | unit | meaning | intent |", "|---|---|---|---|"]
         rows += [f"| {m.name} | {m.unit} | {m.meaning} | {m.describe_intent()} |" for m in self.metrics]
         return "\n".join(rows)
