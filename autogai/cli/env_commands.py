@@ -115,7 +115,9 @@ def check() -> int:
         + ", ".join(f"{mode} {value:.4f}" for mode, value in per_mode.items())
         + " (5 m way-point lattice; discrete: 5 power levels)"
     )
-    echo(f"  hovering at the start     {start_utility:.3f} per slot at full power (docs/uav_env.md: about 31.0)")
+    echo(
+        f"  hovering at the start     {start_utility:.3f} per slot at full power (docs/uav_env.md: about 31.0)"
+    )
 
     distance = float(np.hypot(hover_x - _EXPECTED_BEST_HOVER[0], hover_y - _EXPECTED_BEST_HOVER[1]))
     if distance > 3.0 or abs(hover_utility - _EXPECTED_BEST_HOVER_UTILITY) > 0.05:
