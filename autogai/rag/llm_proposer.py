@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from autogai.core.errors import LLMUnavailableError
-from autogai.core.types import Design, DesignFeedback
+from autogai.core.types import Design, DesignFeedback, EnhancerCombo
 from autogai.rag.prompts import (
     format_feedback,
     format_past_results,
@@ -110,7 +110,7 @@ class LLMProposer(Proposer):
         *,
         n_designs: int,
         chunks: Sequence[RetrievedChunk],
-        recommended: Sequence[str],
+        recommended: Sequence[EnhancerCombo],
         action_mode: str,
         feedback: Sequence[DesignFeedback] | None,
         generation: int,

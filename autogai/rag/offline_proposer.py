@@ -337,7 +337,7 @@ class OfflineProposer(Proposer):
         self,
         task: TaskCard,
         terms: Sequence[RewardTerm],
-        recommended: Sequence[str],
+        recommended: Sequence[EnhancerCombo],
         chunks: Sequence[RetrievedChunk],
         guide_ids: Sequence[str],
         *,
@@ -351,7 +351,7 @@ class OfflineProposer(Proposer):
         baseline = parse_program(task.baseline_reward)
         baseline_names = {c.name for c in baseline.components} if baseline is not None else set()
         compositions.sort(key=lambda chosen_how: {t.name for t in chosen_how[0]} == baseline_names)
-        enhancers = [EnhancerCombo.parse(r) for r in recommended] or [EnhancerCombo()]
+        enhancers = list(recommended) or [EnhancerCombo()]
         if not compositions:
             program = parse_program(task.baseline_reward)
             if program is None:
@@ -391,7 +391,7 @@ class OfflineProposer(Proposer):
                     f"{c.name} = {c.expression} ({c.role}, from {c.doc_id})" for c in program.components
                 )
                 + f". Enhancers {enh.short_name}: position {e + 1} of the enhancer guides' recommendations "
-                f"for this action space ({', '.join(recommended)}). Weights start at the documented defaults; "
+                f"for this action space ({_names(recommended)}). Weights start at the documented defaults; "
                 "Optuna tunes them within the documented ranges."
             )
             yield Candidate(
@@ -495,7 +495,7 @@ class OfflineProposer(Proposer):
         task: TaskCard,
         feedback: Sequence[DesignFeedback],
         terms: Sequence[RewardTerm],
-        recommended: Sequence[str],
+        recommended: Sequence[EnhancerCombo],
         chunks: Sequence[RetrievedChunk],
         guide_ids: Sequence[str],
         tried: set[str],
@@ -561,7 +561,7 @@ class OfflineProposer(Proposer):
                         head
                         + what
                         + f" Enhancers {parent_enh.short_name} -> {next_enh.short_name}: the next "
-                        f"combination the enhancer guides recommend ({', '.join(recommended)}) not tried yet.",
+                        f"combination the enhancer guides recommend ({_names(recommended)}) not tried yet.",
                         self._sources_for(list(guide_ids), chunks),
                         parent=parent.design_id,
                         trace=[f"reflect {parent.design_id}: enhancers -> {next_enh.short_name}"],
@@ -693,6 +693,10 @@ class OfflineProposer(Proposer):
         return records
 
 
+def _names(combos: Sequence[EnhancerCombo]) -> str:
+    return ", ".join(combo.short_name for combo in combos)
+
+
 def _family(role: str) -> str:
     """Penalties and regularisers both cost; objectives and shaping terms each stand alone."""
     return "cost" if role in ("penalty", "regulariser") else role
@@ -750,9 +754,9 @@ def _best_value(best_params: Any, name: str) -> float | None:
 
 
 def _next_enhancers(
-    recommended: Sequence[str], current: EnhancerCombo, tried: set[str]
+    recommended: Sequence[EnhancerCombo], current: EnhancerCombo, tried: set[str]
 ) -> EnhancerCombo | None:
-    combos = [EnhancerCombo.parse(r) for r in recommended]
+    combos = list(recommended)
     for combo in combos:
         if combo.short_name not in tried and combo != current:
             return combo
@@ -798,7 +802,7 @@ def _trace_prompt(
     query: str,
     chunks: Sequence[RetrievedChunk],
     terms: Sequence[RewardTerm],
-    recommended: Sequence[str],
+    recommended: Sequence[EnhancerCombo],
     generation: int,
     feedback: Sequence[DesignFeedback] | None,
 ) -> str:
@@ -817,7 +821,7 @@ def _trace_prompt(
     lines += [f"- {c.chunk_id} ({c.kind}, score {c.score:.3f}): {c.title}" for c in chunks] or ["- none"]
     lines += ["", "## Applicable reward terms (ranked)", ""]
     lines += [f"- {t.name} ({t.role}, {t.doc_id}): {t.expression}" for t in terms] or ["- none"]
-    lines += ["", f"## Recommended enhancers for {mode}", "", ", ".join(recommended)]
+    lines += ["", f"## Recommended enhancers for {mode}", "", _names(recommended)]
     if feedback:
         lines += ["", "## Feedback", ""]
         lines += [f.to_text() for f in feedback]

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from autogai.core.types import Design, DesignFeedback
+    from autogai.core.types import Design, DesignFeedback, EnhancerCombo
     from autogai.rag.knowledge import KnowledgeBase, RetrievedChunk
     from autogai.rewards import ValidationReport
     from autogai.tasks.card import TaskCard
@@ -141,37 +141,38 @@ def safe_query(kb: KnowledgeBase | None, text: str, k: int, **kwargs: Any) -> li
 
 def enhancer_recommendations(
     kb: KnowledgeBase | None, task: TaskCard, action_mode: str, chunks: Iterable[RetrievedChunk] = ()
-) -> tuple[list[str], list[str]]:
-    """Recommended enhancer short names for ``action_mode`` from the enhancer guides, best first, and
-    the ids of the guides they came from. Guides retrieved for this query come first."""
+) -> tuple[list[EnhancerCombo], list[str]]:
+    """Recommended enhancer combinations for ``action_mode`` from the enhancer guides, best first, and
+    the ids of the guides they came from. Guides retrieved for this query come first. The guides' names
+    are parsed here, once; everything downstream works with :class:`EnhancerCombo` values."""
     from autogai.core.types import EnhancerCombo
 
     if kb is None:
-        return ["plain"], []
+        return [EnhancerCombo()], []
     try:
         docs = [d for d in kb.documents() if d.kind == "enhancer-guide" and d.recommends]
     except Exception as exc:
         logger.warning("cannot read knowledge documents (%s)", exc)
-        return ["plain"], []
+        return [EnhancerCombo()], []
     rank: dict[str, int] = {}
     for position, chunk in enumerate(chunks):
         rank.setdefault(chunk.doc_id, position)
     docs = [d for d in docs if d.applies_to_task(task.id)]
     docs.sort(key=lambda d: (rank.get(d.id, 10_000), d.id))
-    names: list[str] = []
+    combos: list[EnhancerCombo] = []
     used: list[str] = []
     for key in (action_mode, "any"):
         for doc in docs:
             for name in doc.recommends.get(key, []):
                 try:
-                    short = EnhancerCombo.parse(name).short_name
+                    combo = EnhancerCombo.parse(name)
                 except Exception:
                     continue
-                if short not in names:
-                    names.append(short)
+                if combo not in combos:
+                    combos.append(combo)
                     if doc.id not in used:
                         used.append(doc.id)
-    return (names or ["plain"]), used
+    return (combos or [EnhancerCombo()]), used
 
 
 _TRANSITIONS: dict[tuple[str, str, str | None, int, int], Any] = {}
