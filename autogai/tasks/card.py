@@ -87,6 +87,24 @@ class MetricSpec:
         return "; ".join(parts) or "-"
 
 
+NATIVE_REWARD_BASELINE = """\
+\"\"\"The environment's own reward (the card's metric env_reward), with a tunable scale.\"\"\"
+
+PARAMS = {"scale": {"default": 1.0, "low": 0.1, "high": 10.0, "log": True}}
+
+
+def compute_reward(m, p):
+    components = {"native": p["scale"] * m.env_reward}
+    return sum(components.values()), components
+"""
+"""A baseline for cards that report the environment's reward as the metric ``env_reward``."""
+
+
+def native_fitness(metrics: Mapping[str, float], env_reward: float) -> float:
+    """Step fitness = the environment's own reward (for tasks whose native return is the measure)."""
+    return float(env_reward)
+
+
 @dataclass(frozen=True)
 class TaskCard:
     """What autogai knows about a task. See docs/task_cards.md."""

@@ -13,21 +13,12 @@ from typing import Any
 
 import numpy as np
 
-from autogai.tasks import MetricSpec, TaskCard
+from autogai.tasks import NATIVE_REWARD_BASELINE, MetricSpec, TaskCard, native_fitness
 
 X_LIMIT = 2.4
 """CartPole-v1 terminates when the cart leaves [-2.4, 2.4] ..."""
 THETA_LIMIT = 12 * 2 * math.pi / 360
 """... or the pole leans more than 12 degrees (0.2094 rad) from upright."""
-
-BASELINE = """
-PARAMS = {"scale": {"default": 1.0, "low": 0.1, "high": 10.0, "log": True}}
-
-
-def compute_reward(m, p):
-    components = {"native": p["scale"] * m.env_reward}
-    return sum(components.values()), components
-"""
 
 
 def metrics_fn(
@@ -43,11 +34,6 @@ def metrics_fn(
         "fell": float(abs(x) > X_LIMIT or abs(theta) > THETA_LIMIT),
         "env_reward": float(env_reward),
     }
-
-
-def fitness_fn(metrics: Mapping[str, float], env_reward: float) -> float:
-    """The native reward, +1 per step balanced (episode fitness is its sum: the steps survived)."""
-    return metrics["env_reward"]
 
 
 TASK = TaskCard(
@@ -91,9 +77,9 @@ TASK = TaskCard(
         MetricSpec("env_reward", "reward", "the native reward: +1 for every step", intent="maximise"),
     ),
     fitness_description="Steps balanced: the return of the native +1-per-step reward (at most 500).",
-    baseline_reward=BASELINE,
+    baseline_reward=NATIVE_REWARD_BASELINE,
     metrics_fn=metrics_fn,
-    fitness_fn=fitness_fn,
+    fitness_fn=native_fitness,
     fitness_aggregate="sum",
     report_metrics=("pole_angle", "cart_position"),
     violation_metrics=("fell",),

@@ -12,19 +12,10 @@ from typing import Any
 
 import numpy as np
 
-from autogai.tasks import MetricSpec, TaskCard
+from autogai.tasks import NATIVE_REWARD_BASELINE, MetricSpec, TaskCard, native_fitness
 
 GOAL_POSITION = 0.45
 """MountainCarContinuous-v0's flag: the episode ends when the car's position reaches it."""
-
-BASELINE = """
-PARAMS = {"scale": {"default": 1.0, "low": 0.1, "high": 10.0, "log": True}}
-
-
-def compute_reward(m, p):
-    components = {"native": p["scale"] * m.env_reward}
-    return sum(components.values()), components
-"""
 
 
 def metrics_fn(
@@ -38,11 +29,6 @@ def metrics_fn(
         "at_goal": float(next_obs[0] >= GOAL_POSITION),
         "env_reward": float(env_reward),
     }
-
-
-def fitness_fn(metrics: Mapping[str, float], env_reward: float) -> float:
-    """The native reward (episode fitness is its sum)."""
-    return metrics["env_reward"]
 
 
 TASK = TaskCard(
@@ -75,9 +61,9 @@ TASK = TaskCard(
         ),
     ),
     fitness_description="Return of the native reward over an episode (999 steps or until the goal).",
-    baseline_reward=BASELINE,
+    baseline_reward=NATIVE_REWARD_BASELINE,
     metrics_fn=metrics_fn,
-    fitness_fn=fitness_fn,
+    fitness_fn=native_fitness,
     fitness_aggregate="sum",
     report_metrics=("position", "at_goal"),
     max_episode_steps=999,
