@@ -49,7 +49,9 @@ def test_metric_table_and_llm_prompt_show_the_intents() -> None:
     assert "| position | m | car position after the step; the goal is at 0.45 |" in table
     assert "target 0.45; bounds [-1.2, 0.6]; obs[0]" in table
     assert "| force | 1 | applied force | minimise; bounds [-1, 1] |" in table
-    prompt = render_all_for_task(get_task(CARTPOLE))["propose"]
+    rendered = render_all_for_task(get_task(CARTPOLE))
+    prompt = rendered["propose"]
+    assert "The intent column says what the task wants" in rendered["reflect"]
     assert (
         "failure flag (1 = failed)" in prompt
         and "| cart_velocity | m/s | cart velocity after the step | obs[1] |" in prompt
