@@ -37,9 +37,10 @@ test: setup  ## The default test suite (fast; `slow` learning tests excluded).
 test-slow: setup  ## Learning tests (minutes).
 	$(BIN)/python -m pytest -m slow -q
 
-lint: setup
+lint: setup  ## ruff (style, format) and import-linter (the layer contracts in pyproject.toml).
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 
 typecheck: setup
 	$(BIN)/mypy autogai

@@ -106,13 +106,13 @@ def test_pendulum_baseline_reproduces_the_native_reward() -> None:
     assert card.episode_fitness(returns) == pytest.approx(sum(returns))
 
 
-def test_user_card_from_the_docs(tmp_path: Path) -> None:
-    """The recipe of docs/task_cards.md works as written: the file loads as a card that drives its env."""
-    code = re.search(r"```python\n(.*?)```", DOC.read_text(), re.S)
-    assert code is not None
-    path = tmp_path / "mountain_car_task.py"
-    path.write_text(code.group(1))
-    card = get_task(str(path))
+def test_user_card_from_the_docs(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The card docs/task_cards.md points to loads from its file and drives its env, and the page's
+    "Checking a card" snippet runs as written."""
+    text = DOC.read_text()
+    assert "(../examples/tasks/mountain_car.py)" in text
+    monkeypatch.chdir(DOC.parent.parent)
+    card = get_task("examples/tasks/mountain_car.py")
     assert card.id == "mountain-car" and get_task("mountain-car") is card
     env = card.make_env()
     obs, _ = env.reset(seed=0)
@@ -122,6 +122,10 @@ def test_user_card_from_the_docs(tmp_path: Path) -> None:
     assert set(metrics) == set(card.metric_names)
     total, _ = _run_program(card.baseline_reward, metrics)
     assert total == pytest.approx(card.fitness_fn(metrics, reward))
+    check = text[text.index("## Checking a card") :]
+    snippet = re.search(r"```python\n(.*?)```", check, re.S)
+    assert snippet is not None
+    exec(compile(snippet.group(1), "docs/task_cards.md", "exec"), {})
 
 
 def test_env_check_command_passes(capsys: pytest.CaptureFixture[str]) -> None:

@@ -41,7 +41,7 @@ def test_propose_offline_writes_designs_and_prints_a_summary(
         for name in ("reward.py", "design.json", "prompt.md", "response.md"):
             assert (folder / name).is_file()
         data = json.loads((folder / "design.json").read_text())
-        assert data["validation"]["ok"] and data["design"]["id"] == folder.name
+        assert data["validation"]["ok"] and data["id"] == folder.name and data["status"] == "proposed"
     assert (run / "ledger.jsonl").is_file() and (run / "proposal.json").is_file()
 
 
@@ -56,8 +56,11 @@ def test_propose_with_an_openai_compatible_server(tmp_path: Path, capsys: pytest
     out = capsys.readouterr().out
     assert code == 0, out
     assert "1 valid of 2" in out and "no reward program" in out and "LLM calls 1" in out
-    assert len(list((run / "designs").iterdir())) == 1
-    assert (run / "failed" / "001" / "reason.txt").is_file()
+    folders = sorted(p.name for p in (run / "designs").iterdir())
+    assert len(folders) == 2 and folders[1] == "rejected-g0-1"
+    rejected = json.loads((run / "designs" / "rejected-g0-1" / "design.json").read_text())
+    assert rejected["status"] == "rejected" and "no reward program" in rejected["error"]
+    assert not (run / "failed").exists()
     assert read_ledger(run / "ledger.jsonl")[0]["model"] == "local-model"
 
 

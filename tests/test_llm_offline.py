@@ -11,8 +11,9 @@ from typing import Any
 import pytest
 
 from autogai.core.types import ComponentSummary, DesignFeedback
+from autogai.pipeline.rundir import RunDirectory
 from autogai.rag.offline_proposer import HONESTY, OfflineProposer, parse_program
-from autogai.rag.proposers import make_proposer, write_proposals
+from autogai.rag.proposers import make_proposer
 from autogai.tasks.registry import get_task
 
 VALIDATION = {"n_transitions": 32}
@@ -52,7 +53,9 @@ def test_k_distinct_valid_designs(kb: Any, task_id: str, tmp_path: Path) -> None
     # deterministic: the same call gives the same designs
     again = proposer.propose(task, n=3)
     assert [r.design.id for r in again if r.ok] == [r.design.id for r in valid]
-    written = write_proposals(tmp_path, records)
+    written = [
+        RunDirectory(tmp_path).write_proposal(r, label=f"rejected-g0-{i}") for i, r in enumerate(records)
+    ]
     design_json = json.loads((written[0] / "design.json").read_text())
     assert design_json["validation"]["ok"] is True and (written[0] / "prompt.md").is_file()
 

@@ -12,7 +12,7 @@ from llm_helpers import fenced, program
 from autogai.core.errors import ConfigError
 from autogai.rag.llm import LLMSpec, classify_error, sanitize_url
 from autogai.rag.llm_cache import CachedReply, Ledger, ResponseCache, cache_key, estimate_cost, read_ledger
-from autogai.rag.llm_proposer import parse_enhancers, parse_hints, parse_reply, parse_sources, strip_thinking
+from autogai.rag.replies import parse_enhancers, parse_hints, parse_reply, parse_sources, strip_thinking
 
 
 def test_free_form_reply_with_metadata_after_the_code() -> None:
@@ -40,8 +40,23 @@ def test_several_programs_without_headings_are_split() -> None:
     assert "1.0" in designs[0].program and "2.0" in designs[1].program
 
 
-def test_unclosed_think_and_json_in_a_fence() -> None:
-    assert strip_thinking("<think>a\n```python\nx\n```") == "```python\nx\n```"
+def test_reasoning_blocks_are_dropped_in_every_form() -> None:
+    # an unclosed block runs to the end of the reply: code in it is a draft, never the answer
+    assert strip_thinking("answer\n<think>a\n```python\nx\n```") == "answer\n"
+    # a preamble ended by a closing tag whose opening tag was in the prompt template
+    assert strip_thinking("draft ```python\nx\n```\n</reasoning>\nfinal") == "\nfinal"
+    reply = "<reasoning>try " + fenced(program(9.0)) + "</reasoning>\n" + fenced(program(1.0))
+    (design,) = parse_reply(reply)
+    assert "1.0" in design.program and "9.0" not in design.program
+
+
+def test_a_reply_cut_off_inside_its_fence_still_yields_the_program() -> None:
+    cut = fenced(program(1.0)).rstrip().removesuffix("```")
+    (design,) = parse_reply("enhancers: gdm\n" + cut)
+    assert design.enhancers == "gdm" and "return" in design.program
+
+
+def test_json_in_a_fence_after_reasoning() -> None:
     reply = (
         "<think>plan</think>\n```json\n"
         + json.dumps({"reward_program": program(1.0), "enhancers": "vae"})

@@ -25,10 +25,11 @@ from llm_helpers import (
 )
 
 from autogai.core.errors import LLMUnavailableError
+from autogai.pipeline.rundir import RunDirectory
 from autogai.rag.llm import ChatBackend
 from autogai.rag.llm_cache import read_ledger
 from autogai.rag.llm_proposer import LLMProposer
-from autogai.rag.proposers import validate_source, write_proposals
+from autogai.rag.proposal import validate_source
 from autogai.tasks.registry import get_task
 
 pytestmark = pytest.mark.integration
@@ -154,7 +155,8 @@ def test_reply_shapes_are_extracted_and_validated(tmp_path: Path, kb: Any, task:
     assert len(ledger) == 1 and ledger[0]["ok"] and not ledger[0]["cache_hit"]
     assert ledger[0]["tokens_in"] == 100 and ledger[0]["cost_usd"] == 0.0  # a local server costs nothing
     assert "api_key" not in json.dumps(ledger) and "not-needed" not in json.dumps(ledger)
-    written = write_proposals(tmp_path / "run", records)
+    run = RunDirectory(tmp_path / "run")
+    written = [run.write_proposal(r, label=f"rejected-g0-{i}") for i, r in enumerate(records)]
     assert all((folder / "reward.py").is_file() and (folder / "response.md").is_file() for folder in written)
 
 
@@ -200,9 +202,12 @@ def test_garbage_replies_become_failed_records_and_the_round_goes_on(
     assert [r.ok for r in records] == [True, False, True]
     assert records[1].design is None and "no reward program" in records[1].error
     assert records[1].response.startswith("Sorry")
-    folders = write_proposals(tmp_path / "run", records)
-    assert folders[1].parent.name == "failed"
-    assert "no reward program" in (folders[1] / "reason.txt").read_text()
+    run = RunDirectory(tmp_path / "run")
+    folders = [run.write_proposal(r, label=f"rejected-g0-{i}") for i, r in enumerate(records)]
+    assert [f.name for f in folders[1:2]] == ["rejected-g0-1"]
+    rejected = json.loads((folders[1] / "design.json").read_text())
+    assert rejected["status"] == "rejected" and "no reward program" in rejected["error"]
+    assert folders[0].name == records[0].design.id
 
 
 def test_a_server_ignoring_n_is_asked_again_for_the_rest(tmp_path: Path) -> None:

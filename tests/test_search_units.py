@@ -195,3 +195,23 @@ def test_default_first_trial_lies_inside_every_designs_search_space(preset: str)
         suggest_reward_params(trial, specs)
         assert trial.params == defaults, combo.short_name
         assert defaults["gamma"] == 0.99 and defaults["reward.power_weight"] == 0.005
+
+
+def test_first_trial_takes_td3config_defaults_snapped_into_the_budget() -> None:
+    from autogai.agents.config import TD3Config
+    from autogai.core.types import EnhancerCombo
+    from autogai.search.budget import PRESETS
+    from autogai.search.space import default_trial_params
+
+    config = TD3Config()
+    everything = EnhancerCombo.parse("gdm+gan+vae+transformer")
+    full = next(
+        b for b in PRESETS.values() if b.enhancer_scale != "small" and (256, 256) in b.net_arch_choices
+    )
+    defaults = default_trial_params(everything, full, {})
+    for name in ("learning_rate", "tau", "gamma", "exploration_noise", "policy_delay", "vae_latent_dim"):
+        assert defaults[name] == getattr(config, name), name
+    assert defaults["net_arch"] == "256x256" and defaults["batch_size"] == config.batch_size
+    # a small budget cannot hold TD3Config's 32-wide VAE latent: the nearest choice is taken
+    small = next(b for b in PRESETS.values() if b.enhancer_scale == "small")
+    assert default_trial_params(everything, small, {})["vae_latent_dim"] == 16

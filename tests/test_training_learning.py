@@ -14,7 +14,7 @@ from autogai.training import evaluate_agent, train
 
 pytestmark = pytest.mark.slow
 
-# Fitness of hovering at the start (1, 1) with both powers at maximum (UAV_ENV.md): 10 * 4.10 - 10.
+# Fitness of hovering at the start (1, 1) with both powers at maximum (docs/uav_env.md): 10 * 4.10 - 10.
 START_HOVER_FITNESS = 31.0
 
 

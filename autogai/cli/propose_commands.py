@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 import typer
 
 if TYPE_CHECKING:
-    from autogai.rag.proposers import ProposalRecord
+    from autogai.rag.proposal import ProposalRecord
 
 
 def _default_run_dir(task_id: str) -> Path:
@@ -106,14 +106,16 @@ def propose(
     ),
 ) -> int:
     """One proposal round, no training: writes designs/<id>/ (reward.py, design.json, prompt.md,
-    response.md), failed/<n>/ for unusable replies, ledger.jsonl, and prints a summary."""
+    response.md), designs/rejected-g0-<n>/ for unusable replies, ledger.jsonl, and prints a summary."""
+    from autogai.pipeline.rundir import RunDirectory
     from autogai.rag.knowledge import KnowledgeBase
-    from autogai.rag.proposers import make_proposer, write_proposals
+    from autogai.rag.proposers import make_proposer
     from autogai.tasks.registry import get_task
 
     card = get_task(task)
     target = Path(run_dir) if run_dir is not None else _default_run_dir(card.id)
-    target.mkdir(parents=True, exist_ok=True)
+    run = RunDirectory(target)
+    run.ensure_writable()
     (target / "ledger.jsonl").touch()  # present (empty) for the offline proposer too
     kb = KnowledgeBase(persist_dir=store, embeddings=embeddings)
     kb.ensure_ingested()
@@ -133,7 +135,8 @@ def propose(
     started = time.perf_counter()
     records = proposer.propose(card, n=n, action_mode=action_space)
     elapsed = time.perf_counter() - started
-    write_proposals(target, records)
+    for index, record in enumerate(records):
+        run.write_proposal(record, label=f"rejected-g0-{index}")
     usage = proposer.usage()
     (target / "proposal.json").write_text(
         json.dumps(

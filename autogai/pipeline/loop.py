@@ -126,16 +126,7 @@ def baseline_design(task: Any) -> Design:
 def _reward_param_specs(source: str) -> dict[str, dict[str, Any]]:
     from autogai.rewards import RewardProgram
 
-    program = RewardProgram.from_source(source)
-    specs: dict[str, dict[str, Any]] = {}
-    for name, spec in program.params.items():
-        specs[name] = {
-            "default": float(spec.default),
-            "low": float(spec.low),
-            "high": float(spec.high),
-            "log": bool(getattr(spec, "log", False)),
-        }
-    return specs
+    return {name: spec.to_dict() for name, spec in RewardProgram.from_source(source).params.items()}
 
 
 class _Search:

@@ -1,4 +1,7 @@
-"""The run directory: everything a person wants to inspect is a file (see ARCHITECTURE.md).
+"""The run directory: everything a person wants to inspect is a file (see docs/architecture.md).
+
+This module is the one writer of the layout; ``autogai search`` and ``autogai propose`` both go through
+:class:`RunDirectory`.
 
 ::
 
@@ -6,6 +9,8 @@
       config.json              resolved configuration (no secrets)
       state.json               which generations were proposed and scored (resume)
       designs/<design-id>/     reward.py, design.json, prompt.md, response.md, trials.csv, curves.csv
+      designs/rejected-g<generation>-<n>/
+                               a proposal that could not be used: design.json says why (status rejected)
       leaderboard.csv / .json  ranked designs with intervals
       ledger.jsonl             every LLM call
       optuna.db                the Optuna storage (unless --storage points elsewhere)
@@ -21,10 +26,13 @@ import os
 import socket
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from autogai.core.errors import RunDirectoryError
 from autogai.core.types import Design
+
+if TYPE_CHECKING:
+    from autogai.rag.proposal import ProposalRecord
 
 # Keys of config.json that define what a run computes; a resumed command must agree on all of them.
 IDENTITY_KEYS = ("task", "action_space", "llm", "preset", "budget_identity", "storage")
@@ -193,6 +201,7 @@ class RunDirectory:
         error: str,
         validation: Mapping[str, Any] | None = None,
         reward_source: str | None = None,
+        extra: Mapping[str, Any] | None = None,
     ) -> Path:
         directory = self.designs_dir / label
         directory.mkdir(parents=True, exist_ok=True)
@@ -200,10 +209,36 @@ class RunDirectory:
         (directory / "response.md").write_text(response or "(no response)\n")
         if reward_source:
             (directory / "reward.py").write_text(reward_source.rstrip() + "\n")
-        (directory / "design.json").write_text(
-            _dump({"id": label, "status": "rejected", "error": error, "validation": validation})
-        )
+        data = {"id": label, "status": "rejected", "error": error, "validation": validation, **(extra or {})}
+        (directory / "design.json").write_text(_dump(data))
         return directory
+
+    def write_proposal(self, record: ProposalRecord, *, label: str) -> Path:
+        """One proposer record: a usable design to ``designs/<id>/`` (status proposed), anything else to
+        ``designs/<label>/`` (status rejected, with the reason). The parser's notes and the repair rounds
+        go into design.json either way, so every decision can be audited."""
+        validation = record.validation.to_dict() if record.validation is not None else None
+        audit = {"rounds": record.rounds, "sample_index": record.sample_index, "notes": list(record.notes)}
+        if record.ok and record.design is not None:
+            return self.write_design(
+                record.design,
+                prompt=record.prompt,
+                response=record.response,
+                validation=validation,
+                status="proposed",
+                extra=audit,
+            )
+        error = record.error or (record.validation.reason if record.validation is not None else "no design")
+        design = record.design
+        return self.write_rejected(
+            label,
+            prompt=record.prompt,
+            response=record.response,
+            error=str(error),
+            validation=validation,
+            reward_source=design.reward_source if design is not None else None,
+            extra={**audit, "design": design.to_dict() if design is not None else None},
+        )
 
     def read_design_json(self, design_id: str) -> dict[str, Any] | None:
         path = self.design_dir(design_id) / "design.json"

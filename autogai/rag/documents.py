@@ -36,15 +36,19 @@ import keyword
 import logging
 import math
 import re
+import string
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
 from autogai.core.errors import AutoGAIError, ConfigError
 from autogai.core.types import EnhancerCombo
+
+if TYPE_CHECKING:
+    from autogai.tasks.card import MetricSpec
 
 logger = logging.getLogger(__name__)
 
@@ -52,7 +56,7 @@ KINDS: tuple[str, ...] = ("principle", "reward-term", "enhancer-guide", "pitfall
 REQUIRED_FIELDS: tuple[str, ...] = ("title", "kind", "tags", "applies_to", "sources")
 TERM_ROLES: tuple[str, ...] = ("objective", "penalty", "shaping", "regulariser")
 ACTION_SPACES: tuple[str, ...] = ("continuous", "discrete", "hybrid", "any")
-# Attributes of ``m`` that every task provides besides its named metrics (REWARD_PROGRAMS.md).
+# Attributes of ``m`` that every task provides besides its named metrics (docs/reward_programs.md).
 ALWAYS_AVAILABLE: frozenset[str] = frozenset({"obs", "next_obs", "action"})
 
 DEFAULT_MAX_CHUNK_CHARS = 1000
@@ -62,7 +66,20 @@ anything longer would be silently truncated by the encoder."""
 # Bump when splitting or parsing changes what ends up in the store: every document is then re-ingested.
 CHUNKER_VERSION = "2"
 
-_TERM_FIELDS = {"name", "expression", "params", "requires", "applies_to", "role", "description", "units"}
+_TERM_FIELDS = {
+    "name",
+    "expression",
+    "params",
+    "requires",
+    "applies_to",
+    "role",
+    "description",
+    "units",
+    "intent",
+}
+# Placeholders of a task-agnostic (template) term, filled from the MetricSpec it is bound to.
+TEMPLATE_PLACEHOLDERS: tuple[str, ...] = ("metric", "target", "low", "high", "span", "scale", "index")
+_PLACEHOLDER_RE = re.compile(r"\$(?:(?P<plain>[A-Za-z_]\w*)|\{(?P<braced>[A-Za-z_]\w*)\})")
 _PARAM_FIELDS = {"default", "low", "high", "log"}
 _FENCE_RE = re.compile(r"^(?P<indent> {0,3})(?P<fence>`{3,}|~{3,})(?P<info>.*)$")
 _LIST_ITEM_RE = re.compile(r"^\s{0,3}(?:[-*+]|\d+[.)])\s")
@@ -98,9 +115,51 @@ class RewardTerm:
     """Id of the document the block came from (a source id for the design)."""
     description: str = ""
     units: str = ""
+    intent: str | None = None
+    """Set on a task-agnostic *template* term: it applies to every metric a task card gives this intent
+    (see :meth:`bind`); its expression reads the metric as ``m.$metric``."""
+    bound_to: str | None = None
+    """The metric a template was bound to (None for a term written for a task)."""
 
     def applies_to_task(self, task_id: str) -> bool:
         return "any" in self.applies_to or task_id in self.applies_to
+
+    @property
+    def placeholders(self) -> set[str]:
+        """Template placeholders the expression uses (empty for a concrete term)."""
+        return {m.group("plain") or m.group("braced") for m in _PLACEHOLDER_RE.finditer(self.expression)}
+
+    def bind(self, metric: MetricSpec) -> RewardTerm | None:
+        """This template made concrete for ``metric``; None if the metric's intent differs or it lacks what
+        the expression needs (bounds for ``$span``, a target, an ``obs_index``).
+
+        The component is named ``<term>_<metric>`` and its params ``<term>_<metric>_<param>``, so one
+        template can be bound to several metrics of a program without clashes.
+        """
+        if self.intent is None or metric.intent != self.intent:
+            return None
+        values = _placeholder_values(metric)
+        if not self.placeholders <= set(values):
+            return None
+        name = f"{self.name}_{metric.name}"
+        expression = string.Template(self.expression).substitute(values)
+        params: dict[str, dict[str, Any]] = {}
+        for pname, spec in self.params.items():
+            bound = f"{name}_{pname}"
+            expression = re.sub(rf"""p\[\s*(["']){re.escape(pname)}\1\s*\]""", f'p["{bound}"]', expression)
+            params[bound] = dict(spec)
+        return RewardTerm(
+            name=name,
+            expression=expression,
+            params=params,
+            requires=[metric.name],
+            applies_to=["any"],
+            role=self.role,
+            doc_id=self.doc_id,
+            description=self.description,
+            units=self.units,
+            bound_to=metric.name,
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -113,6 +172,7 @@ class RewardTerm:
             "doc_id": self.doc_id,
             "description": self.description,
             "units": self.units,
+            "intent": self.intent,
         }
 
 
@@ -250,6 +310,29 @@ def _expression_names(expression: str, where: str) -> tuple[set[str], set[str]]:
     return metrics, params
 
 
+def _number_text(value: float) -> str:
+    text = format(float(value), ".12g")  # 1.8, not 1.7999999999999998 (0.6 - -1.2)
+    return f"({text})" if value < 0 else text
+
+
+def _placeholder_values(metric: MetricSpec) -> dict[str, str]:
+    """What a template may read of ``metric``: only the placeholders the card gives a value for."""
+    values = {"metric": metric.name}
+    if metric.target is not None:
+        values["target"] = _number_text(metric.target)
+    if metric.bounds is not None:
+        low, high = metric.bounds
+        values.update(
+            low=_number_text(low),
+            high=_number_text(high),
+            span=_number_text(high - low),
+            scale=_number_text(max(abs(low), abs(high))),
+        )
+    if metric.obs_index is not None:
+        values["index"] = str(int(metric.obs_index))
+    return values
+
+
 def parse_reward_term(block: str, *, doc_id: str, doc_applies_to: Sequence[str], number: int) -> RewardTerm:
     """Parse and check one ``reward-term`` block (YAML). ``number`` (1-based) names it in errors."""
     where = f"reward-term block {number}"
@@ -309,6 +392,9 @@ def parse_reward_term(block: str, *, doc_id: str, doc_applies_to: Sequence[str],
             entry["log"] = spec["log"]
         params[pname] = entry
 
+    intent = data.get("intent")
+    if intent is not None:
+        return _template_term(data, name, expression, params, role, intent, doc_id, doc_applies_to, where)
     metrics_read, params_read = _expression_names(expression, where)
     undeclared = params_read - set(params)
     if undeclared:
@@ -338,6 +424,70 @@ def parse_reward_term(block: str, *, doc_id: str, doc_applies_to: Sequence[str],
         description=str(data.get("description") or "").strip(),
         units=str(data.get("units") or "").strip(),
     )
+
+
+def _template_term(
+    data: Mapping[str, Any],
+    name: str,
+    expression: str,
+    params: dict[str, dict[str, Any]],
+    role: str,
+    intent: Any,
+    doc_id: str,
+    doc_applies_to: Sequence[str],
+    where: str,
+) -> RewardTerm:
+    """A task-agnostic term: checked as it will be once bound to a metric with every placeholder set."""
+    from autogai.tasks.card import METRIC_INTENTS
+
+    if intent not in METRIC_INTENTS:
+        raise KnowledgeDocumentError(
+            f"{where}: intent {intent!r} is not valid; valid: {', '.join(METRIC_INTENTS)}"
+        )
+    if data.get("requires"):
+        raise KnowledgeDocumentError(
+            f"{where}: a term with an intent reads m.$metric; it takes no 'requires'"
+        )
+    term = RewardTerm(
+        name=name,
+        expression=expression,
+        params=params,
+        requires=[],
+        applies_to=_string_list(data["applies_to"], f"{where} applies_to")
+        if "applies_to" in data
+        else list(doc_applies_to) or ["any"],
+        role=role,
+        doc_id=doc_id,
+        description=str(data.get("description") or "").strip(),
+        units=str(data.get("units") or "").strip(),
+        intent=intent,
+    )
+    unknown = term.placeholders - set(TEMPLATE_PLACEHOLDERS)
+    if unknown:
+        raise KnowledgeDocumentError(
+            f"{where}: unknown placeholder ${sorted(unknown)[0]}; valid: "
+            + ", ".join(f"${p}" for p in TEMPLATE_PLACEHOLDERS)
+        )
+    if not term.placeholders & {"metric", "index"}:
+        raise KnowledgeDocumentError(
+            f"{where}: a term with an intent must read its metric (m.$metric, or m.next_obs[$index])"
+        )
+    from autogai.tasks.card import MetricSpec
+
+    probe = MetricSpec("probe_metric", "1", "", intent=intent, target=0.5, bounds=(-1.0, 2.0), obs_index=0)
+    bound = term.bind(probe)
+    if bound is None:  # cannot happen: the probe offers every placeholder
+        raise KnowledgeDocumentError(f"{where}: cannot bind the template to a metric")
+    metrics_read, params_read = _expression_names(bound.expression, where)
+    undeclared = params_read - set(bound.params)
+    if undeclared:
+        raise KnowledgeDocumentError(f"{where}: expression reads undeclared param(s) {sorted(undeclared)}")
+    stray = metrics_read - {"probe_metric"} - ALWAYS_AVAILABLE
+    if stray:
+        raise KnowledgeDocumentError(
+            f"{where}: a task-agnostic term may read only m.$metric, not m.{sorted(stray)[0]}"
+        )
+    return term
 
 
 def _yaml_reason(exc: yaml.YAMLError) -> str:

@@ -1,31 +1,23 @@
 """The LLM proposer: propose (generation 0), reflect (feedback -> improved designs), repair (a rejected
 program goes back with the validator's reason for a bounded number of rounds).
 
-Replies may be JSON (``{"designs": [...]}``, when the backend runs in structured mode) or free-form
-Markdown: one or more fenced python programs with ``enhancers:``/``sources:``/``hyperparameters:``/
-``rationale:`` lines around them, prose, ``<think>`` sections. Programs are extracted with
-:mod:`autogai.rewards.extraction` and every one goes through the same validator as the offline
-proposer's. A reply that yields no usable program becomes a failed :class:`ProposalRecord`; the round
-continues with the other samples.
+Replies are read by :mod:`autogai.rag.replies` (JSON or free-form Markdown, reasoning blocks, several
+designs per reply) and every program goes through the same validator as the offline proposer's. A reply
+that yields no usable program becomes a failed :class:`ProposalRecord`; the round continues with the
+other samples.
 """
 
 from __future__ import annotations
 
-import contextlib
-import itertools
-import json
 import logging
-import math
 import re
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from autogai.core.errors import LLMUnavailableError
 from autogai.core.types import Design, DesignFeedback, EnhancerCombo
 from autogai.rag.prompts import (
-    HINT_KEYS,
     format_feedback,
     format_past_results,
     format_retrieved,
@@ -35,7 +27,7 @@ from autogai.rag.prompts import (
     resolve_action_mode,
     task_variables,
 )
-from autogai.rag.proposers import (
+from autogai.rag.proposal import (
     ProposalRecord,
     Proposer,
     enhancer_recommendations,
@@ -44,6 +36,14 @@ from autogai.rag.proposers import (
     validate_source,
     validation_reason,
 )
+from autogai.rag.replies import (
+    ParsedDesign,
+    extract_reward_programs,
+    parse_enhancers,
+    parse_hints,
+    parse_reply,
+    parse_sources,
+)
 
 if TYPE_CHECKING:
     from autogai.rag.knowledge import KnowledgeBase, RetrievedChunk
@@ -51,303 +51,6 @@ if TYPE_CHECKING:
     from autogai.tasks.card import TaskCard
 
 logger = logging.getLogger(__name__)
-
-_THINK = re.compile(r"<think(?:ing)?>.*?</think(?:ing)?>", re.DOTALL | re.IGNORECASE)
-_FENCE = re.compile(
-    r"^(?P<fence>`{3,}|~{3,})[ \t]*(?P<info>[\w+-]*)[^\n]*\n(?P<body>.*?)^(?P=fence)[ \t]*$",
-    re.DOTALL | re.MULTILINE,
-)
-_DESIGN_HEADING = re.compile(r"^\s{0,3}#{1,6}\s*(?:\**)\s*design\b.*$", re.IGNORECASE | re.MULTILINE)
-_KEY_LINE = re.compile(
-    r"^\s*(?:[-*]\s*)?(?:\*\*|__)?(?P<key>enhancers?|sources?|hyperparameters?|hints?|rationale|name|parent)"
-    r"(?:\*\*|__)?\s*[:=]\s*(?:\*\*|__)?\s*(?P<value>.*)$",
-    re.IGNORECASE | re.MULTILINE,
-)
-_PROGRAM_KEYS = ("reward_program", "program", "code", "reward", "source", "reward_source", "python")
-
-
-@dataclass
-class ParsedDesign:
-    """What a reply says about one design, before validation."""
-
-    program: str
-    name: str = ""
-    enhancers: Any = None
-    hints: Any = None
-    sources: Any = None
-    rationale: str = ""
-    parent: str | None = None
-    notes: list[str] = field(default_factory=list)
-
-
-def strip_thinking(text: str) -> str:
-    """Drop ``<think>...</think>`` sections (DeepSeek-R1, Qwen3); an unclosed one up to the first fence."""
-    text = _THINK.sub("", text)
-    lowered = text.lower()
-    if "<think>" in lowered:
-        start = lowered.index("<think>")
-        fence = text.find("```", start)
-        text = text[:start] + (text[fence:] if fence >= 0 else "")
-    return text
-
-
-def _extract_programs(text: str) -> list[str]:
-    from autogai.rewards.extraction import extract_reward_programs
-
-    try:
-        return list(extract_reward_programs(text))
-    except Exception as exc:  # the extractor promises lists; be defensive about odd input
-        logger.debug("extraction failed: %s", exc)
-        return []
-
-
-def _json_candidates(text: str) -> list[Any]:
-    out = []
-    stripped = text.strip()
-    for candidate in [stripped] + [
-        m.group("body") for m in _FENCE.finditer(text) if m.group("info").lower() in ("json", "")
-    ]:
-        try:
-            out.append(json.loads(candidate))
-        except ValueError:
-            continue
-    if not out and "{" in stripped:
-        start, end = stripped.find("{"), stripped.rfind("}")
-        if end > start:
-            with contextlib.suppress(ValueError):
-                out.append(json.loads(stripped[start : end + 1]))
-    return out
-
-
-def _designs_from_json(data: Any) -> list[ParsedDesign]:
-    if isinstance(data, Mapping):
-        items = data.get("designs")
-        if items is None:
-            items = [data]
-    elif isinstance(data, list):
-        items = data
-    else:
-        return []
-    designs = []
-    for item in items if isinstance(items, list) else []:
-        if not isinstance(item, Mapping):
-            continue
-        raw = next((item[k] for k in _PROGRAM_KEYS if isinstance(item.get(k), str)), None)
-        if raw is None:
-            continue
-        programs = _extract_programs(raw) if "```" in raw else []
-        program = programs[0] if programs else raw
-        if "compute_reward" not in program:
-            continue
-        designs.append(
-            ParsedDesign(
-                program=program,
-                name=str(item.get("name") or ""),
-                enhancers=item.get("enhancers", item.get("enhancer")),
-                hints=item.get("hyperparameters", item.get("hyperparameter_hints", item.get("hints"))),
-                sources=item.get("sources"),
-                rationale=str(item.get("rationale") or ""),
-                parent=str(item["parent"]) if item.get("parent") else None,
-            )
-        )
-    return designs
-
-
-def _sections(text: str) -> list[str]:
-    """Split a free-form reply into one section per design (headings, else one per program fence)."""
-    headings = list(_DESIGN_HEADING.finditer(text))
-    if headings:
-        bounds = [h.start() for h in headings] + [len(text)]
-        sections = [text[a:b] for a, b in itertools.pairwise(bounds)]
-        preface = text[: headings[0].start()]
-        if "compute_reward" in preface:  # a program before the first heading is a design too
-            sections.insert(0, preface)
-        return sections
-    fences = [m for m in _FENCE.finditer(text) if "compute_reward" in m.group("body")]
-    if len(fences) <= 1:
-        return [text]
-    sections = []
-    start = 0
-    for i, fence in enumerate(fences):
-        end = fences[i + 1].start() if i + 1 < len(fences) else len(text)
-        # metadata lines usually precede a program; text right after the last program belongs to it
-        cut = end
-        if i + 1 < len(fences):
-            gap = text[fence.end() : fences[i + 1].start()]
-            first_key = _KEY_LINE.search(gap)
-            heading = re.search(r"^\s*(?:#{1,6}|\*\*|\d+[.)])", gap, re.MULTILINE)
-            marks = [m.start() for m in (first_key, heading) if m is not None]
-            cut = fence.end() + min(marks) if marks else end
-        sections.append(text[start:cut])
-        start = cut
-    return sections
-
-
-def _metadata(section: str) -> dict[str, str]:
-    """``key: value`` lines outside code fences; rationale may continue over following lines."""
-    outside = _FENCE.sub("\n", section)
-    values: dict[str, str] = {}
-    matches = list(_KEY_LINE.finditer(outside))
-    for i, match in enumerate(matches):
-        key = match.group("key").lower().rstrip("s")
-        key = {"enhancer": "enhancers", "source": "sources", "hyperparameter": "hints", "hint": "hints"}.get(
-            key, key
-        )
-        value = match.group("value").strip()
-        if key == "rationale":
-            end = matches[i + 1].start() if i + 1 < len(matches) else len(outside)
-            block = outside[match.start("value") : end]
-            value = block.split("\n\n")[0].strip() if block.strip() else value
-        values.setdefault(key, value.strip().strip("*_`").strip())
-    heading = _DESIGN_HEADING.search(section)
-    if heading and "name" not in values:
-        title = re.sub(
-            r"^\s*#+\s*\**\s*design\b\s*\d*\s*[:.\-–—]?\s*", "", heading.group(0), flags=re.IGNORECASE
-        )
-        values["name"] = title.strip(" *`")
-    return values
-
-
-def parse_reply(text: str) -> list[ParsedDesign]:
-    """Every design in a reply, JSON first, then free-form sections. Programs are not validated here."""
-    cleaned = strip_thinking(text)
-    for data in _json_candidates(cleaned):
-        from_json = _designs_from_json(data)
-        if from_json:
-            return from_json
-    designs: list[ParsedDesign] = []
-    seen: set[str] = set()
-    for section in _sections(cleaned):
-        programs = _extract_programs(section)
-        if not programs:
-            continue
-        program = programs[0]
-        key = "\n".join(line.rstrip() for line in program.strip().splitlines())
-        if key in seen:
-            continue
-        seen.add(key)
-        meta = _metadata(section)
-        rationale = meta.get("rationale", "")
-        if not rationale:  # prose around the code is the rationale
-            prose = _FENCE.sub("", section)
-            prose = _KEY_LINE.sub("", prose)
-            prose = _DESIGN_HEADING.sub("", prose)
-            rationale = " ".join(prose.split())[:1200]
-        designs.append(
-            ParsedDesign(
-                program=program,
-                name=meta.get("name", ""),
-                enhancers=meta.get("enhancers"),
-                hints=meta.get("hints"),
-                sources=meta.get("sources"),
-                rationale=rationale,
-                parent=meta.get("parent") or None,
-            )
-        )
-    return designs
-
-
-_ENHANCER_WORDS = {
-    "gdm": "gdm",
-    "diffusion": "gdm",
-    "gan": "gan",
-    "adversarial": "gan",
-    "vae": "vae",
-    "variational": "vae",
-    "transformer": "transformer",
-    "attention": "transformer",
-}
-
-
-def parse_enhancers(value: Any) -> tuple[EnhancerCombo, str | None]:
-    """An enhancer combination from a reply field; ``(plain, note)`` when it cannot be understood."""
-    if value is None or (isinstance(value, str) and not value.strip()):
-        return EnhancerCombo(), "no enhancers given; using plain TD3"
-    try:
-        if isinstance(value, Mapping):
-            return EnhancerCombo.parse({str(k): str(v) for k, v in value.items()}), None
-        if isinstance(value, (list, tuple)):
-            return EnhancerCombo.parse("+".join(str(v) for v in value)), None
-        text = str(value).strip().strip("`'\"*").lower()
-        text = re.split(r"[(;\n]| - | — ", text)[0].strip().strip("`'\"*")
-        text = re.sub(r"\s*\+\s*", "+", text)
-        return EnhancerCombo.parse(text), None
-    except Exception:
-        words = re.findall(r"[a-z]+", str(value).lower())
-        found = sorted({_ENHANCER_WORDS[w] for w in words if w in _ENHANCER_WORDS})
-        if found:
-            return EnhancerCombo.parse("+".join(found)), f"enhancers {value!r} read as {'+'.join(found)}"
-        if any(w in ("plain", "none", "td3") for w in words):
-            return EnhancerCombo(), None
-        return EnhancerCombo(), f"enhancers {value!r} not understood; using plain TD3"
-
-
-def parse_hints(value: Any) -> tuple[dict[str, Any], list[str]]:
-    """Hyperparameter hints restricted to TD3Config names with plain values."""
-    notes: list[str] = []
-    if value is None or value == "":
-        return {}, notes
-    data: Any = value
-    if isinstance(value, str):
-        text = value.strip().strip("`")
-        if text.lower() in ("none", "n/a", "-", "{}"):
-            return {}, notes
-        try:
-            data = json.loads(text)
-        except ValueError:
-            data = {}
-            for part in re.split(r"[,;]", text):
-                key, sep, raw = part.partition("=") if "=" in part else part.partition(":")
-                if not sep:
-                    continue
-                try:
-                    data[key.strip().strip("\"'")] = json.loads(raw.strip())
-                except ValueError:
-                    data[key.strip().strip("\"'")] = raw.strip()
-    if not isinstance(data, Mapping):
-        return {}, [f"hyperparameters {value!r} not understood; ignored"]
-    hints: dict[str, Any] = {}
-    dropped = []
-    for key, raw in data.items():
-        if key not in HINT_KEYS:
-            dropped.append(str(key))
-            continue
-        if isinstance(raw, bool):
-            dropped.append(str(key))
-        elif isinstance(raw, (int, float)) and math.isfinite(raw):
-            hints[key] = raw
-        elif key == "net_arch" and isinstance(raw, (list, tuple)) and all(isinstance(x, int) for x in raw):
-            hints[key] = list(raw)
-        else:
-            dropped.append(str(key))
-    if dropped:
-        notes.append(f"ignored unknown or non-numeric hyperparameters: {', '.join(dropped)}")
-    return hints, notes
-
-
-def parse_sources(value: Any, known: Sequence[str]) -> tuple[tuple[str, ...], list[str]]:
-    """Cited ids that were actually offered (chunk ids or their documents); others are dropped."""
-    if value is None:
-        return (), []
-    items = value if isinstance(value, (list, tuple)) else re.split(r"[,;\s]+", str(value))
-    known_set = set(known) | {k.split("#")[0] for k in known}
-    kept: list[str] = []
-    dropped: list[str] = []
-    for item in items:
-        source = str(item).strip().strip("[]`'\"*()").strip()
-        if not source or source.lower() in ("none", "n/a", "-"):
-            continue
-        if source in known_set:
-            if source not in kept:
-                kept.append(source)
-        else:
-            dropped.append(source)
-    notes = (
-        [f"dropped sources that were not among the retrieved excerpts: {', '.join(dropped)}"]
-        if dropped
-        else []
-    )
-    return tuple(kept), notes
 
 
 def _slug(text: str) -> str:
@@ -407,7 +110,7 @@ class LLMProposer(Proposer):
         *,
         n_designs: int,
         chunks: Sequence[RetrievedChunk],
-        recommended: Sequence[str],
+        recommended: Sequence[EnhancerCombo],
         action_mode: str,
         feedback: Sequence[DesignFeedback] | None,
         generation: int,
@@ -576,7 +279,7 @@ class LLMProposer(Proposer):
                 break
             rounds += 1
             response_log += f"\n\n---\n\n# Repair round {rounds - 1}\n\n{fixed.text or fixed.error or ''}"
-            programs = _extract_programs(strip_thinking(fixed.text or ""))
+            programs = extract_reward_programs(fixed.text or "")
             if not programs:
                 notes.append(f"repair round {rounds - 1} returned no program")
                 continue

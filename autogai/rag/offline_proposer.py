@@ -5,7 +5,7 @@ composes reward programs from the knowledge base's ``reward-term`` blocks (an ob
 and regularisers that apply to the task, optionally a shaping term), ranked by how well their documents
 match the retrieval query, and pairs them with the enhancer combinations the enhancer guides recommend
 for the action space. Later generations start from the best-scoring designs and apply the feedback rules
-of SEARCH.md: drop components that anti-correlate with fitness, scale down components that dominate,
+of docs/search.md: drop components that anti-correlate with fitness, scale down components that dominate,
 drop constant ones, move ``PARAMS`` defaults to the best values found and narrow (or, at an edge, widen)
 their ranges, and try the next recommended enhancer combination; what worked is kept.
 """
@@ -21,9 +21,10 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from autogai.core.errors import RewardRejectedError
 from autogai.core.types import Design, DesignFeedback, EnhancerCombo
 from autogai.rag.prompts import resolve_action_mode
-from autogai.rag.proposers import (
+from autogai.rag.proposal import (
     ProposalRecord,
     Proposer,
     enhancer_recommendations,
@@ -32,6 +33,7 @@ from autogai.rag.proposers import (
     validate_source,
     validation_reason,
 )
+from autogai.rewards.program import RewardProgram
 
 if TYPE_CHECKING:
     from autogai.rag.documents import RewardTerm
@@ -115,24 +117,14 @@ def parse_program(source: str) -> Program | None:
     Returns ``None`` for any other shape (the caller then composes afresh instead of editing).
     """
     try:
-        tree = ast.parse(source)
-    except SyntaxError:
+        checked = RewardProgram.from_source(source)  # the one PARAMS parser, with its checks
+    except RewardRejectedError:
         return None
-    params: dict[str, dict[str, Any]] = {}
-    function = None
-    for node in tree.body:
-        if isinstance(node, ast.Assign) and any(
-            isinstance(t, ast.Name) and t.id == "PARAMS" for t in node.targets
-        ):
-            try:
-                value = ast.literal_eval(node.value)
-            except ValueError:
-                return None
-            if not isinstance(value, dict):
-                return None
-            params = {str(k): dict(v) for k, v in value.items() if isinstance(v, dict)}
-        elif isinstance(node, ast.FunctionDef) and node.name == "compute_reward":
-            function = node
+    params = {name: spec.to_dict() for name, spec in checked.params.items()}
+    tree = ast.parse(source)
+    function = next(
+        (n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == "compute_reward"), None
+    )
     if function is None or len(function.body) < 2:
         return None
     *body, last = function.body
@@ -234,20 +226,42 @@ class OfflineProposer(Proposer):
         rank: dict[str, tuple[int, float]] = {}
         for position, chunk in enumerate(chunks):
             rank.setdefault(chunk.doc_id, (position, -float(chunk.score)))
-        # Fitness-aligned terms first: those reading the metrics the task reports next to fitness
-        # (UAV: rate, power), then those reading its constraint-violation metrics, then the rest;
-        # retrieval rank orders within each group.
+        # Terms written for this task first, then task-agnostic terms bound to the card's metric
+        # intents. Within each: fitness-aligned terms first (those reading the metrics the task reports
+        # next to fitness; UAV: rate, power), then those reading its constraint-violation metrics, then
+        # the rest; retrieval rank orders within each group.
         report, violations = set(task.report_metrics), set(task.violation_metrics)
         keyed = []
         for doc in docs:
-            for term in doc.reward_terms:
-                if not term.applies_to_task(task.id):
-                    continue
-                reads = set(term.requires) | set(_METRIC_REF.findall(term.expression))
-                if not reads <= available:
-                    continue
-                group = 0 if reads & report else 1 if reads & violations else 2
-                keyed.append(((group, rank.get(term.doc_id, (10_000, 0.0)), term.doc_id), term))
+            bound_metrics: set[str] = set()  # a template document's blocks are alternatives per metric
+            for written in doc.reward_terms:
+                if written.intent is not None:
+                    bound = [written.bind(m) for m in task.metrics if m.name not in bound_metrics]
+                    usable = [(3, term) for term in bound if term is not None]
+                    bound_metrics |= {term.bound_to for _, term in usable if term.bound_to}
+                elif written.applies_to_task(task.id):
+                    usable = [(0, written)]
+                else:
+                    usable = []
+                for generic, term in usable:
+                    reads = set(term.requires) | set(_METRIC_REF.findall(term.expression))
+                    if not reads <= available:
+                        continue
+                    group = generic + (0 if reads & report else 1 if reads & violations else 2)
+                    keyed.append(((group, rank.get(term.doc_id, (10_000, 0.0)), term.doc_id), term))
+        # A task-agnostic term adds nothing where a term written for the task already plays its part on
+        # the same metric (Pendulum's velocity cost and a generic effort cost on theta_dot).
+        covered = {
+            (metric, _family(term.role))
+            for (group, _, _), term in keyed
+            if group < 3
+            for metric in term.requires
+        }
+        keyed = [
+            (key, term)
+            for key, term in keyed
+            if term.bound_to is None or (term.bound_to, _family(term.role)) not in covered
+        ]
         keyed.sort(key=lambda item: item[0])
         return [term for _, term in keyed]
 
@@ -323,7 +337,7 @@ class OfflineProposer(Proposer):
         self,
         task: TaskCard,
         terms: Sequence[RewardTerm],
-        recommended: Sequence[str],
+        recommended: Sequence[EnhancerCombo],
         chunks: Sequence[RetrievedChunk],
         guide_ids: Sequence[str],
         *,
@@ -332,7 +346,12 @@ class OfflineProposer(Proposer):
     ) -> Iterator[Candidate]:
         usable = [t for t in terms if t.name not in exclude_components]
         compositions = list(self._compose(usable))
-        enhancers = [EnhancerCombo.parse(r) for r in recommended] or [EnhancerCombo()]
+        # The baseline reward is evaluated as the reference anyway: a composition that rebuilds exactly its
+        # components (Pendulum's angle + velocity + torque) comes after those that add something.
+        baseline = parse_program(task.baseline_reward)
+        baseline_names = {c.name for c in baseline.components} if baseline is not None else set()
+        compositions.sort(key=lambda chosen_how: {t.name for t in chosen_how[0]} == baseline_names)
+        enhancers = list(recommended) or [EnhancerCombo()]
         if not compositions:
             program = parse_program(task.baseline_reward)
             if program is None:
@@ -372,7 +391,7 @@ class OfflineProposer(Proposer):
                     f"{c.name} = {c.expression} ({c.role}, from {c.doc_id})" for c in program.components
                 )
                 + f". Enhancers {enh.short_name}: position {e + 1} of the enhancer guides' recommendations "
-                f"for this action space ({', '.join(recommended)}). Weights start at the documented defaults; "
+                f"for this action space ({_names(recommended)}). Weights start at the documented defaults; "
                 "Optuna tunes them within the documented ranges."
             )
             yield Candidate(
@@ -476,7 +495,7 @@ class OfflineProposer(Proposer):
         task: TaskCard,
         feedback: Sequence[DesignFeedback],
         terms: Sequence[RewardTerm],
-        recommended: Sequence[str],
+        recommended: Sequence[EnhancerCombo],
         chunks: Sequence[RetrievedChunk],
         guide_ids: Sequence[str],
         tried: set[str],
@@ -542,7 +561,7 @@ class OfflineProposer(Proposer):
                         head
                         + what
                         + f" Enhancers {parent_enh.short_name} -> {next_enh.short_name}: the next "
-                        f"combination the enhancer guides recommend ({', '.join(recommended)}) not tried yet.",
+                        f"combination the enhancer guides recommend ({_names(recommended)}) not tried yet.",
                         self._sources_for(list(guide_ids), chunks),
                         parent=parent.design_id,
                         trace=[f"reflect {parent.design_id}: enhancers -> {next_enh.short_name}"],
@@ -674,13 +693,25 @@ class OfflineProposer(Proposer):
         return records
 
 
+def _names(combos: Sequence[EnhancerCombo]) -> str:
+    return ", ".join(combo.short_name for combo in combos)
+
+
+def _family(role: str) -> str:
+    """Penalties and regularisers both cost; objectives and shaping terms each stand alone."""
+    return "cost" if role in ("penalty", "regulariser") else role
+
+
 def _one_per_document(terms: Sequence[RewardTerm]) -> list[RewardTerm]:
-    seen: set[str] = set()
+    """The first of each document's alternative blocks; a task-agnostic document offers its alternatives
+    once per metric it was bound to."""
+    seen: set[tuple[str, str | None]] = set()
     out = []
     for term in terms:
-        if term.doc_id in seen:
+        key = (term.doc_id, term.bound_to)
+        if key in seen:
             continue
-        seen.add(term.doc_id)
+        seen.add(key)
         out.append(term)
     return out
 
@@ -723,9 +754,9 @@ def _best_value(best_params: Any, name: str) -> float | None:
 
 
 def _next_enhancers(
-    recommended: Sequence[str], current: EnhancerCombo, tried: set[str]
+    recommended: Sequence[EnhancerCombo], current: EnhancerCombo, tried: set[str]
 ) -> EnhancerCombo | None:
-    combos = [EnhancerCombo.parse(r) for r in recommended]
+    combos = list(recommended)
     for combo in combos:
         if combo.short_name not in tried and combo != current:
             return combo
@@ -771,7 +802,7 @@ def _trace_prompt(
     query: str,
     chunks: Sequence[RetrievedChunk],
     terms: Sequence[RewardTerm],
-    recommended: Sequence[str],
+    recommended: Sequence[EnhancerCombo],
     generation: int,
     feedback: Sequence[DesignFeedback] | None,
 ) -> str:
@@ -790,7 +821,7 @@ def _trace_prompt(
     lines += [f"- {c.chunk_id} ({c.kind}, score {c.score:.3f}): {c.title}" for c in chunks] or ["- none"]
     lines += ["", "## Applicable reward terms (ranked)", ""]
     lines += [f"- {t.name} ({t.role}, {t.doc_id}): {t.expression}" for t in terms] or ["- none"]
-    lines += ["", f"## Recommended enhancers for {mode}", "", ", ".join(recommended)]
+    lines += ["", f"## Recommended enhancers for {mode}", "", _names(recommended)]
     if feedback:
         lines += ["", "## Feedback", ""]
         lines += [f.to_text() for f in feedback]

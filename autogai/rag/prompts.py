@@ -22,7 +22,7 @@ from autogai.core.errors import ConfigError
 from autogai.core.paths import prompts_dir
 
 if TYPE_CHECKING:
-    from autogai.core.types import Design, DesignFeedback
+    from autogai.core.types import Design, DesignFeedback, EnhancerCombo
     from autogai.tasks.card import TaskCard
 
 TEMPLATE_NAMES: tuple[str, ...] = (
@@ -243,14 +243,17 @@ def format_past_results(results: Sequence[Any] = (), designs: Sequence[Design] =
     return "\n\n".join(blocks) if blocks else "none yet"
 
 
-def format_recommendations(recommended: Sequence[str]) -> str:
+def format_recommendations(recommended: Sequence[EnhancerCombo]) -> str:
     if not recommended:
         return "- no recommendation in the knowledge base; plain TD3 is the safe default"
-    return "\n".join(f"{i}. {name}" for i, name in enumerate(recommended, start=1))
+    return "\n".join(f"{i}. {combo.short_name}" for i, combo in enumerate(recommended, start=1))
 
 
 def render_enhancer_menu(
-    task: TaskCard, action_mode: str | None, recommended: Sequence[str], directory: Path | None = None
+    task: TaskCard,
+    action_mode: str | None,
+    recommended: Sequence[EnhancerCombo],
+    directory: Path | None = None,
 ) -> str:
     return render_template(
         "enhancer_menu",
@@ -267,9 +270,10 @@ def render_reply_format(n_designs: int, *, structured: bool, directory: Path | N
 
 def render_all_for_task(task: TaskCard, directory: Path | None = None) -> dict[str, str]:
     """Render every template with representative values for ``task`` (used by tests and ``--dry-run``)."""
-    from autogai.core.types import DesignFeedback
+    from autogai.core.types import DesignFeedback, EnhancerCombo
 
-    menu = render_enhancer_menu(task, None, ["gdm+gan", "gdm", "plain"], directory)
+    examples = [EnhancerCombo.parse(name) for name in ("gdm+gan", "gdm", "plain")]
+    menu = render_enhancer_menu(task, None, examples, directory)
     reply = render_reply_format(2, structured=False, directory=directory)
     feedback = DesignFeedback(
         design_id="d-0000000000",

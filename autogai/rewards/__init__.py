@@ -1,4 +1,4 @@
-"""Reward programs: the public contract, validation, the sandbox, the gymnasium wrapper, extraction.
+"""Reward programs: the public contract, validation, the sandbox, the gymnasium wrapper.
 
 The contract (``PARAMS`` plus ``compute_reward(m, p) -> (total, components)``) is described in
 :mod:`autogai.rewards.program`. Names are imported lazily: the sandbox worker imports this package and must
@@ -11,7 +11,6 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from autogai.rewards.extraction import extract_reward_program, extract_reward_programs
     from autogai.rewards.program import CompiledReward, ParamSpec, RewardProgram, load_program
     from autogai.rewards.sandbox import RowRewards, SandboxedReward
     from autogai.rewards.validation import (
@@ -34,8 +33,6 @@ _EXPORTS = {
     "collect_transitions": "autogai.rewards.validation",
     "validate_reward_program": "autogai.rewards.validation",
     "RewardWrapper": "autogai.rewards.wrapper",
-    "extract_reward_program": "autogai.rewards.extraction",
-    "extract_reward_programs": "autogai.rewards.extraction",
 }
 
 __all__ = [
@@ -48,8 +45,6 @@ __all__ = [
     "Transition",
     "ValidationReport",
     "collect_transitions",
-    "extract_reward_program",
-    "extract_reward_programs",
     "load_program",
     "validate_reward_program",
 ]

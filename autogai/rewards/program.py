@@ -1,6 +1,6 @@
 """Reward programs: the public contract, its static checks, and in-process loading for trusted code.
 
-The contract (REWARD_PROGRAMS.md, fixed)::
+The contract (docs/reward_programs.md, fixed)::
 
     PARAMS = {"w": {"default": 1.0, "low": 0.1, "high": 10.0, "log": False}}   # optional
 

@@ -1,4 +1,4 @@
-"""The validation pipeline of REWARD_PROGRAMS.md: static checks, then a smoke test in the sandbox.
+"""The validation pipeline of docs/reward_programs.md: static checks, then a smoke test in the sandbox.
 
 :func:`validate_reward_program` never raises for a bad program: it returns a :class:`ValidationReport` whose
 ``stage``/``reason``/``line`` become feedback for the proposer's repair round. Stages, cheapest first:

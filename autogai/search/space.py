@@ -99,41 +99,50 @@ def suggest_enhancer_params(
 def default_trial_params(
     enhancers: EnhancerCombo, budget: SearchBudget, reward_specs: Mapping[str, Any]
 ) -> dict[str, Any]:
-    """The first configuration every design is tried with: TD3's published defaults (Fujimoto et al.
-    2018, as in Stable-Baselines3) and the reward program's own ``PARAMS`` defaults.
+    """The first configuration every design is tried with: :class:`~autogai.agents.config.TD3Config`'s
+    defaults (TD3's published values, Fujimoto et al. 2018, as in Stable-Baselines3) and the reward
+    program's own ``PARAMS`` defaults.
 
     With the few trials of a small budget, TPE samples almost at random; warm-starting from a known-good
     configuration (as rl-baselines3-zoo starts from its tuned defaults) means every design is judged at
     least once on sane hyperparameters and on the weights its proposer chose. Values are snapped into the
-    budget's choices so the trial stays inside the search space.
+    budget's choices (as hints are) so the trial stays inside the search space.
     """
-    params: dict[str, Any] = {
-        "learning_rate": 1e-3,
-        "batch_size": min(budget.batch_size_choices, key=lambda b: abs(b - 128)),
-        "tau": 0.005,
-        "gamma": 0.99,
-        "exploration_noise": 0.1,
-        "target_policy_noise": 0.2,
-        "policy_delay": 2,
-        "net_arch": net_arch_label(budget.net_arch_choices[0]),
-    }
-    small = budget.enhancer_scale == "small"
-    if enhancers.policy == "diffusion":
-        params.update(diffusion_steps=5, bc_weight=0.0)
-    if enhancers.encoder == "vae":
-        params.update(vae_latent_dim=16, vae_beta=0.1)
-    if enhancers.backbone == "transformer":
-        params.update(transformer_dim=16 if small else 32, transformer_layers=1)
-    if enhancers.critic == "gan":
-        params["gan_adv_weight"] = 0.1
-    if not budget.shape_search:  # not searched: the budget keeps them at these defaults
-        for name in _SHAPE_KNOBS:
-            params.pop(name, None)
+    from autogai.agents.config import TD3Config
+
+    config = TD3Config()
+    wanted = {name: getattr(config, name) for name in _searched_names(enhancers, budget)}
+    params, _ = sanitize_hints(wanted, enhancers, budget, {})
     for name, spec in reward_specs.items():
         low, high = float(_field(spec, "low")), float(_field(spec, "high"))
         if math.isfinite(low) and math.isfinite(high) and high > low:
             params[REWARD_PREFIX + name] = min(max(float(_field(spec, "default")), low), high)
     return params
+
+
+def _searched_names(enhancers: EnhancerCombo, budget: SearchBudget) -> set[str]:
+    """The TD3Config fields a trial samples for ``enhancers`` (the rest are fixed by the budget)."""
+    names = {
+        "learning_rate",
+        "batch_size",
+        "tau",
+        "gamma",
+        "exploration_noise",
+        "target_policy_noise",
+        "policy_delay",
+        "net_arch",
+    }
+    if enhancers.policy == "diffusion":
+        names |= {"diffusion_steps", "bc_weight"}
+    if enhancers.encoder == "vae":
+        names |= {"vae_latent_dim", "vae_beta"}
+    if enhancers.backbone == "transformer":
+        names |= {"transformer_dim", "transformer_layers"}
+    if enhancers.critic == "gan":
+        names |= {"gan_adv_weight"}
+    if not budget.shape_search:  # kept at their defaults so a batch of trials is one population
+        names -= set(_SHAPE_KNOBS)
+    return names
 
 
 def suggest_reward_params(trial: optuna.Trial, specs: Mapping[str, Any]) -> dict[str, float]:
@@ -182,24 +191,7 @@ def sanitize_hints(
         "transformer_dim": [16, 32] if small else [32, 64],
         "transformer_layers": [1] if small else [1, 2],
     }
-    active = {
-        "learning_rate",
-        "batch_size",
-        "tau",
-        "gamma",
-        "exploration_noise",
-        "target_policy_noise",
-        "policy_delay",
-        "net_arch",
-    }
-    if enhancers.policy == "diffusion":
-        active |= {"diffusion_steps", "bc_weight"}
-    if enhancers.encoder == "vae":
-        active |= {"vae_latent_dim", "vae_beta"}
-    if enhancers.backbone == "transformer":
-        active |= {"transformer_dim", "transformer_layers"}
-    if enhancers.critic == "gan":
-        active |= {"gan_adv_weight"}
+    active = _searched_names(enhancers, budget)
     for name, spec in reward_specs.items():
         floats[REWARD_PREFIX + name] = (float(_field(spec, "low")), float(_field(spec, "high")))
         active.add(REWARD_PREFIX + name)

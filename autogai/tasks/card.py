@@ -26,18 +26,88 @@ FitnessFn = Callable[[Mapping[str, float], float], float]
 """(metrics of the step, env reward) -> the step's contribution to the task fitness."""
 
 
+METRIC_INTENTS: tuple[str, ...] = ("maximise", "minimise", "target", "failure")
+"""What a task wants from a metric: more of it, less of it (an effort or a cost), a value near ``target``,
+or never (a 0/1 failure flag). A metric without an intent is information only."""
+
+
 @dataclass(frozen=True)
 class MetricSpec:
-    """One named per-step metric a reward program may read as ``m.<name>``."""
+    """One named per-step metric a reward program may read as ``m.<name>``, and what the task wants of it.
+
+    The intent fields are structured so that a proposer can build reward terms for a task it has never
+    seen: the offline proposer binds the knowledge base's task-agnostic reward terms to them, and the LLM
+    prompt shows them in the metric table.
+    """
 
     name: str
     unit: str
     meaning: str
+    intent: str | None = None
+    """One of :data:`METRIC_INTENTS`, or None (information only)."""
+    target: float | None = None
+    """The value the task wants (required for intent ``target``)."""
+    bounds: tuple[float, float] | None = None
+    """The range the metric takes, ``(low, high)``; lets terms normalise it to a unit scale."""
+    obs_index: int | None = None
+    """Set when the metric is ``next_obs[obs_index]`` (and so was ``obs[obs_index]`` before the step):
+    potential-based shaping can then compare the state before and after the step."""
+
+    def __post_init__(self) -> None:
+        where = f"metric {self.name!r}"
+        if self.intent is not None and self.intent not in METRIC_INTENTS:
+            raise ConfigError(f"{where}: intent {self.intent!r} is not one of {', '.join(METRIC_INTENTS)}")
+        if self.intent == "target" and self.target is None:
+            raise ConfigError(f"{where}: intent 'target' needs a target value")
+        if self.bounds is not None:
+            low, high = (float(v) for v in self.bounds)
+            if not (np.isfinite(low) and np.isfinite(high) and low < high):
+                raise ConfigError(f"{where}: bounds must be finite with low < high, got {self.bounds!r}")
+            object.__setattr__(self, "bounds", (low, high))
+            if self.target is not None and not low <= self.target <= high:
+                raise ConfigError(f"{where}: target {self.target} lies outside its bounds {self.bounds}")
+        if self.target is not None and not np.isfinite(self.target):
+            raise ConfigError(f"{where}: target must be a finite number")
+        if self.obs_index is not None and (isinstance(self.obs_index, bool) or self.obs_index < 0):
+            raise ConfigError(f"{where}: obs_index must be a non-negative integer")
+
+    def describe_intent(self) -> str:
+        """The intent in a few words, as the metric table shows it (``-`` for information only)."""
+        parts = []
+        if self.intent == "target":
+            parts.append(f"target {self.target:g}")
+        elif self.intent == "failure":
+            parts.append("failure flag (1 = failed)")
+        elif self.intent is not None:
+            parts.append(self.intent)
+        if self.bounds is not None:
+            parts.append(f"bounds [{self.bounds[0]:g}, {self.bounds[1]:g}]")
+        if self.obs_index is not None:
+            parts.append(f"obs[{self.obs_index}]")
+        return "; ".join(parts) or "-"
+
+
+NATIVE_REWARD_BASELINE = """\
+\"\"\"The environment's own reward (the card's metric env_reward), with a tunable scale.\"\"\"
+
+PARAMS = {"scale": {"default": 1.0, "low": 0.1, "high": 10.0, "log": True}}
+
+
+def compute_reward(m, p):
+    components = {"native": p["scale"] * m.env_reward}
+    return sum(components.values()), components
+"""
+"""A baseline for cards that report the environment's reward as the metric ``env_reward``."""
+
+
+def native_fitness(metrics: Mapping[str, float], env_reward: float) -> float:
+    """Step fitness = the environment's own reward (for tasks whose native return is the measure)."""
+    return float(env_reward)
 
 
 @dataclass(frozen=True)
 class TaskCard:
-    """What autogai knows about a task. See ``ARCHITECTURE.md`` ("Task card")."""
+    """What autogai knows about a task. See docs/task_cards.md."""
 
     id: str
     """Short id used on the command line, e.g. ``uav-nearfield``."""
@@ -51,7 +121,7 @@ class TaskCard:
     fitness_description: str
     """How fitness is computed, in prose (shown to the LLM and in reports)."""
     baseline_reward: str
-    """The baseline reward program's source (the public contract of REWARD_PROGRAMS.md)."""
+    """The baseline reward program's source (the contract of docs/reward_programs.md)."""
     metrics_fn: MetricsFn
     fitness_fn: FitnessFn
     fitness_aggregate: Literal["mean", "sum"] = "mean"
@@ -94,9 +164,9 @@ class TaskCard:
         """Build the task's environment with the card's kwargs, overridden by ``overrides``."""
         import gymnasium as gym
 
-        from autogai.envs import register_envs
+        import autogai.envs  # registers autogai's own environments
 
-        register_envs()
+        gym.register_envs(autogai.envs)
         kwargs = {**self.env_kwargs, **overrides}
         try:
             return gym.make(self.env_id, **kwargs)
@@ -111,7 +181,7 @@ class TaskCard:
         return float(values.mean() if self.fitness_aggregate == "mean" else values.sum())
 
     def metrics_table(self) -> str:
-        """The metric table as Markdown (for prompts and ``autogai show``)."""
-        rows = ["| name | unit | meaning |", "|---|---|---|"]
-        rows += [f"| {m.name} | {m.unit} | {m.meaning} |" for m in self.metrics]
+        """The metric table as Markdown, with each metric's intent (shown in every LLM prompt)."""
+        rows = ["| name | unit | meaning | intent |", "|---|---|---|---|"]
+        rows += [f"| {m.name} | {m.unit} | {m.meaning} | {m.describe_intent()} |" for m in self.metrics]
         return "\n".join(rows)

@@ -57,13 +57,36 @@ def compute_reward(m, p):
 
 METRICS = (
     MetricSpec(
-        "theta", "rad", "pole angle normalised to [-pi, pi] before the step; 0 is upright, +-pi hanging down"
+        "theta",
+        "rad",
+        "pole angle normalised to [-pi, pi] before the step; 0 is upright, +-pi hanging down",
+        intent="target",
+        target=0.0,
+        bounds=(-math.pi, math.pi),
     ),
-    MetricSpec("theta_dot", "rad/s", "angular velocity before the step, in [-8, 8]"),
-    MetricSpec("torque", "N m", "applied torque (the action clipped to [-2, 2])"),
-    MetricSpec("upright", "1", "cos(theta) before the step: 1 upright, -1 hanging down"),
     MetricSpec(
-        "env_reward", "reward", "Pendulum-v1's native reward of the step (the fitness, in [-16.27, 0])"
+        "theta_dot", "rad/s", "angular velocity before the step", intent="minimise", bounds=(-8.0, 8.0)
+    ),
+    MetricSpec(
+        "torque",
+        "N m",
+        "applied torque (the action clipped to [-2, 2])",
+        intent="minimise",
+        bounds=(-MAX_TORQUE, MAX_TORQUE),
+    ),
+    MetricSpec(
+        "upright",
+        "1",
+        "cos(theta) before the step: 1 upright, -1 hanging down",
+        intent="maximise",
+        bounds=(-1.0, 1.0),
+    ),
+    MetricSpec(
+        "env_reward",
+        "reward",
+        "Pendulum-v1's native reward of the step (the fitness, in [-16.27, 0])",
+        intent="maximise",
+        bounds=(-16.2736044, 0.0),
     ),
 )
 

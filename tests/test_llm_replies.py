@@ -7,7 +7,8 @@ import json
 import pytest
 
 from autogai.core.errors import ProposalError
-from autogai.rewards import RewardProgram, extract_reward_program, extract_reward_programs
+from autogai.rag.replies import extract_reward_program, extract_reward_programs
+from autogai.rewards import RewardProgram
 
 FENCE = "```"
 PARAMS = "PARAMS = {'w': {'default': 1.0, 'low': 0.1, 'high': 2.0}}"

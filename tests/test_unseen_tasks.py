@@ -1,0 +1,164 @@
+"""Tasks autogai has never seen: cards written outside the package describe each metric's intent, the
+offline proposer binds the knowledge base's task-agnostic reward terms to them, and the LLM prompt shows
+the same intents."""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from autogai.cli.main import main
+from autogai.core.errors import ConfigError
+from autogai.rag.documents import KnowledgeDocumentError, load_documents, parse_reward_term
+from autogai.rag.offline_proposer import parse_program
+from autogai.rag.prompts import render_all_for_task
+from autogai.tasks import MetricSpec, get_task
+
+ROOT = Path(__file__).resolve().parents[1]
+MOUNTAIN_CAR = str(ROOT / "examples" / "tasks" / "mountain_car.py")
+CARTPOLE = str(ROOT / "examples" / "tasks" / "cartpole.py")
+KB_IDS = {path.stem for path in (ROOT / "knowledge_base").glob("*.md")}
+
+
+# --- metric intents on the card ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "reason"),
+    [
+        ({"intent": "maximize"}, "intent 'maximize' is not one of"),
+        ({"intent": "target"}, "needs a target value"),
+        ({"intent": "target", "target": 2.0, "bounds": (0.0, 1.0)}, "outside its bounds"),
+        ({"bounds": (1.0, 1.0)}, "low < high"),
+        ({"obs_index": -1}, "non-negative"),
+    ],
+)
+def test_metric_intents_are_checked(kwargs: dict, reason: str) -> None:
+    with pytest.raises(ConfigError, match=reason):
+        MetricSpec("x", "m", "a metric", **kwargs)
+
+
+def test_metric_table_and_llm_prompt_show_the_intents() -> None:
+    card = get_task(MOUNTAIN_CAR)
+    table = card.metrics_table()
+    assert "| position | m | car position after the step; the goal is at 0.45 |" in table
+    assert "target 0.45; bounds [-1.2, 0.6]; obs[0]" in table
+    assert "| force | 1 | applied force | minimise; bounds [-1, 1] |" in table
+    rendered = render_all_for_task(get_task(CARTPOLE))
+    prompt = rendered["propose"]
+    assert "The intent column says what the task wants" in rendered["reflect"]
+    assert (
+        "failure flag (1 = failed)" in prompt
+        and "| cart_velocity | m/s | cart velocity after the step | obs[1] |" in prompt
+    )
+
+
+# --- task-agnostic reward terms ----------------------------------------------------------------------
+
+
+def _generic_terms() -> dict[str, object]:
+    docs, errors = load_documents(ROOT / "knowledge_base")
+    assert errors == []
+    return {t.name: t for d in docs if d.id.startswith("term-generic-") for t in d.reward_terms}
+
+
+def test_generic_terms_bind_only_to_metrics_that_offer_what_they_read() -> None:
+    terms = _generic_terms()
+    bounded = MetricSpec("x", "m", "", intent="target", target=0.45, bounds=(-1.2, 0.6), obs_index=0)
+    unbounded = MetricSpec("y", "m", "", intent="target", target=0.0)
+    potential = terms["potential"].bind(bounded)
+    assert potential is not None and potential.requires == ["x"] and potential.bound_to == "x"
+    assert list(potential.params) == ["potential_x_weight"]
+    assert terms["potential"].bind(unbounded) is None  # no observation index, no bounds
+    assert terms["distance"].bind(unbounded) is None  # no bounds to normalise by
+    assert terms["failure"].bind(bounded) is None  # another intent
+    # the bound expression is the potential difference gamma * phi(s') - phi(s), phi = -|x - 0.45| / 1.8
+    expression = potential.expression.replace('p["potential_x_weight"]', "1.0")
+    value = eval(expression, {"abs": abs}, {"m": _Metrics(obs=[0.0], next_obs=[0.18])})
+    assert value == pytest.approx((0.99 * -abs(0.18 - 0.45) + abs(0.0 - 0.45)) / 1.8)
+
+
+class _Metrics:
+    def __init__(self, **values: object) -> None:
+        self.__dict__.update(values)
+
+
+@pytest.mark.parametrize(
+    ("block", "reason"),
+    [
+        ("expression: -p['w'] * m.$metric * $width", "unknown placeholder \\$width"),
+        ("expression: -p['w'] * m.$metric * m.speed", "may read only m.\\$metric, not m.speed"),
+        ("expression: -p['w'] * 2.0", "must read its metric"),
+        ("expression: -p['w'] * m.$metric\nrequires: [speed]", "takes no 'requires'"),
+        ("expression: -p['w'] * m.$metric\nintent: sometimes", "intent 'sometimes' is not valid"),
+    ],
+)
+def test_malformed_generic_terms_are_rejected_with_the_reason(block: str, reason: str) -> None:
+    text = "name: cost\nrole: penalty\nparams:\n  w: {default: 1.0, low: 0.1, high: 2.0}\n" + block
+    if "intent:" not in block:
+        text += "\nintent: minimise"
+    with pytest.raises(KnowledgeDocumentError, match=reason):
+        parse_reward_term(text, doc_id="term-test", doc_applies_to=["any"], number=1)
+
+
+# --- the offline proposer on cards it has never seen -------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("store")
+
+
+@pytest.mark.parametrize(
+    "task", [MOUNTAIN_CAR, "pendulum", CARTPOLE], ids=["mountain-car", "pendulum", "cartpole"]
+)
+def test_propose_without_an_llm_goes_beyond_the_baseline_with_traced_components(
+    task: str, store: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run = tmp_path / "run"
+    args = ["propose", "--task", task, "-n", "3", "--run-dir", str(run), "--embeddings", "hash"]
+    code = main([*args, "--store", str(store)])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    card = get_task(task)
+    baseline = {c.name for c in parse_program(card.baseline_reward).components}
+    designs = [json.loads(p.read_text()) for p in sorted(run.glob("designs/*/design.json"))]
+    assert len(designs) == 3 and all(d["status"] == "proposed" and d["validation"]["ok"] for d in designs)
+    beyond = 0
+    for design in designs:
+        components = parse_program(design["reward_source"]).components
+        cited = {source.split("#")[0] for source in design["sources"]}
+        for component in components:
+            # every component names the knowledge-base document it came from, and the design cites it
+            match = re.search(
+                rf"{re.escape(component.name)} = .*?\((\w+), from ([\w-]+)\)", design["rationale"]
+            )
+            assert match is not None, (component.name, design["rationale"])
+            assert match.group(2) in KB_IDS and match.group(2) in cited
+        beyond += bool({c.name for c in components} - baseline)
+    # cards without task-specific knowledge get every design from the generic terms; Pendulum's own
+    # terms rebuild its baseline, yet the first designs still add to it
+    assert beyond == (3 if task != "pendulum" else 2), [d["name"] for d in designs]
+
+
+def test_cartpole_card_fits_its_discrete_env() -> None:
+    card = get_task(CARTPOLE)
+    env = card.make_env()
+    assert env.action_space.__class__.__name__ == "Discrete"
+    obs, _ = env.reset(seed=3)
+    terminated = False
+    rng = np.random.default_rng(0)
+    while not terminated:
+        action = int(rng.integers(2))
+        next_obs, reward, terminated, _, info = env.step(action)
+        metrics = card.metrics_fn(obs, action, reward, next_obs, info)
+        assert set(metrics) == set(card.metric_names)
+        assert metrics["fell"] == float(terminated)  # the failure flag is CartPole's own termination test
+        assert card.fitness_fn(metrics, reward) == 1.0
+        obs = next_obs
+    assert math.isclose(card.metrics[2].bounds[1], 0.20943951, rel_tol=1e-7)
