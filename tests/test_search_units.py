@@ -3,6 +3,7 @@ queue, recovery of trials whose worker died, the search space, the run directory
 
 from __future__ import annotations
 
+import dataclasses
 import subprocess
 import sys
 
@@ -214,4 +215,7 @@ def test_first_trial_takes_td3config_defaults_snapped_into_the_budget() -> None:
     assert defaults["net_arch"] == "256x256" and defaults["batch_size"] == config.batch_size
     # a small budget cannot hold TD3Config's 32-wide VAE latent: the nearest choice is taken
     small = next(b for b in PRESETS.values() if b.enhancer_scale == "small")
-    assert default_trial_params(everything, small, {})["vae_latent_dim"] == 16
+    searched = dataclasses.replace(small, shape_search=True)
+    assert default_trial_params(everything, searched, {})["vae_latent_dim"] == 16
+    # without shape search the latent size is not a searched parameter (a batch is one population)
+    assert "vae_latent_dim" not in default_trial_params(everything, dataclasses.replace(small, shape_search=False), {})

@@ -5,10 +5,11 @@ Every parameter here has the population as its first dimension (``[P, ...]``); t
 of P agents is one ``baddbmm`` instead of P ``addmm`` calls: for the small networks of this project the
 per-operation overhead dominates, and a population pays it once (measured in ``bench/population.py``).
 
-Why not ``torch.func`` (``stack_module_state`` + ``vmap(functional_call)``): on one CPU thread a vmapped
-64x64 critic step ran several times slower than a plain module at P=1 and gained only ~1.5x in aggregate at
-P=32, while stacked weights with ``baddbmm`` and ordinary autograd kept P=1 as fast as a single network and
-reached >3x at P=16 (``bench/population.py --compare-vmap`` prints the comparison).
+Why not ``torch.func`` (``stack_module_state`` + ``vmap(grad(functional_call))``): on one CPU thread a critic
+regression step on stacked weights with ``baddbmm`` and ordinary autograd ran 2.5x as many network-updates
+per second as the vmapped one at P=1 (2.5-4x), 2x at P=4 and still 1.1-1.3x at P=16-32
+(``bench/population.py --compare-vmap``; raw output in ``bench/results/population_vmap.txt``). P=1 is the
+single agent, so the layer that is fastest there wins.
 
 Initialisation follows ``nn.Linear`` (uniform in +-1/sqrt(fan_in) for weights and biases) and draws each
 agent's numbers from that agent's own generator, so an agent starts from the same weights whether it is
