@@ -103,52 +103,57 @@ def compare_vmap(sizes: list[int], repeats: int = 5) -> dict[int, dict[str, floa
     grad over functional_call on stacked parameters) vs stacked weights with ``baddbmm`` and autograd.
     Returns network-updates per second of each, per P (median over ``repeats`` alternating timings)."""
     import torch
+
+    torch.set_num_threads(1)
+    return {p: _vmap_rates(p, repeats) for p in sizes}
+
+
+def _vmap_rates(p: int, repeats: int) -> dict[str, float]:
+    import torch
     from torch import nn
     from torch.func import functional_call, grad, stack_module_state, vmap
 
     from autogai.agents.stacked import StackedMLP, agent_generators
 
-    torch.set_num_threads(1)
     obs_dim, batch = 110, 128
-    out: dict[int, dict[str, float]] = {}
-    for p in sizes:
-        x, y = torch.randn(p, batch, obs_dim), torch.randn(p, batch, 1)
-        stacked = StackedMLP(obs_dim, (64, 64), 1, agent_generators(range(p)))
-        stacked_opt = torch.optim.Adam(stacked.parameters(), lr=1e-3, fused=True)
-        modules = [nn.Sequential(nn.Linear(obs_dim, 64), nn.ReLU(), nn.Linear(64, 64), nn.ReLU(), nn.Linear(64, 1)) for _ in range(p)]
-        params, buffers = stack_module_state(modules)
-        base = modules[0].to("meta")
-        func_params = [nn.Parameter(v) for v in params.values()]
-        func_opt = torch.optim.Adam(func_params, lr=1e-3, fused=True)
+    x, y = torch.randn(p, batch, obs_dim), torch.randn(p, batch, 1)
+    stacked = StackedMLP(obs_dim, (64, 64), 1, agent_generators(range(p)))
+    stacked_opt = torch.optim.Adam(stacked.parameters(), lr=1e-3, fused=True)
+    modules = [
+        nn.Sequential(nn.Linear(obs_dim, 64), nn.ReLU(), nn.Linear(64, 64), nn.ReLU(), nn.Linear(64, 1))
+        for _ in range(p)
+    ]
+    params, buffers = stack_module_state(modules)
+    base = modules[0].to("meta")
+    func_params = [nn.Parameter(v) for v in params.values()]
+    func_opt = torch.optim.Adam(func_params, lr=1e-3, fused=True)
 
-        def loss_fn(prm, buf, xb, yb):  # noqa: ANN001, ANN202
-            return ((functional_call(base, (prm, buf), (xb,)) - yb) ** 2).mean()
+    def loss_fn(prm, buf, xb, yb):
+        return ((functional_call(base, (prm, buf), (xb,)) - yb) ** 2).mean()
 
-        grads_fn = vmap(grad(loss_fn), in_dims=(0, 0, 0, 0))
+    grads_fn = vmap(grad(loss_fn), in_dims=(0, 0, 0, 0))
 
-        def step_stacked() -> None:
-            stacked_opt.zero_grad(set_to_none=True)
-            ((stacked(x) - y) ** 2).mean(dim=(1, 2)).sum().backward()
-            stacked_opt.step()
+    def step_stacked() -> None:
+        stacked_opt.zero_grad(set_to_none=True)
+        ((stacked(x) - y) ** 2).mean(dim=(1, 2)).sum().backward()
+        stacked_opt.step()
 
-        def step_vmap() -> None:
-            current = dict(zip(params, func_params, strict=True))
-            grads = grads_fn(current, buffers, x, y)
-            for param, name in zip(func_params, params, strict=True):
-                param.grad = grads[name]
-            func_opt.step()
+    def step_vmap() -> None:
+        grads = grads_fn(dict(zip(params, func_params, strict=True)), buffers, x, y)
+        for param, name in zip(func_params, params, strict=True):
+            param.grad = grads[name]
+        func_opt.step()
 
-        rates: dict[str, list[float]] = {"stacked": [], "vmap": []}
-        for _ in range(repeats):
-            for label, fn in (("stacked", step_stacked), ("vmap", step_vmap)):
-                for _ in range(3):
-                    fn()
-                n, start = 30, time.perf_counter()
-                for _ in range(n):
-                    fn()
-                rates[label].append(p * n / (time.perf_counter() - start))
-        out[p] = {k: statistics.median(v) for k, v in rates.items()}
-    return out
+    rates: dict[str, list[float]] = {"stacked": [], "vmap": []}
+    for _ in range(repeats):
+        for label, fn in (("stacked", step_stacked), ("vmap", step_vmap)):
+            for _ in range(3):
+                fn()
+            n, start = 30, time.perf_counter()
+            for _ in range(n):
+                fn()
+            rates[label].append(p * n / (time.perf_counter() - start))
+    return {k: statistics.median(v) for k, v in rates.items()}
 
 
 # ------------------------------------------------------------------------------------------ driver
@@ -277,7 +282,9 @@ def main() -> None:
         print("critic regression step, 64x64, batch 128, one thread: network-updates/s")
         print(f"{'P':>4} {'stacked baddbmm':>16} {'torch.func vmap':>16} {'ratio':>7}")
         for p, row in compare_vmap([1, 4, 16, 32]).items():
-            print(f"{p:>4} {row['stacked']:>16.0f} {row['vmap']:>16.0f} {row['stacked'] / row['vmap']:>6.2f}x")
+            print(
+                f"{p:>4} {row['stacked']:>16.0f} {row['vmap']:>16.0f} {row['stacked'] / row['vmap']:>6.2f}x"
+            )
         return
 
     combos = ["plain"] if args.quick else args.combos.split(",")
