@@ -72,7 +72,8 @@ def build_feedback(
             if isinstance(v, (int, float))
         }
     score = result.score
-    mean = score.mean if score is not None and math.isfinite(score.mean) else None
+    # The design's score is the IQM over held-out seeds (with its bootstrap interval), as on the leaderboard.
+    mean = score.iqm if score is not None and math.isfinite(score.iqm) else None
     ci = (score.ci_low, score.ci_high) if score is not None and mean is not None else None
     return DesignFeedback(
         design_id=design.id,

@@ -341,6 +341,7 @@ class _Search:
             generation=generation,
             action_mode=self.options.action_space,
             past_designs=list(known.values()),
+            budget_steps=self.budget.total_steps,
         )
         designs: list[Design] = []
         for index, record in enumerate(records):
@@ -613,7 +614,7 @@ class _Search:
         self, results: Mapping[str, DesignResult], baseline_id: str, ids: list[str]
     ) -> list[DesignFeedback]:
         baseline = results.get(baseline_id)
-        base = baseline.score.mean if baseline is not None and baseline.score is not None else None
+        base = baseline.score.iqm if baseline is not None and baseline.score is not None else None
         out = []
         for design_id in ids:
             if design_id in results:

@@ -145,7 +145,11 @@ class LLMProposer(Proposer):
         generation: int = 0,
         action_mode: str | None = None,
         past_designs: Sequence[Design] = (),
+        budget_steps: int | None = None,
     ) -> list[ProposalRecord]:
+        # The budget reaches the LLM through the feedback of earlier generations (scores per enhancer
+        # combination); the templates carry no separate budget line.
+        del budget_steps
         mode = resolve_action_mode(task, action_mode)
         query = retrieval_query(task, feedback)
         chunks = safe_query(self.kb, query, self.retrieval_k, task_id=task.id, max_per_document=2)

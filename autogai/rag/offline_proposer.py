@@ -312,26 +312,10 @@ class OfflineProposer(Proposer):
 
     @staticmethod
     def _program_from_terms(terms: Sequence[RewardTerm]) -> Program:
-        params: dict[str, dict[str, Any]] = {}
-        components: list[Component] = []
-        names: set[str] = set()
+        program = Program(params={}, components=[])
         for term in terms:
-            expression = term.expression.strip()
-            for pname, spec in term.params.items():
-                spec = _clean_spec(spec)
-                final = pname
-                if pname in params and params[pname] != spec:
-                    final = f"{term.name}_{pname}"
-                    expression = _rename_param(expression, pname, final)
-                params[final] = spec
-            cname = term.name
-            suffix = 2
-            while cname in names:
-                cname = f"{term.name}_{suffix}"
-                suffix += 1
-            names.add(cname)
-            components.append(Component(cname, " ".join(expression.split()), term.role, term.doc_id))
-        return Program(params=params, components=components)
+            _add_term(program, term)
+        return program
 
     def _fresh_candidates(
         self,
@@ -401,6 +385,32 @@ class OfflineProposer(Proposer):
                 rationale,
                 self._sources_for([*doc_ids, *guide_ids], chunks),
                 trace=[f"compose: {how}; enhancers {enh.short_name}"],
+            )
+
+    def _recalled_candidates(self, task: TaskCard, query: str) -> Iterator[Candidate]:
+        """Designs that beat the baseline in earlier searches on this task (the knowledge base's results
+        collection), best first: a new search starts from what worked."""
+        if self.kb is None:
+            return
+        try:
+            past = sorted(self.kb.query_results(task.id, query, k=3), key=lambda r: -r.score)
+        except Exception as exc:  # past results help; their absence must not stop a proposal
+            logger.debug("no past results for %s: %s", task.id, exc)
+            return
+        for result in past:
+            design = result.to_design()
+            program = parse_program(design.reward_source)
+            if program is None:
+                continue
+            yield Candidate(
+                program,
+                design.enhancers,
+                f"{design.name or design.id}-recalled",
+                f"{HONESTY}. Recalled from an earlier search on {task.id}, where design {design.id} scored "
+                f"{result.score:.4g} and beat the baseline: {result.summary.strip()[:300]}",
+                [f"results:{task.id}/{design.id}"],
+                parent=design.id,
+                trace=[f"recall {design.id} (score {result.score:.4g}) from the results collection"],
             )
 
     # -- later generations: reflect -------------------------------------------------------------------
@@ -518,6 +528,15 @@ class OfflineProposer(Proposer):
                 continue
             changes = self._adjust(base, parent)
             parent_enh = EnhancerCombo.parse(parent.enhancers)
+            # What paid at this budget: the enhancers of the best-scoring design so far (the baseline's
+            # plain TD3 included), when they differ from the parent's.
+            paying = _paying_enhancers(feedback)
+            if paying is not None and paying != parent_enh:
+                changes.append(
+                    f"enhancers {parent_enh.short_name} -> {paying.short_name}: the best-scoring design so far "
+                    f"used {paying.short_name}"
+                )
+                parent_enh = paying
             score = f"fitness {parent.score_mean:.4g}"
             if parent.baseline_score is not None:
                 score += f" vs baseline {parent.baseline_score:.4g}"
@@ -612,12 +631,14 @@ class OfflineProposer(Proposer):
         generation: int = 0,
         action_mode: str | None = None,
         past_designs: Sequence[Design] = (),
+        budget_steps: int | None = None,
     ) -> list[ProposalRecord]:
         mode = resolve_action_mode(task, action_mode)
         query = retrieval_query(task, feedback)
         chunks = safe_query(self.kb, query, self.retrieval_k, task_id=task.id)
         terms = self._terms(task, chunks)
         recommended, guide_ids = enhancer_recommendations(self.kb, task, mode, chunks)
+        recommended = _order_for_budget(recommended, budget_steps, feedback or ())
         tried = {EnhancerCombo.parse(f.enhancers).short_name for f in feedback or ()}
         tried |= {d.enhancers.short_name for d in past_designs}
         known_ids = {d.id for d in past_designs} | {f.design_id for f in feedback or ()}
@@ -627,8 +648,9 @@ class OfflineProposer(Proposer):
                 task, feedback, terms, recommended, chunks, guide_ids, tried, generation
             )
         else:
-            candidates = self._fresh_candidates(
-                task, terms, recommended, chunks, guide_ids, generation=generation
+            candidates = itertools.chain(
+                self._recalled_candidates(task, query),
+                self._fresh_candidates(task, terms, recommended, chunks, guide_ids, generation=generation),
             )
         records: list[ProposalRecord] = []
         seen = set(known_ids)
@@ -638,6 +660,10 @@ class OfflineProposer(Proposer):
         for candidate in variants:
             if valid >= n or attempts >= 3 * n + 3:
                 break
+            guards = _guard_failures(candidate.program, task, terms)
+            if guards:
+                candidate.trace.extend(guards)
+                candidate.rationale += " Hard constraints kept: " + "; ".join(guards) + "."
             design = Design(
                 reward_source=candidate.program.source(),
                 enhancers=candidate.enhancers,
@@ -702,6 +728,52 @@ def _family(role: str) -> str:
     return "cost" if role in ("penalty", "regulariser") else role
 
 
+def _add_term(program: Program, term: RewardTerm) -> Component:
+    """Append ``term`` as a component of ``program``, renaming its PARAMS where they clash."""
+    expression = term.expression.strip()
+    for pname, spec in term.params.items():
+        spec = _clean_spec(spec)
+        final = pname
+        if pname in program.params and program.params[pname] != spec:
+            final = f"{term.name}_{pname}"
+            expression = _rename_param(expression, pname, final)
+        program.params[final] = spec
+    names = {c.name for c in program.components}
+    cname, suffix = term.name, 2
+    while cname in names:
+        cname = f"{term.name}_{suffix}"
+        suffix += 1
+    component = Component(cname, " ".join(expression.split()), term.role, term.doc_id)
+    program.components.append(component)
+    return component
+
+
+def _guard_failures(program: Program, task: TaskCard, terms: Sequence[RewardTerm]) -> list[str]:
+    """Every metric the card marks as a failure (a hard constraint: UAV out of area or out of the near
+    field) must be penalised by the program: add the knowledge base's penalty term for each one that no
+    component reads. Reflection may drop components; it may never drop the guard. Returns what was added."""
+    read = set(_METRIC_REF.findall(" ".join(c.expression for c in program.components)))
+    read |= set(_METRIC_REF.findall(" ".join(program.preamble)))
+    added = []
+    for metric in (m.name for m in task.metrics if m.intent == "failure"):
+        if metric in read:
+            continue
+        term = next(
+            (
+                t
+                for t in terms
+                if t.role == "penalty"
+                and set(_METRIC_REF.findall(t.expression)) | set(t.requires) == {metric}
+            ),
+            None,
+        )
+        if term is None:
+            continue
+        component = _add_term(program, term)
+        added.append(f"guard {component.name} on the failure flag {metric} (from {term.doc_id})")
+    return added
+
+
 def _one_per_document(terms: Sequence[RewardTerm]) -> list[RewardTerm]:
     """The first of each document's alternative blocks; a task-agnostic document offers its alternatives
     once per metric it was bound to."""
@@ -751,6 +823,38 @@ def _best_value(best_params: Any, name: str) -> float | None:
         if (key == name or tail == name) and isinstance(value, (int, float)) and math.isfinite(value):
             return float(value)
     return None
+
+
+SMALL_BUDGET_STEPS = 50_000
+"""Below this many training steps per run, plain TD3 and the cheap GAN critic come first: the diffusion actor,
+the VAE and the Transformer cost 1.5-3.5x as much per step and need far longer to pay off (our measurements:
+docs/paper_case_study.md; the paper trained 600k steps)."""
+
+
+def _order_for_budget(
+    recommended: Sequence[EnhancerCombo], budget_steps: int | None, feedback: Sequence[DesignFeedback]
+) -> list[EnhancerCombo]:
+    """The guides' recommendations, reordered for the run's budget: at small budgets plain TD3 and the GAN
+    critic first; once feedback exists, combinations ordered by the best score each reached."""
+    combos = list(recommended)
+    if budget_steps is not None and budget_steps < SMALL_BUDGET_STEPS:
+        cheap = [EnhancerCombo(), EnhancerCombo.parse("gan")]
+        combos = cheap + [c for c in combos if c not in cheap]
+    scores: dict[str, float] = {}
+    for f in feedback:
+        if f.score_mean is not None and math.isfinite(f.score_mean):
+            name = EnhancerCombo.parse(f.enhancers).short_name
+            scores[name] = max(scores.get(name, -math.inf), float(f.score_mean))
+    if scores:  # stable: untried combinations keep their place after the scored ones
+        combos.sort(key=lambda c: (c.short_name not in scores, -scores.get(c.short_name, 0.0)))
+    return combos
+
+
+def _paying_enhancers(feedback: Sequence[DesignFeedback]) -> EnhancerCombo | None:
+    scored = [f for f in feedback if f.score_mean is not None and math.isfinite(f.score_mean)]
+    if not scored:
+        return None
+    return EnhancerCombo.parse(max(scored, key=lambda f: float(f.score_mean or 0.0)).enhancers)
 
 
 def _next_enhancers(

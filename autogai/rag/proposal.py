@@ -89,8 +89,13 @@ class Proposer(ABC):
         generation: int = 0,
         action_mode: str | None = None,
         past_designs: Sequence[Design] = (),
+        budget_steps: int | None = None,
     ) -> list[ProposalRecord]:
-        """Propose up to ``n`` designs (an LLM reply may hold several); failures come back as records."""
+        """Propose up to ``n`` designs (an LLM reply may hold several); failures come back as records.
+
+        ``budget_steps``: environment steps each design is trained for in this search (None: unknown); what
+        pays at that budget differs (the diffusion actor needs far more steps than plain TD3).
+        """
 
     def usage(self) -> dict[str, Any]:
         """Totals over this proposer's LLM calls (calls, cache hits, tokens, estimated cost)."""

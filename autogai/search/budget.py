@@ -123,22 +123,29 @@ PRESETS: dict[str, SearchBudget] = {
         shape_search=False,
     ),
     "quick": SearchBudget(
-        # 4k steps is where plain TD3 first clearly beats hovering at the start on the UAV task (33.6 vs
-        # 31.0 at 64x64); at 2k every trained policy was still worse than hovering, so ranking was noise.
-        total_steps=4_000,
-        learning_starts=500,
-        eval_every=1_000,
-        eval_episodes=2,
-        trials_per_design=2,
+        # Measured (10 seeds as one population, UAV continuous, 64x64, batch 128): the paper's baseline
+        # reward reaches IQM 24.3 / 32.7 / 34.6 / 33.8 at 4k / 6k / 8k / 10k steps, a fitness-aligned reward
+        # 36.0 / 36.2 / 37.2 / 37.6; hovering at the start earns 31.0. At 8k the baseline clearly beats
+        # hovering and a better reward can show it; shorter budgets rank exploration noise.
+        total_steps=8_000,
+        learning_starts=1_000,
+        eval_every=2_000,
+        eval_episodes=1,
+        # 8 trials per design, claimed 4 at a time: the first batch is TPE's random start-up (with TD3's
+        # defaults as its first trial), the second is sampled by TPE from the first and judged by the
+        # median pruner against it.
+        trials_per_design=8,
         halving_rungs=0,
         generations=2,
         designs_per_generation=2,
-        heldout_seeds=3,
-        heldout_eval_episodes=3,
+        heldout_seeds=10,
+        heldout_eval_episodes=1,
         net_arch_choices=((64, 64),),
-        batch_size_choices=(64, 128),
+        batch_size_choices=(128,),
         buffer_size=20_000,
-        trial_time_limit_s=240,
+        trial_time_limit_s=300,
+        population_size=4,
+        shape_search=False,
     ),
     "standard": SearchBudget(
         total_steps=30_000,

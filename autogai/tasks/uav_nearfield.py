@@ -95,12 +95,21 @@ METRICS = (
     ),
     MetricSpec("rate_bs_uav", "bit/s/Hz", "R1, BS->UAV rate, log2(1 + P_BS * beamforming gain / noise)"),
     MetricSpec("rate_uav_user", "bit/s/Hz", "R2, UAV->user rate, log2(1 + P_UAV * alpha / d_user^2 / noise)"),
-    MetricSpec("rate_df", "bit/s/Hz", "decode-and-forward relay rate min(R1, R2): what the user receives"),
+    MetricSpec(
+        "rate_df",
+        "bit/s/Hz",
+        "decode-and-forward relay rate min(R1, R2): what the user receives",
+        intent="maximise",
+    ),
     MetricSpec("power_bs_mw", "mW", "BS transmit power this slot, 0-1000"),
     MetricSpec("power_uav_mw", "mW", "UAV transmit power this slot, 0-1000"),
-    MetricSpec("power_total_mw", "mW", "P_BS + P_UAV, 0-2000"),
-    MetricSpec("out_of_area", "0/1", "1 if the UAV is outside the 300 m x 300 m service area"),
-    MetricSpec("outside_near_field", "0/1", "1 if the UAV is farther than 133.33 m from the BS"),
+    MetricSpec("power_total_mw", "mW", "P_BS + P_UAV, 0-2000", intent="minimise", bounds=(0.0, 2000.0)),
+    MetricSpec(
+        "out_of_area", "0/1", "1 if the UAV is outside the 300 m x 300 m service area", intent="failure"
+    ),
+    MetricSpec(
+        "outside_near_field", "0/1", "1 if the UAV is farther than 133.33 m from the BS", intent="failure"
+    ),
     MetricSpec("relay_violation", "0/1", "1 if R1 <= R2 (the paper's relay constraint; fires when balanced)"),
     MetricSpec("move_m", "m", "distance flown this slot, 0-7.07"),
     MetricSpec(
