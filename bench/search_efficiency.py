@@ -4,8 +4,11 @@ Arm A: the full search (TPE sampler, median pruning on periodic evaluations, suc
 across designs, feedback to the proposer). Arm B: random search (RandomSampler, no pruning, no halving)
 over the same designs and hyperparameter space, given as many trials as fit in the environment steps A
 used (equal CPU time: same networks, same step cost). Both score their best configurations the same way
-(held-out seeds). Pairs run side by side (A, B, A, B, ...); the last line is the headline.
+(held-out seeds). Pairs run side by side (A, B, A, B, ...). The best held-out scores of the two arms are
+compared as independent runs (``autogai.core.statistics.compare``: the IQM difference with its 95% bootstrap
+interval and the probability that A's best beats B's); the last line is the headline.
 
+    .venv/bin/python bench/search_efficiency.py                       # 5 pairs
     .venv/bin/python bench/search_efficiency.py --pairs 1 --steps 2000 --trials 4
 """
 
@@ -66,8 +69,8 @@ def _search(args: argparse.Namespace, run_dir: Path, *, random_search: bool, tri
         "wall": wall,
         "steps": steps,
         "trials": n_trials,
-        "best": best.get("score_mean"),
-        "baseline": (summary.baseline or {}).get("score_mean"),
+        "best": best.get("iqm"),
+        "baseline": (summary.baseline or {}).get("iqm"),
     }
 
 
@@ -76,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--task", default="uav-nearfield")
-    parser.add_argument("--pairs", type=int, default=1)
+    parser.add_argument("--pairs", type=int, default=5)
     parser.add_argument("--steps", type=int, default=2000, help="training steps per trial")
     parser.add_argument("--trials", type=int, default=4, help="arm A's trials per design in the first rung")
     parser.add_argument("--designs", type=int, default=2)
@@ -86,6 +89,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--embeddings", default="hash")
     args = parser.parse_args(argv)
     score_diffs, savings, time_ratios = [], [], []
+    best_a: list[float] = []
+    best_b: list[float] = []
     with tempfile.TemporaryDirectory(prefix="autogai-bench-search-") as tmp:
         for pair in range(args.pairs):
             a = _search(args, Path(tmp) / f"A{pair}", random_search=False, trials=args.trials)
@@ -97,6 +102,8 @@ def main(argv: list[str] | None = None) -> int:
             b = _search(args, Path(tmp) / f"B{pair}", random_search=True, trials=b_trials)
             diff = (a["best"] or float("nan")) - (b["best"] or float("nan"))
             score_diffs.append(diff)
+            best_a.append(a["best"] if a["best"] is not None else float("nan"))
+            best_b.append(b["best"] if b["best"] is not None else float("nan"))
             savings.append(saving)
             time_ratios.append(b["wall"] / a["wall"])
             print(
@@ -105,10 +112,15 @@ def main(argv: list[str] | None = None) -> int:
                 f"({b['trials']} trials, {b['steps']} steps, {b['wall']:.0f} s) | score difference {diff:+.4g}",
                 flush=True,
             )
+    from autogai.core.statistics import compare
+
+    versus = compare(best_a, best_b)
     print(
-        f"search_efficiency: autogai - random = {statistics.median(score_diffs):+.4g} best held-out score at "
+        f"search_efficiency: best held-out IQM autogai - random = {versus.difference:+.4g} "
+        f"(95% CI [{versus.difference_low:+.4g}, {versus.difference_high:+.4g}], P(autogai better) "
+        f"{versus.probability_of_improvement:.2f}) over {len(score_diffs)} pairs at "
         f"{statistics.median(time_ratios):.2f}x random's/autogai's wall time; pruning saved "
-        f"{statistics.median(savings):.0%} of training steps (median of {len(score_diffs)} pairs)"
+        f"{statistics.median(savings):.0%} of training steps (median)"
     )
     return 0
 
