@@ -218,4 +218,6 @@ def test_first_trial_takes_td3config_defaults_snapped_into_the_budget() -> None:
     searched = dataclasses.replace(small, shape_search=True)
     assert default_trial_params(everything, searched, {})["vae_latent_dim"] == 16
     # without shape search the latent size is not a searched parameter (a batch is one population)
-    assert "vae_latent_dim" not in default_trial_params(everything, dataclasses.replace(small, shape_search=False), {})
+    assert "vae_latent_dim" not in default_trial_params(
+        everything, dataclasses.replace(small, shape_search=False), {}
+    )

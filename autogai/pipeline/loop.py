@@ -207,9 +207,7 @@ class _Search:
             self.phase = phase
         if self.progress_fn is None:
             return
-        from autogai.search.studies import trial_counts
-
-        counts = trial_counts(self.storage, self.run_name) if self.storage is not None else {}
+        counts = self.store.counts() if self.storage is not None else {}
         done = sum(v for k, v in counts.items() if k in ("COMPLETE", "PRUNED", "FAIL"))
         total = done + counts.get("RUNNING", 0) + counts.get("WAITING", 0)
         self.progress_fn(
@@ -228,14 +226,14 @@ class _Search:
 
     # --- set-up --------------------------------------------------------------------------------
 
-    def open_storage(self) -> None:
+    def open_storage(self) -> list[tuple[str, int]]:
+        """Open the run's storage, record the context for workers; returns re-queued trials of a killed run."""
+        from autogai.search.records import RunStore
         from autogai.search.storage import make_storage
-        from autogai.search.studies import get_or_create_study, meta_study_name
 
         self.storage = make_storage(self.storage_url)
-        meta = get_or_create_study(self.storage, meta_study_name(self.run_name))
-        meta.set_user_attr("context", self.context.to_dict())
-        meta.set_user_attr("status", "running")
+        self.store = RunStore(self.storage, self.run_name)
+        return self.store.start(self.context.to_dict())
 
     def make_proposer(self) -> Any:
         from autogai.rag.knowledge import KnowledgeBase
@@ -268,7 +266,6 @@ class _Search:
 
     def check_workers(self) -> None:
         """Restart a local worker that died (its running trial is failed and re-queued first)."""
-        from autogai.search.studies import recover_dead_local_trials
         from autogai.search.worker import spawn_worker
 
         if not self.pool:
@@ -277,7 +274,7 @@ class _Search:
             if process.poll() is None:
                 continue
             logger.warning("worker %d exited with code %s; restarting it", index, process.returncode)
-            recover_dead_local_trials(self.storage, self.run_name)
+            self.store.recover_dead_workers()
             self.pool[index] = spawn_worker(
                 self.storage_url,
                 self.run_name,
@@ -302,26 +299,15 @@ class _Search:
 
     def wait_for(self, study_names: list[str], phase: str) -> None:
         """Block until no trial of ``study_names`` is WAITING or RUNNING."""
-        from optuna.trial import TrialState
-
-        from autogai.search.studies import fail_stale_trials, load_study
-
         last_emit = 0.0
         last_stale = time.monotonic()
         while True:
-            pending = 0
-            for name in study_names:
-                study = load_study(self.storage, name)
-                pending += len(
-                    study.get_trials(deepcopy=False, states=(TrialState.WAITING, TrialState.RUNNING))
-                )
-            if pending == 0:
+            if self.store.pending(study_names) == 0:
                 self.emit(phase)
                 return
             self.check_workers()
             if time.monotonic() - last_stale > 15:  # remote workers that stopped beating
-                for name in study_names:
-                    fail_stale_trials(load_study(self.storage, name))
+                self.store.fail_stale(study_names)
                 last_stale = time.monotonic()
             if time.monotonic() - last_emit > 1.0:
                 self.emit(phase)
@@ -396,15 +382,10 @@ class _Search:
     def evaluate(self, designs: list[Design], generation: int, baseline_id: str) -> None:
         """Successive halving of trials across ``designs``, then held-out retraining of each best config."""
         from autogai.search.objective import heldout_seed
+        from autogai.search.records import best_trial
         from autogai.search.space import default_trial_params, sanitize_hints
-        from autogai.search.studies import (
-            design_study_name,
-            enqueue_to,
-            get_or_create_study,
-            heldout_study_name,
-        )
 
-        studies: dict[str, Any] = {}
+        studies: dict[str, str] = {}
         specs_of: dict[str, dict[str, Any]] = {}
         hints_of: dict[str, list[dict[str, Any]]] = {}
         for design in designs:
@@ -420,9 +401,7 @@ class _Search:
                 "generation": generation,
                 "run": self.run_name,
             }
-            studies[design.id] = get_or_create_study(
-                self.storage, design_study_name(self.run_name, design.id), attrs
-            )
+            studies[design.id] = self.store.tuning_study(design.id, attrs)
             specs_of[design.id] = specs
             # The first trial: defaults (TD3's and the reward's own) overridden by the proposer's hints.
             hints_of[design.id] = [{**default_trial_params(design.enhancers, self.budget, specs), **fixed}]
@@ -430,23 +409,23 @@ class _Search:
         for rung in range(self.budget.halving_rungs + 1):
             target = self.budget.trials_per_design * (rung + 1)
             for design_id in active:
-                enqueue_to(studies[design_id], target, first_params=hints_of[design_id])
+                self.store.enqueue(studies[design_id], target, first_params=hints_of[design_id])
             self.wait_for(
-                [studies[d].study_name for d in active],
+                [studies[d] for d in active],
                 f"generation {generation}: tuning {len(active)} designs (rung {rung})",
             )
             self.update_best(studies)
             if rung == self.budget.halving_rungs or len(active) <= 2:
                 break
             # Successive halving across designs: the better half (and always the baseline) goes on.
-            ranked = sorted(active, key=lambda d: _best_value(studies[d]), reverse=True)
+            ranked = sorted(active, key=lambda d: self._best_value(d), reverse=True)
             keep = ranked[: max(1, math.ceil(len(ranked) / 2))]
             if baseline_id in active and baseline_id not in keep:
                 keep.append(baseline_id)
             active = keep
         heldout_names = []
-        for design_id, study in studies.items():
-            best = _best_trial(study)
+        for design_id in studies:
+            best = best_trial(self.store.tuning_trials(design_id))
             if best is None:
                 self.run.update_design_json(
                     design_id,
@@ -463,23 +442,29 @@ class _Search:
                 "best_trial": best.number,
                 "run": self.run_name,
             }
-            hstudy = get_or_create_study(self.storage, heldout_study_name(self.run_name, design_id), attrs)
-            params = dict(hstudy.user_attrs.get("best_params") or best.params)
-            enqueue_to(
-                hstudy,
+            hname, stored = self.store.heldout_study(design_id, attrs)
+            params = dict(stored.get("best_params") or best.params)
+            self.store.enqueue(
+                hname,
                 self.budget.heldout_seeds,
                 user_attrs=[
                     {"seed": heldout_seed(i), "params": params} for i in range(self.budget.heldout_seeds)
                 ],
             )
-            heldout_names.append(hstudy.study_name)
+            heldout_names.append(hname)
         self.wait_for(
             heldout_names, f"generation {generation}: held-out seeds ({len(heldout_names)} designs)"
         )
 
+    def _best_value(self, design_id: str) -> float:
+        from autogai.search.records import best_trial
+
+        best = best_trial(self.store.tuning_trials(design_id))
+        return float(best.value) if best is not None and best.value is not None else float("-inf")
+
     def update_best(self, studies: Mapping[str, Any]) -> None:
-        for design_id, study in studies.items():
-            value = _best_value(study)
+        for design_id in studies:
+            value = self._best_value(design_id)
             if math.isfinite(value) and (self.best is None or value > self.best[0]):
                 self.best = (value, design_id)
 
@@ -488,7 +473,7 @@ class _Search:
     def rank(
         self, designs: list[Design], baseline_id: str
     ) -> tuple[list[dict[str, Any]], dict[str, DesignResult]]:
-        results = collect_results(self.storage, self.run_name, designs)
+        results = collect_results(self.store, designs)
         rows = leaderboard_rows(results, baseline_id)
         write_leaderboard(
             self.run, rows, task_id=self.task.id, oracle_fitness=self.oracle(), references=self.references()
@@ -538,13 +523,10 @@ class _Search:
     # --- the loop ------------------------------------------------------------------------------
 
     def run_loop(self) -> SearchSummary:
-        from autogai.search.studies import meta_study_name, recover_dead_local_trials, trial_counts
-
         self.run.check_config(self.config)
         with self.run.search_lock():
-            self.open_storage()
+            recovered = self.open_storage()
             self.run.write_config(self.config)
-            recovered = recover_dead_local_trials(self.storage, self.run_name)
             if recovered:
                 logger.warning("re-queued %d trial(s) of a search that was killed", len(recovered))
             proposer = self.make_proposer()
@@ -586,12 +568,9 @@ class _Search:
                     self.run.write_state(state)
                 final_status = "done"
             finally:
-                from autogai.search.studies import get_or_create_study
-
                 if self.storage is not None:
                     # "stopped" (error, Ctrl-C) as well as "done" sends external workers home.
-                    meta = get_or_create_study(self.storage, meta_study_name(self.run_name))
-                    meta.set_user_attr("status", final_status)
+                    self.store.set_status(final_status)
                 self.stop_workers()
             usage = {}
             try:
@@ -607,7 +586,7 @@ class _Search:
                 baseline_id=baseline.id,
                 wall_time_s=time.monotonic() - self.start,
                 llm_usage=usage,
-                trial_counts=trial_counts(self.storage, self.run_name),
+                trial_counts=self.store.counts(),
             )
 
     def feedback(
@@ -637,18 +616,6 @@ class _Search:
                 self.kb.add_result(self.task.id, design, float(row["score_mean"]), summary)
             except Exception as exc:  # the knowledge base is a help, not a requirement of the search
                 logger.warning("could not store design %s in the knowledge base: %s", design.id, exc)
-
-
-def _best_trial(study: Any) -> Any | None:
-    complete = [
-        t for t in study.get_trials(deepcopy=False) if t.state.name == "COMPLETE" and t.value is not None
-    ]
-    return max(complete, key=lambda t: t.value) if complete else None
-
-
-def _best_value(study: Any) -> float:
-    best = _best_trial(study)
-    return float(best.value) if best is not None else float("-inf")
 
 
 def run_search(options: SearchOptions, *, progress: ProgressFn | None = None) -> SearchSummary:

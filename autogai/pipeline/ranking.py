@@ -20,7 +20,7 @@ from autogai.pipeline.rundir import RunDirectory
 from autogai.pipeline.stats import ScoreSummary, summarize_scores
 
 if TYPE_CHECKING:
-    import optuna
+    from autogai.search.records import RunStore, TrialRecord
 
 
 @dataclass
@@ -28,31 +28,33 @@ class DesignResult:
     """Everything the storage knows about one design of a run."""
 
     design: Design
-    tuning: list[Any] = field(default_factory=list)
-    """Frozen trials of the tuning study."""
-    heldout: list[Any] = field(default_factory=list)
+    tuning: list[TrialRecord] = field(default_factory=list)
+    """Trials of the tuning study."""
+    heldout: list[TrialRecord] = field(default_factory=list)
     """Frozen trials of the held-out study (one per seed)."""
     score: ScoreSummary | None = None
     heldout_values: np.ndarray = field(default_factory=lambda: np.zeros(0))
     """Fitness of each completed held-out seed ``[n_runs]``; failed seeds have none."""
 
     @property
-    def best_trial(self) -> Any | None:
-        complete = [t for t in self.tuning if t.state.name == "COMPLETE" and t.value is not None]
-        return max(complete, key=lambda t: t.value) if complete else None
+    def best_trial(self) -> TrialRecord | None:
+        from autogai.search.records import best_trial
+
+        return best_trial(self.tuning)
 
     @property
     def tuning_best(self) -> float | None:
         best = self.best_trial
         return None if best is None else float(best.value)
 
-    def heldout_complete(self) -> list[Any]:
-        return [t for t in self.heldout if t.state.name == "COMPLETE" and t.value is not None]
+    def heldout_complete(self) -> list[TrialRecord]:
+        return [t for t in self.heldout if t.complete]
 
     def state_counts(self) -> dict[str, int]:
         counts: dict[str, int] = {}
         for t in self.tuning:
-            counts[t.state.name] = counts.get(t.state.name, 0) + 1
+            if not t.user_attrs.get("surplus"):
+                counts[t.state] = counts.get(t.state, 0) + 1
         return counts
 
     def mean_attr(self, key: str) -> dict[str, float]:
@@ -68,32 +70,23 @@ class DesignResult:
         reasons: list[str] = []
         for t in [*self.tuning, *self.heldout]:
             reason = t.user_attrs.get("reason")
-            if t.state.name in ("FAIL", "PRUNED") and reason and "pruned" not in str(reason).lower():
-                text = f"trial {t.number} {t.user_attrs.get('status', t.state.name.lower())}: {reason}"
+            if t.state in ("FAIL", "PRUNED") and reason and "pruned" not in str(reason).lower():
+                text = f"trial {t.number} {t.user_attrs.get('status', t.state.lower())}: {reason}"
                 if text not in reasons:
                     reasons.append(text)
         return reasons
 
 
-def collect_results(
-    storage: optuna.storages.BaseStorage, run_name: str, designs: Iterable[Design]
-) -> dict[str, DesignResult]:
-    from autogai.search.studies import design_study_name, heldout_study_name, load_study
-
-    existing = {s.study_name for s in storage.get_all_studies()}
+def collect_results(store: RunStore, designs: Iterable[Design]) -> dict[str, DesignResult]:
     results: dict[str, DesignResult] = {}
     for design in designs:
         result = DesignResult(design)
-        name = design_study_name(run_name, design.id)
-        if name in existing:
-            result.tuning = load_study(storage, name).get_trials(deepcopy=False)
-        hname = heldout_study_name(run_name, design.id)
-        if hname in existing:
-            result.heldout = load_study(storage, hname).get_trials(deepcopy=False)
-            values = np.array([t.value for t in result.heldout_complete()], dtype=np.float64)  # [n_runs]
-            result.heldout_values = values
-            if values.size:
-                result.score = summarize_scores(values)
+        result.tuning = store.tuning_trials(design.id)
+        result.heldout = store.heldout_trials(design.id)
+        values = np.array([t.value for t in result.heldout_complete()], dtype=np.float64)  # [n_runs]
+        result.heldout_values = values
+        if values.size:
+            result.score = summarize_scores(values)
         results[design.id] = result
     return results
 
@@ -119,7 +112,7 @@ def leaderboard_rows(results: Mapping[str, DesignResult], baseline_id: str | Non
             if s and base_values.size and design_id != baseline_id
             else None
         )
-        failed_seeds = sum(1 for t in r.heldout if t.state.name == "FAIL")
+        failed_seeds = sum(1 for t in r.heldout if t.state == "FAIL")
         row: dict[str, Any] = {
             "design_id": design_id,
             "name": r.design.name,
@@ -254,13 +247,13 @@ def write_design_tables(run: RunDirectory, result: DesignResult) -> None:
                 [
                     study,
                     t.number,
-                    t.state.name,
+                    t.state,
                     _fmt(t.value),
                     _fmt(attrs.get("duration_s")),
                     _fmt(attrs.get("seed")),
                     attrs.get("status", ""),
                     _fmt(attrs.get("steps_done")),
-                    _fmt(t.system_attrs.get("failed_trial")),
+                    _fmt(t.retry_of),
                     str(attrs.get("reason") or "").replace("\n", " ")[:300],
                 ]
                 + [_fmt(params.get(p)) for p in param_names]
