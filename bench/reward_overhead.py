@@ -6,7 +6,10 @@ Measures, on the same machine and task:
 2. the same step through :class:`~autogai.rewards.RewardWrapper` with the task's baseline reward program
    evaluated in the sandbox process (metrics, one pipe round trip, info bookkeeping);
 3. one TD3 update with a tiny torch MLP (actor and twin critics 256-256, batch 256): critic step every
-   update, actor and Polyak step every second update, as TD3 does with policy_delay=2.
+   update, actor and Polyak step every second update, as TD3 does with policy_delay=2;
+4. the cost per transition of :meth:`~autogai.rewards.SandboxedReward.compute` (one round trip each) next to
+   :meth:`~autogai.rewards.SandboxedReward.compute_rows` (one round trip for N transitions, four PARAMS sets,
+   as a population step does) at N = 1, 16, 128.
 
 Usage: ``python bench/reward_overhead.py [--task uav-nearfield] [--steps 3000] [--updates 100]``.
 The last line is the headline.
@@ -91,6 +94,64 @@ def time_td3_update(
     return (time.perf_counter() - started) / updates
 
 
+def collect_rows(
+    task, rows: int, *, seed: int
+) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray, np.ndarray]:
+    """``rows`` real transitions of the task under random actions, as column arrays for ``compute_rows``."""
+    from autogai.rewards.restricted import as_float_array
+
+    env = task.make_env()
+    env.action_space.seed(seed)
+    obs, _ = env.reset(seed=seed)
+    metrics: dict[str, list[float]] = {}
+    columns: dict[str, list[np.ndarray]] = {"obs": [], "action": [], "next_obs": []}
+    try:
+        for _ in range(rows):
+            action = env.action_space.sample()
+            next_obs, reward, terminated, truncated, info = env.step(action)
+            for name, value in task.metrics_fn(obs, action, float(reward), next_obs, info).items():
+                metrics.setdefault(name, []).append(float(value))
+            for name, value in (("obs", obs), ("action", action), ("next_obs", next_obs)):
+                columns[name].append(as_float_array(value))
+            obs = env.reset()[0] if terminated or truncated else next_obs
+    finally:
+        env.close()
+    stacked = {name: np.asarray(values) for name, values in metrics.items()}
+    return stacked, np.stack(columns["obs"]), np.stack(columns["action"]), np.stack(columns["next_obs"])
+
+
+def time_row_calls(task, sizes: tuple[int, ...], *, repeats: int = 20) -> tuple[float, dict[int, float]]:
+    """Seconds per transition of ``compute`` (one round trip each) and of ``compute_rows`` at each size."""
+    from autogai.rewards import SandboxedReward
+
+    largest = max(sizes)
+    metrics, obs, action, next_obs = collect_rows(task, largest, seed=3)
+    params = [{}] * 4  # four agents' PARAMS sets (defaults: the cost does not depend on the values)
+    with SandboxedReward(task.baseline_reward, task) as sandbox:
+        steps = [{name: float(values[row]) for name, values in metrics.items()} for row in range(largest)]
+        for row in range(largest):  # warm-up
+            sandbox.compute(steps[row], obs[row], action[row], next_obs[row])
+        started = time.perf_counter()
+        for _ in range(repeats):
+            for row in range(largest):
+                sandbox.compute(steps[row], obs[row], action[row], next_obs[row])
+        single = (time.perf_counter() - started) / (repeats * largest)
+        per_row: dict[int, float] = {}
+        for size in sizes:
+            columns = {name: values[:size] for name, values in metrics.items()}
+            index = np.arange(size) % len(params)
+            arguments = (columns, obs[:size], action[:size], next_obs[:size], params, index)
+            sandbox.compute_rows(*arguments)  # warm-up
+            calls = max(repeats, 2 * largest // size)
+            started = time.perf_counter()
+            for _ in range(calls):
+                result = sandbox.compute_rows(*arguments)
+            per_row[size] = (time.perf_counter() - started) / (calls * size)
+            if result.errors:
+                raise RuntimeError(f"the baseline failed on some rows: {result.errors}")
+    return single, per_row
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--task", default="uav-nearfield")
@@ -118,6 +179,8 @@ def main() -> None:
     action_dim = int(np.prod(bare.action_space.shape or (1,)))
     update_s = time_td3_update(obs_dim, action_dim, updates=args.updates)
 
+    single_s, per_row_s = time_row_calls(task, (1, 16, 128))
+
     overhead = wrapped_s - bare_s
     print(
         f"task {task.id}: obs {obs_dim}, action {action_dim}, {args.steps} steps, {args.updates} TD3 updates"
@@ -126,6 +189,12 @@ def main() -> None:
     print(f"env step + sandboxed reward:   {wrapped_s * 1e6:9.1f} us  ({wrapped_s / bare_s:.2f}x bare)")
     print(f"reward overhead per step:      {overhead * 1e6:9.1f} us")
     print(f"TD3 update (batch 256, 256x2): {update_s * 1e6:9.1f} us  (1 torch thread)")
+    print(f"compute, per transition:       {single_s * 1e6:9.1f} us  (one round trip each)")
+    for size, seconds in per_row_s.items():
+        print(
+            f"compute_rows N={size:<4d} per row:  {seconds * 1e6:9.1f} us  "
+            f"({seconds / single_s:.2f}x compute; {seconds * size * 1e6:.0f} us per population step)"
+        )
     print(
         f"headline: the sandboxed reward adds {overhead * 1e6:.0f} us per env step "
         f"({wrapped_s / bare_s:.1f}x a bare step), {100 * overhead / update_s:.1f}% of one TD3 update "

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from autogai.rewards.extraction import extract_reward_program, extract_reward_programs
     from autogai.rewards.program import CompiledReward, ParamSpec, RewardProgram, load_program
-    from autogai.rewards.sandbox import SandboxedReward
+    from autogai.rewards.sandbox import RowRewards, SandboxedReward
     from autogai.rewards.validation import (
         Transition,
         ValidationReport,
@@ -27,6 +27,7 @@ _EXPORTS = {
     "ParamSpec": "autogai.rewards.program",
     "RewardProgram": "autogai.rewards.program",
     "load_program": "autogai.rewards.program",
+    "RowRewards": "autogai.rewards.sandbox",
     "SandboxedReward": "autogai.rewards.sandbox",
     "Transition": "autogai.rewards.validation",
     "ValidationReport": "autogai.rewards.validation",
@@ -42,6 +43,7 @@ __all__ = [
     "ParamSpec",
     "RewardProgram",
     "RewardWrapper",
+    "RowRewards",
     "SandboxedReward",
     "Transition",
     "ValidationReport",

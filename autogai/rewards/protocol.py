@@ -10,6 +10,12 @@ Binary call: ``C``, ``u8 flags`` (1: metric names follow), ``[u32 n + JSON names
 ``n_metrics × f64``, then three arrays (obs, action, next_obs), each ``u8 ndim``, ``ndim × u32``, f64 data.
 Binary result: ``R``, ``u8 flags`` (1: component names follow), ``[u32 n + JSON names]``, ``f64 total``,
 ``f64 cpu_seconds``, ``u16 n``, ``n × f64``.
+
+Row call (N transitions, P parameter sets, one frame each way): ``M``, ``u32 n + JSON {"metrics": names,
+"params": names}``, then six arrays as above: metrics ``[n_metrics, N]``, params ``[P, n_params]``, the
+params row of each transition ``[N]``, obs ``[N, ...]``, action ``[N, ...]``, next_obs ``[N, ...]``.
+Row result: ``Q``, ``u32 n + JSON {"components": names, "errors": {row: reason}, "max_cpu_s": s}``, then
+totals ``[N]`` and components ``[n_components, N]`` (NaN where a row failed or lacks the component).
 """
 
 from __future__ import annotations
@@ -27,6 +33,8 @@ import numpy as np
 
 HEADER = struct.Struct("<I")
 MAX_FRAME_BYTES = 8 * 1024 * 1024
+MAX_ROW_COMPONENTS = 128
+"""Distinct component names over the rows of one row call (each row returns at most 32)."""
 
 _U8 = struct.Struct("<B")
 _U16 = struct.Struct("<H")
@@ -167,6 +175,113 @@ def float_metrics(metrics: Mapping[str, Any]) -> tuple[tuple[str, ...], list[flo
     except (TypeError, ValueError):
         return None
     return names, values
+
+
+def _pack_json(value: Any) -> bytes:
+    encoded = json.dumps(value).encode()
+    return _U32.pack(len(encoded)) + encoded
+
+
+def _unpack_json(data: memoryview, offset: int) -> tuple[Any, int]:
+    (size,) = _U32.unpack_from(data, offset)
+    offset += 4
+    if offset + size > len(data):
+        raise ValueError("a JSON block runs past the frame")
+    return json.loads(bytes(data[offset : offset + size])), offset + size
+
+
+def encode_rows(
+    metric_names: Sequence[str],
+    metrics: np.ndarray,
+    param_names: Sequence[str],
+    params: np.ndarray,
+    param_index: np.ndarray,
+    obs: np.ndarray,
+    action: np.ndarray,
+    next_obs: np.ndarray,
+) -> bytes:
+    """One frame carrying N transitions and the P parameter sets they use (see the module docstring)."""
+    header = _pack_json({"metrics": list(metric_names), "params": list(param_names)})
+    arrays = (metrics, params, param_index, obs, action, next_obs)
+    return b"".join([b"M", header, *(_pack_array(array) for array in arrays)])
+
+
+RowCall = tuple[list[str], np.ndarray, list[str], np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]
+"""metric names, metrics [n_metrics, N], param names, params [P, n_params], param_index [N], obs, action,
+next_obs (all float64, read-only)."""
+
+
+def decode_rows(payload: bytes) -> RowCall:
+    data = memoryview(payload)
+    header, offset = _unpack_json(data, 1)
+    arrays = []
+    for _ in range(6):
+        array, offset = _unpack_array(data, offset)
+        arrays.append(array)
+    metrics, params, param_index, obs, action, next_obs = arrays
+    return header["metrics"], metrics, header["params"], params, param_index, obs, action, next_obs
+
+
+def encode_row_results(
+    totals: np.ndarray,
+    component_names: Sequence[str],
+    components: np.ndarray,
+    errors: Mapping[int, str],
+    max_cpu_s: float,
+) -> bytes:
+    header = {
+        "components": list(component_names),
+        "errors": {str(row): reason for row, reason in errors.items()},
+        "max_cpu_s": max_cpu_s,
+    }
+    return b"".join([b"Q", _pack_json(header), _pack_array(totals), _pack_array(components)])
+
+
+def decode_row_results(
+    payload: bytes, rows: int, max_components: int, max_reason_chars: int = 500
+) -> tuple[np.ndarray, dict[str, np.ndarray], dict[int, str], float]:
+    """Parse a row result from the (untrusted) sandbox: ``(totals, components, errors, max_cpu_s)``.
+
+    Raises :class:`ProtocolError` on anything odd: wrong sizes, foreign types, a row that is neither
+    finite nor reported as failed, trailing bytes.
+    """
+    try:
+        data = memoryview(payload)
+        header, offset = _unpack_json(data, 1)
+        totals, offset = _unpack_array(data, offset)
+        matrix, offset = _unpack_array(data, offset)
+        if offset != len(data):
+            raise ProtocolError("trailing bytes in a row result")
+    except (struct.error, ValueError, UnicodeDecodeError) as exc:
+        raise ProtocolError(f"malformed row result ({exc})") from None
+    if not isinstance(header, dict):
+        raise ProtocolError("the row result header is not an object")
+    names, raw_errors, cpu = header.get("components"), header.get("errors"), header.get("max_cpu_s")
+    if not isinstance(names, list) or not all(isinstance(name, str) for name in names):
+        raise ProtocolError("component names are not a list of strings")
+    if len(names) > max_components or len(set(names)) != len(names):
+        raise ProtocolError("too many or repeated component names")
+    if not isinstance(raw_errors, dict) or not isinstance(cpu, (int, float)) or isinstance(cpu, bool):
+        raise ProtocolError("malformed errors or CPU time in a row result")
+    if totals.shape != (rows,) or matrix.shape != (len(names), rows):
+        raise ProtocolError("row result arrays have the wrong shape")
+    errors: dict[int, str] = {}
+    for key, reason in raw_errors.items():
+        if not isinstance(key, str) or not key.isdigit() or not isinstance(reason, str) or int(key) >= rows:
+            raise ProtocolError("malformed row error")
+        errors[int(key)] = reason[:max_reason_chars]
+    failed = np.zeros(rows, dtype=bool)
+    failed[list(errors)] = True
+    if not np.isfinite(totals[~failed]).all():
+        raise ProtocolError("a row without an error has a non-finite total")
+    if np.isinf(matrix).any():
+        raise ProtocolError("an infinite component value")
+    totals = totals.copy()
+    totals[failed] = np.nan
+    components = {name: matrix[i].copy() for i, name in enumerate(names)}
+    for values in components.values():
+        values[failed] = np.nan
+    return totals, components, errors, float(cpu)
 
 
 # ----------------------------------------------------------------------------------------------- results

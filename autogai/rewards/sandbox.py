@@ -25,7 +25,10 @@ import threading
 import time
 import weakref
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NoReturn
+
+import numpy as np
 
 import autogai
 from autogai.core.errors import RewardRejectedError, RewardRuntimeError
@@ -40,6 +43,21 @@ logger = logging.getLogger(__name__)
 
 Transition = tuple[Mapping[str, Any], Any, Any, Any]
 """(metrics, obs, action, next_obs) of one step, as :meth:`SandboxedReward.compute_batch` takes them."""
+
+
+@dataclass(frozen=True)
+class RowRewards:
+    """Rewards of N transitions computed in one sandbox round trip (:meth:`SandboxedReward.compute_rows`).
+
+    Attributes:
+        totals: float64 ``[N]``; NaN for the rows in ``errors``.
+        components: component name -> float64 ``[N]``; NaN where a row failed or did not return it.
+        errors: row -> one-line reason, for rows whose call raised or returned malformed or non-finite output.
+    """
+
+    totals: np.ndarray
+    components: dict[str, np.ndarray]
+    errors: dict[int, str]
 
 
 def _kill(process: subprocess.Popen[bytes], fds: list[int]) -> None:
@@ -70,6 +88,8 @@ class SandboxedReward:
         start_timeout_s: wall-clock limit for the worker to start (import numpy, lock itself down).
         load_timeout_s: wall-clock limit for loading the program, module-level code included (default:
             ``max(call_timeout_s, 5)``).
+        row_timeout_s: wall-clock allowance per transition added to ``call_timeout_s`` for the batched calls
+            (:meth:`compute_batch`, :meth:`compute_rows`).
     """
 
     def __init__(
@@ -84,6 +104,7 @@ class SandboxedReward:
         cpu_limit_s: float | None = None,
         start_timeout_s: float = 30.0,
         load_timeout_s: float | None = None,
+        row_timeout_s: float = 0.05,
     ) -> None:
         self.program = program if isinstance(program, RewardProgram) else RewardProgram.from_source(program)
         self.task = task
@@ -92,6 +113,7 @@ class SandboxedReward:
         self.call_cpu_limit_s = call_cpu_limit_s
         self.memory_limit_mb = int(memory_limit_mb)
         self.cpu_limit_s = cpu_limit_s
+        self.row_timeout_s = float(row_timeout_s)
         self.isolation: list[str] = []
         """Limits and isolation measures the worker reported as applied."""
         self.calls = 0
@@ -295,12 +317,12 @@ class SandboxedReward:
     ) -> list[tuple[float, dict[str, float]]]:
         """Evaluate many transitions in one round trip (validation, vectorised envs).
 
-        The default timeout is ``call_timeout_s`` plus 50 ms per transition.
+        The default timeout is ``call_timeout_s`` plus ``row_timeout_s`` per transition.
         """
         items = [(_plain_metrics(m), o, a, n) for m, o, a, n in transitions]
         if not items:
             return []
-        limit = timeout_s if timeout_s is not None else self.call_timeout_s + 0.05 * len(items)
+        limit = timeout_s if timeout_s is not None else self.call_timeout_s + self.row_timeout_s * len(items)
         with self._lock:
             reply = self._request({"op": "batch", "items": items}, limit, what="computing rewards")
             self.calls += len(items)
@@ -322,6 +344,84 @@ class SandboxedReward:
                 self._fail("the sandbox answered with a malformed batch")
             parsed.append(_parse_result(entry[0], entry[1]))
         return parsed
+
+    def compute_rows(
+        self,
+        metrics: Mapping[str, np.ndarray],
+        obs: np.ndarray,
+        action: np.ndarray,
+        next_obs: np.ndarray,
+        params: Sequence[Mapping[str, float]],
+        param_index: np.ndarray,
+    ) -> RowRewards:
+        """Evaluate N transitions, each with its own ``PARAMS`` values, in one round trip.
+
+        Arguments:
+            metrics: metric name -> float array ``[N]`` (booleans as 0/1).
+            obs, next_obs: ``[N, obs_dim]``; action: ``[N, action_dim]`` (the flat executed action).
+            params: P sets of ``PARAMS`` values (missing names take their defaults; unknown names are an error).
+            param_index: ``[N]`` integers in ``[0, P)``: the params set each transition uses.
+
+        A row whose call raises or returns malformed output is reported in :attr:`RowRewards.errors` (its
+        total is NaN); the worker dying, running out of memory or CPU budget, stalling beyond
+        ``call_timeout_s + row_timeout_s * N`` or breaking the protocol raises :class:`RewardRuntimeError`.
+        """
+        what = "computing rewards"
+        index = np.asarray(param_index)
+        if index.ndim != 1 or (index.size and index.dtype.kind not in "iu"):
+            raise ValueError(
+                f"param_index must be a 1-D integer array, got shape {index.shape} {index.dtype}"
+            )
+        rows = index.shape[0]
+        if index.size and (index.min() < 0 or index.max() >= len(params)):
+            raise ValueError(f"param_index must lie in [0, {len(params)})")
+        resolved = [self.program.resolve_params(values) for values in params]
+        param_names = list(self.program.params)
+        param_matrix = np.array(
+            [[values[name] for name in param_names] for values in resolved], dtype=np.float64
+        )
+        param_matrix = param_matrix.reshape(len(resolved), len(param_names))
+        metric_names = [str(name) for name in metrics]
+        metric_matrix = np.zeros((len(metric_names), rows))
+        for row, name in enumerate(metric_names):
+            column = np.asarray(metrics[name], dtype=np.float64)
+            if column.shape != (rows,):
+                raise ValueError(f"metric {name!r} has shape {column.shape}, expected ({rows},)")
+            metric_matrix[row] = column
+        arrays = []
+        for label, value in (("obs", obs), ("action", action), ("next_obs", next_obs)):
+            array = np.asarray(value, dtype=np.float64)
+            if array.ndim < 1 or array.shape[0] != rows:
+                raise ValueError(f"{label} must have {rows} rows, got shape {array.shape}")
+            arrays.append(array.reshape(rows, -1) if array.ndim == 1 else array)
+        if rows == 0:
+            return RowRewards(np.zeros(0), {}, {})
+        payload = protocol.encode_rows(
+            metric_names, metric_matrix, param_names, param_matrix, index.astype(np.float64), *arrays
+        )
+        if len(payload) > protocol.MAX_FRAME_BYTES:
+            raise ValueError(f"{rows} rows make a {len(payload)}-byte frame; split them into smaller calls")
+        with self._lock:
+            frame = self._exchange(payload, self.call_timeout_s + self.row_timeout_s * rows, what=what)
+            self.calls += rows
+            if frame[:1] == b"Q":
+                try:
+                    totals, components, errors, cpu = protocol.decode_row_results(
+                        frame, rows, protocol.MAX_ROW_COMPONENTS
+                    )
+                except protocol.ProtocolError as exc:
+                    self._fail(f"the sandbox broke the protocol while {what}: {exc}")
+                if math.isfinite(cpu):
+                    self.max_call_cpu_s = max(self.max_call_cpu_s, cpu)
+                return RowRewards(totals, components, errors)
+            reply = self._json_reply(frame, what)
+        if reply.get("ok"):
+            self._fail(f"the sandbox broke the protocol while {what}: unexpected reply")
+        index_reported = reply.get("index")
+        reason = _reason(reply)
+        if isinstance(index_reported, int):
+            raise RewardRuntimeError(f"{reason} [row {index_reported}]")
+        raise RewardRuntimeError(reason)
 
 
 def _plain_metrics(metrics: Mapping[str, Any]) -> dict[str, Any]:

@@ -188,6 +188,13 @@ class _Worker:
                 else:
                     self.reply(outcome)
                 continue
+            if frame[:1] == b"M":
+                outcome = self.call_rows(frame)
+                if isinstance(outcome, bytes):
+                    write_frame(self.write_fd, outcome)
+                else:
+                    self.reply(outcome)
+                continue
             request = pickle.loads(frame)
             op = request.get("op")
             if op == "load":
@@ -229,34 +236,109 @@ class _Worker:
             return {"ok": False, "kind": kind, "reason": f"while loading: {reason}", "line": line}
         return {"ok": True}
 
+    def run_one(self, view: Any, params: Any) -> tuple[float, dict[str, float], float]:
+        """One program call: ``(total, components, cpu_seconds)``; raises what the program raised,
+        :class:`_TooSlow` beyond the per-call CPU budget."""
+        from autogai.rewards import restricted
+
+        started = time.thread_time()
+        raw = self.function(view, params)
+        elapsed = time.thread_time() - started
+        total, components = restricted.check_output(raw)
+        limit = self.call_cpu_limit_s
+        if limit is not None and elapsed > limit:
+            raise _TooSlow(f"a call took {elapsed:.3f} s of CPU (budget {limit:.3f} s per call)")
+        return total, components, elapsed
+
     def call_many(self, items: list, *, lazy_arrays: bool = False) -> dict:
+        """Evaluate transitions with the loaded params; the first failure ends the request."""
         from autogai.rewards import restricted
 
         if self.function is None:
             return {"ok": False, "kind": "protocol", "reason": "no program loaded"}
         results = []
         max_cpu = 0.0
-        limit = self.call_cpu_limit_s
         for index, (metrics, obs, action, next_obs) in enumerate(items):
             try:
                 if lazy_arrays:  # ``obs`` is the frame's decoder: float64 read-only views, made on first use
                     view = restricted.MetricsView(metrics, obs)
                 else:
                     view = restricted.MetricsView.build(metrics, obs, action, next_obs)
-                started = time.thread_time()
-                raw = self.function(view, self.params)
-                elapsed = time.thread_time() - started
-                total, components = restricted.check_output(raw)
+                total, components, elapsed = self.run_one(view, self.params)
             except Exception as exc:
-                kind, reason = restricted.describe_exception(exc)
-                line = restricted.program_line(exc)
-                return {"ok": False, "kind": kind, "reason": reason, "line": line, "index": index}
+                return {**_failure(exc), "index": index}
             max_cpu = max(max_cpu, elapsed)
-            if limit is not None and elapsed > limit:
-                reason = f"a call took {elapsed:.3f} s of CPU (budget {limit:.3f} s per call)"
-                return {"ok": False, "kind": "slow", "reason": reason, "line": None, "index": index}
             results.append([total, components])
         return {"ok": True, "results": results, "max_cpu_s": max_cpu}
+
+    def call_rows(self, frame: bytes) -> bytes | dict:
+        """Evaluate N transitions, each with its own params row, in one request.
+
+        A row whose call raises or returns malformed output is reported by row and the others go on; running
+        out of memory or CPU budget ends the whole request (the program, not one row, is at fault).
+        """
+        import types
+
+        import numpy as np
+
+        from autogai.rewards import protocol, restricted
+
+        if self.function is None:
+            return {"ok": False, "kind": "protocol", "reason": "no program loaded"}
+        try:
+            metric_names, metrics, param_names, params, param_index, obs, action, next_obs = (
+                protocol.decode_rows(frame)
+            )
+            rows = int(param_index.shape[0])
+            param_sets = [
+                types.MappingProxyType(dict(zip(param_names, row, strict=True))) for row in params.tolist()
+            ]
+            choice = [param_sets[int(i)] for i in param_index.tolist()]
+            metric_rows = metrics.T.tolist()
+        except (ValueError, KeyError, IndexError, TypeError) as exc:
+            return {"ok": False, "kind": "protocol", "reason": f"malformed row request ({exc})"}
+        totals = np.full(rows, np.nan)
+        returned: list[dict[str, float]] = []
+        errors: dict[int, str] = {}
+        max_cpu = 0.0
+        for row in range(rows):
+            values: dict[str, Any] = dict(zip(metric_names, metric_rows[row], strict=True))
+            values.update(obs=obs[row], action=action[row], next_obs=next_obs[row])
+            try:
+                total, components, elapsed = self.run_one(restricted.MetricsView(values), choice[row])
+            except (MemoryError, _TooSlow) as exc:
+                return {**_failure(exc), "index": row}
+            except Exception as exc:
+                failure = _failure(exc)
+                line = failure["line"]
+                errors[row] = f"{failure['reason']} (line {line})" if line is not None else failure["reason"]
+                returned.append({})
+                continue
+            max_cpu = max(max_cpu, elapsed)
+            totals[row] = total
+            returned.append(components)
+        names = list(dict.fromkeys(name for components in returned for name in components))
+        if len(names) > protocol.MAX_ROW_COMPONENTS:
+            reason = (
+                f"the rows returned {len(names)} distinct components (at most {protocol.MAX_ROW_COMPONENTS})"
+            )
+            return {"ok": False, "kind": "output", "reason": reason, "line": None}
+        matrix = np.full((len(names), rows), np.nan)
+        for column, name in enumerate(names):
+            matrix[column] = [components.get(name, np.nan) for components in returned]
+        return protocol.encode_row_results(totals, names, matrix, errors, max_cpu)
+
+
+class _TooSlow(Exception):
+    """A program call used more CPU time than its budget."""
+
+
+def _failure(exc: BaseException) -> dict:
+    """The reply describing a failed program call."""
+    from autogai.rewards import restricted
+
+    kind, reason = ("slow", str(exc)) if isinstance(exc, _TooSlow) else restricted.describe_exception(exc)
+    return {"ok": False, "kind": kind, "reason": reason, "line": restricted.program_line(exc)}
 
 
 def main(argv: list[str]) -> int:
