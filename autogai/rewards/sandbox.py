@@ -90,6 +90,8 @@ class SandboxedReward:
             ``max(call_timeout_s, 5)``).
         row_timeout_s: wall-clock allowance per transition added to ``call_timeout_s`` for the batched calls
             (:meth:`compute_batch`, :meth:`compute_rows`).
+        skip_layers: confinement layers to leave off (names from
+            :data:`autogai.rewards.confinement.LAYERS`): for tests and benchmarks that measure one layer.
     """
 
     def __init__(
@@ -105,6 +107,7 @@ class SandboxedReward:
         start_timeout_s: float = 30.0,
         load_timeout_s: float | None = None,
         row_timeout_s: float = 0.05,
+        skip_layers: Sequence[str] = (),
     ) -> None:
         self.program = program if isinstance(program, RewardProgram) else RewardProgram.from_source(program)
         self.task = task
@@ -114,6 +117,9 @@ class SandboxedReward:
         self.memory_limit_mb = int(memory_limit_mb)
         self.cpu_limit_s = cpu_limit_s
         self.row_timeout_s = float(row_timeout_s)
+        self.skip_layers = tuple(skip_layers)
+        self.unavailable: dict[str, str] = {}
+        """Confinement layers the worker could not apply, with the reason (see :mod:`.confinement`)."""
         self.isolation: list[str] = []
         """Limits and isolation measures the worker reported as applied."""
         self.calls = 0
@@ -141,6 +147,7 @@ class SandboxedReward:
             "cpu_limit_s": self.cpu_limit_s,
             # PDEATHSIG fires when the creating *thread* exits: only arm it from the main thread.
             "pdeathsig": threading.current_thread() is threading.main_thread(),
+            "skip_layers": list(self.skip_layers),
         }
         # A fresh environment: nothing of the caller's (keys, proxies) reaches the sandbox. PYTHONPATH names
         # only the directory autogai is imported from, so source checkouts work as well as installs.
@@ -193,6 +200,10 @@ class SandboxedReward:
             raise RewardRuntimeError(f"the sandbox worker failed to start (exit code {code})") from None
         isolation = reply.get("isolation", []) if isinstance(reply, dict) else []
         self.isolation = [str(x) for x in isolation] if isinstance(isolation, list) else []
+        unavailable = reply.get("unavailable", {}) if isinstance(reply, dict) else {}
+        if isinstance(unavailable, dict):
+            self.unavailable = {str(k): str(v)[:300] for k, v in unavailable.items()}
+        _report_layers_once(self.isolation, self.unavailable)
         return process
 
     def _load(self, timeout_s: float) -> None:
@@ -422,6 +433,24 @@ class SandboxedReward:
         if isinstance(index_reported, int):
             raise RewardRuntimeError(f"{reason} [row {index_reported}]")
         raise RewardRuntimeError(reason)
+
+
+_layers_reported = False
+
+
+def _report_layers_once(applied: Sequence[str], unavailable: Mapping[str, str]) -> None:
+    """Log, once per process, which confinement layers the sandbox has and which this machine lacks."""
+    global _layers_reported
+    if _layers_reported:
+        return
+    _layers_reported = True
+    logger.info("reward sandbox confinement: %s", ", ".join(applied))
+    missing = {layer: reason for layer, reason in unavailable.items() if reason != "turned off by the caller"}
+    if missing:
+        details = "; ".join(f"{layer} ({reason})" for layer, reason in missing.items())
+        logger.warning(
+            "reward sandbox: not available on this machine, the other layers still hold: %s", details
+        )
 
 
 def _plain_metrics(metrics: Mapping[str, Any]) -> dict[str, Any]:
