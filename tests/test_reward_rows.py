@@ -185,7 +185,11 @@ GOOD_HEADER = {"components": ["a"], "errors": {"1": "boom"}, "max_cpu_s": 0.001}
         ),
         (
             _row_result({**GOOD_HEADER, "components": [1]}, np.ones(2), np.ones((1, 2))),
-            "not a list of strings",
+            "not a list of identifiers",
+        ),
+        (
+            _row_result({**GOOD_HEADER, "components": ["ok\x1b[2K"]}, np.ones(2), np.ones((1, 2))),
+            "not a list of identifiers",
         ),
         (_row_result({**GOOD_HEADER, "components": ["a", "a"]}, np.ones(2), np.ones((2, 2))), "repeated"),
         (_row_result(GOOD_HEADER, np.array([1.0, np.nan]), np.full((1, 2), np.inf)), "infinite"),

@@ -30,6 +30,8 @@ from typing import Any
 
 import numpy as np
 
+from autogai.core.text import escape_control, is_printable_identifier
+
 MAX_RANGE_ITEMS = 100_000
 """``range(...)`` refuses more items than this (loops over small ranges only)."""
 MAX_ARRAY_ELEMENTS = 1_000_000
@@ -604,6 +606,11 @@ def _as_finite_float(value: Any, what: str) -> float:
     return number
 
 
+def valid_component_name(name: object) -> bool:
+    """Component names are shown on terminals, in logs, reports and prompts: printable identifiers only."""
+    return is_printable_identifier(name) and len(name) <= MAX_COMPONENT_NAME  # type: ignore[arg-type]
+
+
 def check_output(result: Any) -> tuple[float, dict[str, float]]:
     """Validate what ``compute_reward`` returned; return ``(total, components)`` as plain floats."""
     if not isinstance(result, (tuple, list)) or len(result) != 2:
@@ -621,9 +628,10 @@ def check_output(result: Any) -> tuple[float, dict[str, float]]:
         )
     components: dict[str, float] = {}
     for name, value in components_value.items():
-        if not isinstance(name, str) or not name or len(name) > MAX_COMPONENT_NAME:
+        if not valid_component_name(name):
             raise RewardOutputError(
-                f"component names must be non-empty strings of at most {MAX_COMPONENT_NAME} characters"
+                f"component names must be identifiers of at most {MAX_COMPONENT_NAME} characters "
+                f"(got {escape_control(repr(name)[:80]) if isinstance(name, str) else type(name).__name__})"
             )
         components[name] = _as_finite_float(value, f"component {name!r}")
     return total, components

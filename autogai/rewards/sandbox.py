@@ -34,7 +34,7 @@ import autogai
 from autogai.core.errors import RewardRejectedError, RewardRuntimeError
 from autogai.rewards import protocol
 from autogai.rewards.program import RewardProgram
-from autogai.rewards.restricted import MAX_COMPONENT_NAME, MAX_COMPONENTS
+from autogai.rewards.restricted import MAX_COMPONENTS, valid_component_name
 
 if TYPE_CHECKING:
     from autogai.tasks.card import TaskCard
@@ -501,13 +501,9 @@ def _parse_result(total: Any, components: Any) -> tuple[float, dict[str, float]]
         raise RewardRuntimeError("the reward components are not a dict of at most 32 entries")
     checked: dict[str, float] = {}
     for name, value in components.items():
-        if (
-            not isinstance(name, str)
-            or len(name) > MAX_COMPONENT_NAME
-            or isinstance(value, bool)
-            or not isinstance(value, (int, float))
-            or not math.isfinite(value)
-        ):
+        if not valid_component_name(name):
+            raise RewardRuntimeError("a reward component name is not an identifier of at most 64 characters")
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
             raise RewardRuntimeError(f"reward component {name!r} is not a finite float")
         checked[name] = float(value)
     return float(total), checked

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from autogai.core.errors import StorageError
+from autogai.core.logging import mask_secrets
 
 if TYPE_CHECKING:
     import optuna
@@ -45,8 +46,9 @@ def journal_url(path: Path) -> str:
 
 
 def redact_url(url: str) -> str:
-    """The URL with its password replaced by ``***`` (for logs, config.json and error messages)."""
-    return re.sub(r"(://[^:/@]+:)([^@]*)(@)", r"\1***\3", url)
+    """The URL with its credentials (password, credential query parameters) replaced by ``***`` (for logs,
+    config.json and error messages)."""
+    return mask_secrets(url)
 
 
 def storage_scheme(url: str) -> str:
@@ -107,11 +109,12 @@ def is_local_storage(url: str) -> bool:
 
 
 def _check_writable_file(path: Path, what: str) -> None:
+    """The file's directory must exist already: a mistyped URL must not create directories anywhere."""
     path = path.expanduser()
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise StorageError(f"cannot create the directory of the {what} {path}: {exc.strerror}") from exc
+    if not path.parent.is_dir():
+        raise StorageError(
+            f"the directory of the {what} {path} does not exist; create it first or fix the storage URL"
+        )
     probe = path if path.exists() else path.parent
     import os
 
