@@ -261,7 +261,7 @@ def _reject(
 class RewardProgram:
     """A statically checked reward program. Build it with :meth:`from_source`."""
 
-    __slots__ = ("_code", "_tree", "component_names", "metric_reads", "params", "source")
+    __slots__ = ("_code", "_tree", "attribute_reads", "component_names", "metric_reads", "params", "source")
 
     source: str
     """The program exactly as given."""
@@ -271,6 +271,9 @@ class RewardProgram:
     """Component names if the returned dict is a literal (else empty)."""
     metric_reads: dict[str, int]
     """``m.<name>`` attributes the program reads, with the first line of each (checked against a task)."""
+    attribute_reads: dict[str, int]
+    """Every ``<anything>.<name>`` the program reads, with its first line: an alias of ``m`` reads metrics
+    too, so judge-only metrics are checked against these."""
 
     def __init__(
         self,
@@ -279,12 +282,14 @@ class RewardProgram:
         params: dict[str, ParamSpec],
         component_names: tuple[str, ...],
         metric_reads: dict[str, int],
+        attribute_reads: dict[str, int] | None = None,
     ) -> None:
         self.source = source
         self._tree = tree
         self.params = params
         self.component_names = component_names
         self.metric_reads = metric_reads
+        self.attribute_reads = attribute_reads if attribute_reads is not None else dict(metric_reads)
         self._code: types.CodeType | None = None
 
     @classmethod
@@ -313,14 +318,15 @@ class RewardProgram:
             _check_param_reads(tree, params)
             names = _component_names(function)
             _check_component_names(names, function)
-            reads = _metric_reads(tree)
+            reads = _attribute_reads(tree, base="m")
+            attributes = _attribute_reads(tree)
         except RewardRejectedError:
             raise
         except Exception as exc:
             raise RewardRejectedError(
                 f"the program cannot be checked ({_describe(exc)})", stage="check"
             ) from None
-        return cls(source=source, tree=tree, params=params, component_names=names, metric_reads=reads)
+        return cls(source, tree, params, names, reads, attributes)
 
     # --- parameters ---------------------------------------------------------------------------------------
 
@@ -683,10 +689,13 @@ def _check_param_reads(tree: ast.Module, params: Mapping[str, ParamSpec]) -> Non
                 raise _reject("p must not be reassigned", "params", node)
 
 
-def _metric_reads(tree: ast.Module) -> dict[str, int]:
+def _attribute_reads(tree: ast.Module, base: str | None = None) -> dict[str, int]:
+    """``.name`` reads with their first line: on the name ``base`` only, or on anything (None)."""
     reads: dict[str, int] = {}
     for node in ast.walk(tree):
-        if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "m":
+        if isinstance(node, ast.Attribute) and (
+            base is None or (isinstance(node.value, ast.Name) and node.value.id == base)
+        ):
             line = node.lineno
             if node.attr not in reads or line < reads[node.attr]:
                 reads[node.attr] = line

@@ -79,7 +79,8 @@ class SandboxedReward:
 
     Arguments:
         program: a :class:`RewardProgram` or its source (statically checked here).
-        task: the task card (kept for reference and error messages; metrics come from the caller).
+        task: the task card: its judge-only metrics are dropped from every call's metrics, never sent to
+            the worker (metrics come from the caller).
         params: values for the program's ``PARAMS`` (defaults for missing ones).
         call_timeout_s: wall-clock limit of one :meth:`compute` round trip; the worker is killed beyond it.
         call_cpu_limit_s: CPU-time budget of one program call, checked inside the worker (None: no budget).
@@ -111,6 +112,7 @@ class SandboxedReward:
     ) -> None:
         self.program = program if isinstance(program, RewardProgram) else RewardProgram.from_source(program)
         self.task = task
+        self._judges = frozenset(task.judge_metrics or ()) if task is not None else frozenset()
         self.params = self.program.resolve_params(params)
         self.call_timeout_s = float(call_timeout_s)
         self.call_cpu_limit_s = call_cpu_limit_s
@@ -290,11 +292,18 @@ class SandboxedReward:
 
     # --- evaluation -------------------------------------------------------------------------------------
 
+    def _visible(self, metrics: Mapping[str, Any]) -> Mapping[str, Any]:
+        """``metrics`` without the task's judge-only ones (they never reach the sandbox)."""
+        if not self._judges or self._judges.isdisjoint(metrics):
+            return metrics
+        return {name: value for name, value in metrics.items() if name not in self._judges}
+
     def compute(
         self, metrics: Mapping[str, Any], obs: Any, action: Any, next_obs: Any
     ) -> tuple[float, dict[str, float]]:
         """Evaluate the program on one transition: ``(total, components)``; raises RewardRuntimeError."""
         what = "computing a reward"
+        metrics = self._visible(metrics)
         floats = protocol.float_metrics(metrics)
         with self._lock:
             if floats is None:
@@ -330,7 +339,7 @@ class SandboxedReward:
 
         The default timeout is ``call_timeout_s`` plus ``row_timeout_s`` per transition.
         """
-        items = [(_plain_metrics(m), o, a, n) for m, o, a, n in transitions]
+        items = [(_plain_metrics(self._visible(m)), o, a, n) for m, o, a, n in transitions]
         if not items:
             return []
         limit = timeout_s if timeout_s is not None else self.call_timeout_s + self.row_timeout_s * len(items)
@@ -392,7 +401,7 @@ class SandboxedReward:
             [[values[name] for name in param_names] for values in resolved], dtype=np.float64
         )
         param_matrix = param_matrix.reshape(len(resolved), len(param_names))
-        metric_names = [str(name) for name in metrics]
+        metric_names = [str(name) for name in metrics if name not in self._judges]
         metric_matrix = np.zeros((len(metric_names), rows))
         for row, name in enumerate(metric_names):
             column = np.asarray(metrics[name], dtype=np.float64)

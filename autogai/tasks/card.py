@@ -67,6 +67,10 @@ class TaskCard:
     """Values of the env kwarg ``action_mode`` the task supports (empty: the env's own space only)."""
     max_episode_steps: int | None = None
     tags: tuple[str, ...] = ()
+    judge_metrics: tuple[str, ...] | None = None
+    """Metrics only the judge may read: reward programs reading them (by any route) are rejected, and they are
+    never sent to the sandbox. None: ``("fitness",)`` when the card has a ``fitness`` metric, else none. A
+    task whose fitness is the native reward says so with ``()``."""
 
     def __post_init__(self) -> None:
         if not self.id or not self.id.replace("-", "").replace("_", "").isalnum():
@@ -79,10 +83,24 @@ class TaskCard:
             raise ConfigError(f"task {self.id}: metric names {sorted(reserved)} are reserved")
         if self.fitness_aggregate not in ("mean", "sum"):
             raise ConfigError(f"task {self.id}: fitness_aggregate must be 'mean' or 'sum'")
+        judges = self.judge_metrics
+        if judges is None:
+            judges = ("fitness",) if "fitness" in names else ()
+        judges = tuple(judges)
+        unknown = sorted(set(judges) - set(names))
+        if unknown:
+            raise ConfigError(f"task {self.id}: judge_metrics {unknown} are not metrics of the card")
+        object.__setattr__(self, "judge_metrics", judges)
 
     @property
     def metric_names(self) -> tuple[str, ...]:
         return tuple(m.name for m in self.metrics)
+
+    @property
+    def program_metric_names(self) -> tuple[str, ...]:
+        """The metrics a reward program may read: all but the judge-only ones."""
+        judges = set(self.judge_metrics or ())
+        return tuple(m.name for m in self.metrics if m.name not in judges)
 
     def make_env(self, **overrides: Any) -> gym.Env:
         """Build the task's environment with the card's kwargs, overridden by ``overrides``."""
@@ -107,5 +125,9 @@ class TaskCard:
     def metrics_table(self) -> str:
         """The metric table as Markdown (for prompts and ``autogai show``)."""
         rows = ["| name | unit | meaning |", "|---|---|---|"]
-        rows += [f"| {m.name} | {m.unit} | {m.meaning} |" for m in self.metrics]
+        judges = set(self.judge_metrics or ())
+        rows += [
+            f"| {m.name} | {m.unit} | {m.meaning}{' (judge only: not readable by reward programs)' if m.name in judges else ''} |"
+            for m in self.metrics
+        ]
         return "\n".join(rows)

@@ -148,6 +148,7 @@ TASK = TaskCard(
     action_modes=("continuous", "discrete", "hybrid"),
     max_episode_steps=100,
     tags=("wireless", "uav", "near-field", "relay", "multi-objective", "paper-case-study"),
+    judge_metrics=("fitness",),  # the slot utility ranks designs: a reward that reads it games the score
 )
 
 
