@@ -101,6 +101,8 @@ SECCOMP_ALLOWED = (
     "rt_sigprocmask",
     "rt_sigreturn",
     "sigaltstack",
+    "setitimer",  # the per-call CPU budget
+    "getitimer",
     "restart_syscall",
     # identity and information
     "getpid",

@@ -41,6 +41,10 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
+DEFAULT_CALL_CPU_LIMIT_S = 0.25
+"""CPU budget of one reward call unless the caller sets one: training calls a program millions of times, so a
+call that computes for long is a broken program (validation accepts at most 0.05 s)."""
+
 Transition = tuple[Mapping[str, Any], Any, Any, Any]
 """(metrics, obs, action, next_obs) of one step, as :meth:`SandboxedReward.compute_batch` takes them."""
 
@@ -83,7 +87,8 @@ class SandboxedReward:
             the worker (metrics come from the caller).
         params: values for the program's ``PARAMS`` (defaults for missing ones).
         call_timeout_s: wall-clock limit of one :meth:`compute` round trip; the worker is killed beyond it.
-        call_cpu_limit_s: CPU-time budget of one program call, checked inside the worker (None: no budget).
+        call_cpu_limit_s: CPU-time budget of one program call, enforced inside the worker while the call
+            runs (None: no budget, the wall-clock limit alone).
         memory_limit_mb: address space the worker may add after start-up (``RLIMIT_AS``).
         cpu_limit_s: total CPU seconds of the worker (``RLIMIT_CPU``; None: unlimited, e.g. long training).
         start_timeout_s: wall-clock limit for the worker to start (import numpy, lock itself down).
@@ -102,7 +107,7 @@ class SandboxedReward:
         params: Mapping[str, float] | None = None,
         *,
         call_timeout_s: float = 5.0,
-        call_cpu_limit_s: float | None = None,
+        call_cpu_limit_s: float | None = DEFAULT_CALL_CPU_LIMIT_S,
         memory_limit_mb: int = 256,
         cpu_limit_s: float | None = None,
         start_timeout_s: float = 30.0,

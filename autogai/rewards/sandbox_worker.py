@@ -153,6 +153,16 @@ class _Worker:
         self.call_cpu_limit_s: float | None = None
         self.metric_names: list[str] = []
         self.component_names: list[str] = []
+        self.in_call = False
+        # The CPU budget of a call is enforced while the call runs: a profiling timer (process CPU time)
+        # interrupts a program that is still computing when its budget is spent.
+        signal.signal(signal.SIGPROF, self._budget_spent)
+
+    def _budget_spent(self, signum: int, frame: Any) -> None:
+        if self.in_call:
+            self.in_call = False
+            limit = self.call_cpu_limit_s or 0.0
+            raise _TooSlow(f"a call took more than {limit:.3f} s of CPU (budget {limit:.3f} s per call)")
 
     def reply(self, message: dict) -> None:
         import json
@@ -244,11 +254,20 @@ class _Worker:
         :class:`_TooSlow` beyond the per-call CPU budget."""
         from autogai.rewards import restricted
 
+        limit = self.call_cpu_limit_s
         started = time.thread_time()
-        raw = self.function(view, params)
+        timed = limit is not None and limit > 0
+        if timed:
+            self.in_call = True
+            signal.setitimer(signal.ITIMER_PROF, limit)
+        try:
+            raw = self.function(view, params)
+        finally:
+            if timed:
+                self.in_call = False
+                signal.setitimer(signal.ITIMER_PROF, 0.0)
         elapsed = time.thread_time() - started
         total, components = restricted.check_output(raw)
-        limit = self.call_cpu_limit_s
         if limit is not None and elapsed > limit:
             raise _TooSlow(f"a call took {elapsed:.3f} s of CPU (budget {limit:.3f} s per call)")
         return total, components, elapsed
