@@ -122,6 +122,18 @@ def _check_writable_file(path: Path, what: str) -> None:
         raise StorageError(f"the {what} {path} is not writable")
 
 
+def check_storage_location(url: str) -> None:
+    """The file of a SQLite or journal URL must be in an existing, writable directory (nothing is created);
+    other schemes are checked when they are opened. Raises :class:`StorageError` with one line."""
+    scheme = storage_scheme(normalize_url(url))
+    if scheme == "journal":
+        _check_writable_file(_file_path(url), "journal file")
+    elif scheme == "sqlite":
+        path = sqlite_path(url)
+        if path is not None:
+            _check_writable_file(path, "SQLite storage")
+
+
 def _enable_wal(path: Path) -> None:
     """WAL lets readers work while one worker writes; the mode is persistent in the file."""
     try:
@@ -146,9 +158,9 @@ def make_storage(url: str, *, heartbeat: bool = True) -> optuna.storages.BaseSto
     shown = redact_url(url)
     url = normalize_url(url)
     scheme = storage_scheme(url)
+    check_storage_location(url)
     if scheme == "journal":
         path = _file_path(url).expanduser()
-        _check_writable_file(path, "journal file")
         from optuna.storages.journal import JournalFileBackend
 
         try:
@@ -159,7 +171,6 @@ def make_storage(url: str, *, heartbeat: bool = True) -> optuna.storages.BaseSto
     if scheme == "sqlite":
         db_path = sqlite_path(url)
         if db_path is not None:
-            _check_writable_file(db_path, "SQLite storage")
             _enable_wal(db_path)
         # Several worker processes write to one file: wait for the lock instead of failing at once.
         engine_kwargs = {"connect_args": {"timeout": 60}}
