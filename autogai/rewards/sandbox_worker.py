@@ -202,11 +202,11 @@ class _Worker:
                     self.reply(outcome)
                 continue
             if frame[:1] == b"M":
-                outcome = self.call_rows(frame)
-                if isinstance(outcome, bytes):
-                    write_frame(self.write_fd, outcome)
+                rows = self.call_rows(frame)
+                if isinstance(rows, bytes):
+                    write_frame(self.write_fd, rows)
                 else:
-                    self.reply(outcome)
+                    self.reply(rows)
                 continue
             request = pickle.loads(frame)
             op = request.get("op")
@@ -257,7 +257,7 @@ class _Worker:
         limit = self.call_cpu_limit_s
         started = time.thread_time()
         timed = limit is not None and limit > 0
-        if timed:
+        if limit is not None and limit > 0:
             self.in_call = True
             signal.setitimer(signal.ITIMER_PROF, limit)
         try:
