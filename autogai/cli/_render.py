@@ -6,7 +6,10 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
+
+from autogai.core.text import escape_control
 
 
 def _num(x: Any, digits: int = 4) -> str:
@@ -46,7 +49,7 @@ def leaderboard_table(rows: Sequence[Mapping[str, Any]], title: str = "leaderboa
             if str(row.get("is_baseline")) in ("True", "true", "1")
             else ("–" if vs in (None, "") else f"{float(vs):+.3g}")
         )
-        name = str(row.get("name") or "")
+        name = escape(escape_control(str(row.get("name") or "")))  # LLM-chosen text: no codes, no markup
         table.add_row(
             str(row.get("rank", "")),
             str(row.get("design_id", "")),

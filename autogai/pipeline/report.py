@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from autogai.core.text import escape_control
 from autogai.pipeline.ranking import read_csv
 from autogai.pipeline.rundir import RunDirectory, open_existing_run
 from autogai.pipeline.stats import pareto_front
@@ -214,7 +215,7 @@ def build_report(run_dir: Path | str) -> Path:
     def cell(x: Any) -> str:
         if isinstance(x, float):
             return f"{x:.4g}"
-        return html.escape("" if x is None else str(x))
+        return html.escape(escape_control("" if x is None else str(x)))
 
     head = [
         "rank",
@@ -248,7 +249,7 @@ def build_report(run_dir: Path | str) -> Path:
     best_code = ""
     if best is not None and (run.design_dir(best["design_id"]) / "reward.py").is_file():
         source = (run.design_dir(best["design_id"]) / "reward.py").read_text()
-        best_code = f"<h2>Best design's reward program ({html.escape(best['design_id'])})</h2><pre>{html.escape(source)}</pre>"
+        best_code = f"<h2>Best design's reward program ({html.escape(best['design_id'])})</h2><pre>{html.escape(escape_control(source, keep_newlines=True))}</pre>"
     oracle = board.get("oracle_fitness")
     page = f"""<!doctype html>
 <html><head><meta charset="utf-8"><title>autogai report: {html.escape(run.name)}</title>

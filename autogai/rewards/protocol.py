@@ -273,18 +273,19 @@ def decode_row_results(
         if not isinstance(key, str) or not key.isdigit() or not isinstance(reason, str) or int(key) >= rows:
             raise ProtocolError("malformed row error")
         errors[int(key)] = escape_control(reason[:max_reason_chars])
-    failed = np.zeros(rows, dtype=bool)
-    failed[list(errors)] = True
-    if not np.isfinite(totals[~failed]).all():
+    totals, matrix = totals.copy(), matrix.copy()  # writable, and no longer views of the frame
+    if errors:
+        failed = np.zeros(rows, dtype=bool)
+        failed[list(errors)] = True
+        if not np.isfinite(totals[~failed]).all():
+            raise ProtocolError("a row without an error has a non-finite total")
+        totals[failed] = np.nan
+        matrix[:, failed] = np.nan
+    elif not np.isfinite(totals).all():
         raise ProtocolError("a row without an error has a non-finite total")
     if np.isinf(matrix).any():
         raise ProtocolError("an infinite component value")
-    totals = totals.copy()
-    totals[failed] = np.nan
-    components = {name: matrix[i].copy() for i, name in enumerate(names)}
-    for values in components.values():
-        values[failed] = np.nan
-    return totals, components, errors, float(cpu)
+    return totals, {name: matrix[i] for i, name in enumerate(names)}, errors, float(cpu)
 
 
 # ----------------------------------------------------------------------------------------------- results
