@@ -246,3 +246,35 @@ def test_reward_check_on_hostile_programs_prints_one_clean_line(
         output
     )  # no raw control character reached the terminal
     assert sorted(p.name for p in tmp_path.iterdir()) == ["reward.py"]
+
+
+# ------------------------------------------------------------------------------------ total static checks
+
+
+def test_any_exception_inside_a_check_is_a_one_line_rejection(monkeypatch):
+    """Whatever a future hostile program makes a check raise, the caller gets a rejection, never a crash."""
+    from autogai.rewards import program as program_module
+    from autogai.rewards.program import RewardProgram
+
+    source = "def compute_reward(m, p):\n    return 0.0, {}\n"
+
+    def explode(*_args):
+        raise KeyError("surprise\x1b[2K")
+
+    monkeypatch.setattr(program_module, "_check_param_reads", explode)
+    with pytest.raises(RewardRejectedError) as raised:
+        RewardProgram.from_source(source)
+    assert raised.value.stage == "check"
+    assert raised.value.reason == "the program cannot be checked (KeyError: 'surprise\\x1b[2K')"
+    monkeypatch.undo()
+
+    accepted = RewardProgram.from_source(source)
+
+    def too_deep():
+        raise RecursionError
+
+    monkeypatch.setattr(program_module, "_GuardTransformer", too_deep)
+    with pytest.raises(RewardRejectedError) as compiled:
+        accepted.compile()
+    assert compiled.value.stage == "compile"
+    assert "nested too deeply: RecursionError" in compiled.value.reason
