@@ -220,7 +220,7 @@ def test_reward_wrapper_contains_a_stall_mid_run():
             RewardRuntimeError, match=r"more than 0\.250 s of CPU \(budget 0\.250 s per call\)"
         ):
             env.step(np.array([2.0], dtype=np.float32))
-        assert time.monotonic() - started < 2.5
+        assert time.monotonic() - started < 4.5  # the CPU budget, not the 5 s wall-clock limit, ended it
         assert env.sandbox.alive
         env.step(np.array([0.5], dtype=np.float32))
     finally:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -90,7 +91,9 @@ def load_checkpoint(path: Path, *, device: str | None = None) -> tuple[Any, dict
     if not agent_path.exists():
         raise RunDirectoryError(f"checkpoint {meta['checkpoint_dir']} has no {agent_path.name}")
     try:
-        agent = TD3Agent.load(agent_path, device=device)
+        with warnings.catch_warnings():  # a damaged file makes torch's unpickler warn before it fails
+            warnings.simplefilter("ignore", UserWarning)
+            agent = TD3Agent.load(agent_path, device=device)
     except AutoGAIError as exc:
         raise RunDirectoryError(f"unusable checkpoint {agent_path}: {exc}") from None
     except (
