@@ -25,6 +25,10 @@ quickstart: setup  ## Set everything up and run the main job on the embedded def
 setup: $(STAMP)  ## Virtual environment at .venv with torch (CPU) first, then the package with extras.
 
 $(STAMP): pyproject.toml
+	@# libseccomp (loaded by pyseccomp) for the reward sandbox's system-call filter; without it the sandbox
+	@# says so at start-up and its other layers still hold.
+	@ldconfig -p 2>/dev/null | grep -q libseccomp.so.2 || { [ "$$(id -u)" -eq 0 ] && command -v apt-get >/dev/null \
+		&& apt-get install -y -qq libseccomp2 >/dev/null; } || echo "note: libseccomp2 not installed (sandbox without seccomp)"
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet $(TORCH)

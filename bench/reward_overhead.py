@@ -8,8 +8,11 @@ Measures, on the same machine and task:
 3. one TD3 update with a tiny torch MLP (actor and twin critics 256-256, batch 256): critic step every
    update, actor and Polyak step every second update, as TD3 does with policy_delay=2;
 4. the cost per transition of :meth:`~autogai.rewards.SandboxedReward.compute` (one round trip each) next to
-   :meth:`~autogai.rewards.SandboxedReward.compute_rows` (one round trip for N transitions, four PARAMS sets,
-   as a population step does) at N = 1, 16, 128.
+   :meth:`~autogai.rewards.SandboxedReward.compute_rows` (one round trip for a population step: N transitions,
+   each agent's own PARAMS set) at N = 1, 16, 128;
+5. what the seccomp filter and the drop to an unprivileged user add to one ``compute`` call: the same program
+   in two sandboxes, one with every layer and one without those two, timed in alternating blocks (median of
+   the per-pair ratios; the machine is shared and noisy).
 
 Usage: ``python bench/reward_overhead.py [--task uav-nearfield] [--steps 3000] [--updates 100]``.
 The last line is the headline.
@@ -126,7 +129,6 @@ def time_row_calls(task, sizes: tuple[int, ...], *, repeats: int = 20) -> tuple[
 
     largest = max(sizes)
     metrics, obs, action, next_obs = collect_rows(task, largest, seed=3)
-    params = [{}] * 4  # four agents' PARAMS sets (defaults: the cost does not depend on the values)
     with SandboxedReward(task.baseline_reward, task) as sandbox:
         steps = [{name: float(values[row]) for name, values in metrics.items()} for row in range(largest)]
         for row in range(largest):  # warm-up
@@ -139,6 +141,7 @@ def time_row_calls(task, sizes: tuple[int, ...], *, repeats: int = 20) -> tuple[
         per_row: dict[int, float] = {}
         for size in sizes:
             columns = {name: values[:size] for name, values in metrics.items()}
+            params = [sandbox.params] * min(size, 16)  # one PARAMS set per agent, up to 16 agents
             index = np.arange(size) % len(params)
             arguments = (columns, obs[:size], action[:size], next_obs[:size], params, index)
             sandbox.compute_rows(*arguments)  # warm-up
@@ -150,6 +153,36 @@ def time_row_calls(task, sizes: tuple[int, ...], *, repeats: int = 20) -> tuple[
             if result.errors:
                 raise RuntimeError(f"the baseline failed on some rows: {result.errors}")
     return single, per_row
+
+
+def time_layer_cost(task, *, pairs: int = 41, calls: int = 100) -> tuple[float, list[float], list[str]]:
+    """Median added cost (fraction) of seccomp + the uid drop per ``compute`` call, the per-pair ratios, and
+    the layers the full sandbox had."""
+    from autogai.rewards import SandboxedReward
+
+    metrics, obs, action, next_obs = collect_rows(task, 64, seed=5)
+    steps = [
+        ({name: float(values[row]) for name, values in metrics.items()}, obs[row], action[row], next_obs[row])
+        for row in range(64)
+    ]
+
+    def block(sandbox) -> float:
+        started = time.perf_counter()
+        for call in range(calls):
+            sandbox.compute(*steps[call % 64])
+        return (time.perf_counter() - started) / calls
+
+    with (
+        SandboxedReward(task.baseline_reward, task) as full,
+        SandboxedReward(task.baseline_reward, task, skip_layers=("seccomp", "uid")) as bare,
+    ):
+        block(full), block(bare)  # warm-up
+        ratios = []
+        for _ in range(pairs):
+            with_layers, without = block(full), block(bare)
+            ratios.append(with_layers / without)
+        layers = list(full.isolation)
+    return float(np.median(ratios)) - 1.0, ratios, layers
 
 
 def main() -> None:
@@ -180,6 +213,7 @@ def main() -> None:
     update_s = time_td3_update(obs_dim, action_dim, updates=args.updates)
 
     single_s, per_row_s = time_row_calls(task, (1, 16, 128))
+    layer_cost, layer_ratios, layers = time_layer_cost(task)
 
     overhead = wrapped_s - bare_s
     print(
@@ -195,6 +229,12 @@ def main() -> None:
             f"compute_rows N={size:<4d} per row:  {seconds * 1e6:9.1f} us  "
             f"({seconds / single_s:.2f}x compute; {seconds * size * 1e6:.0f} us per population step)"
         )
+    print(f"sandbox layers: {', '.join(layers)}")
+    print(
+        f"seccomp + uid drop per compute call: {100 * layer_cost:+.1f}% (target < 10%; median of "
+        f"{len(layer_ratios)} alternating pairs, quartiles {np.percentile(layer_ratios, 25):.3f}-"
+        f"{np.percentile(layer_ratios, 75):.3f})"
+    )
     print(
         f"headline: the sandboxed reward adds {overhead * 1e6:.0f} us per env step "
         f"({wrapped_s / bare_s:.1f}x a bare step), {100 * overhead / update_s:.1f}% of one TD3 update "

@@ -38,6 +38,7 @@ def _metrics(
         "torque": float(np.clip(np.asarray(action, dtype=np.float64)[0], -2.0, 2.0)),
         "upright": cos_theta,
         "native": float(env_reward),
+        "fitness": float(env_reward),
     }
 
 
@@ -52,11 +53,12 @@ TINY_TASK = TaskCard(
         MetricSpec("torque", "N m", "applied torque"),
         MetricSpec("upright", "1", "cos(angle)"),
         MetricSpec("native", "reward", "the env's own reward"),
+        MetricSpec("fitness", "reward", "the judge (judge-only by default: programs cannot read it)"),
     ),
     fitness_description="the native return",
     baseline_reward=TINY_BASELINE,
     metrics_fn=_metrics,
-    fitness_fn=lambda metrics, env_reward: float(env_reward),
+    fitness_fn=lambda metrics, env_reward: float(metrics["fitness"]),
     fitness_aggregate="sum",
 )
 

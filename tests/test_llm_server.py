@@ -179,6 +179,44 @@ def test_rejected_program_is_repaired_with_the_validators_reason(tmp_path: Path,
     assert record.design.enhancers.short_name == "gdm"
 
 
+HUGE_DEFAULT = (
+    "PARAMS = {'w': {'default': "
+    + "9" * 400
+    + ", 'low': 0.0, 'high': 1.0}}\n\n\n"
+    + ("def compute_reward(m, p):\n    return p['w'], {'w': p['w']}\n")
+)
+DEEP_DEFAULT = "def compute_reward(m, p=m" + ".a" * 450 + "):\n    return 0.0, {'z': 0.0}\n"
+ESCAPED_NAME = "def compute_reward(m, p):\n    return 1.0, {'\x1b[2K\x1b[1Aaccepted': 1.0}  # raw ESC in the program text\n"
+
+
+@pytest.mark.parametrize(
+    ("hostile", "expected"),
+    [
+        (HUGE_DEFAULT, "finite number (got an integer of 400 digits)"),
+        (DEEP_DEFAULT, "the signature must be compute_reward(m, p)"),
+        (ESCAPED_NAME, "component names must be identifiers"),
+    ],
+    ids=["400-digit-default", "450-deep-default", "escape-code-name"],
+)
+def test_programs_that_once_crashed_the_checks_get_their_reason_in_the_repair_prompt(
+    tmp_path: Path, kb: Any, task: Any, hostile: str, expected: str
+) -> None:
+    def script(body: dict[str, Any]) -> Reply:
+        last = body["messages"][-1]["content"]
+        if "was rejected by the validator" in last:
+            return Reply(fenced(program(1.5)))
+        return Reply(fenced(hostile, before="enhancers: plain"))
+
+    with OpenAIServer(script) as server:
+        records = _proposer(_backend(server.url, tmp_path), kb).propose(task, n=1)
+    assert len(server.requests) == 2  # a program was found, rejected, and repaired
+    assert records[0].ok and records[0].rounds == 2
+    repair_prompt = server.prompts()[1]
+    assert expected in repair_prompt
+    assert "no reward program" not in repair_prompt
+    assert "\x1b" not in repair_prompt  # the escape code reaches the model as text, never raw
+
+
 def test_server_errors_and_a_timeout_are_retried(tmp_path: Path, kb: Any, task: Any) -> None:
     good = fenced(program(1.0), before="enhancers: plain")
     script = [Status(500), Status(503), Sleep(2.5, then=Reply(good)), Garbage(), Status(429), Reply(good)]

@@ -46,10 +46,11 @@ def test_hostile_program_is_stopped_with_its_reason(case: HostileCase, transitio
     assert report.stage == case.stage, report.verdict
     assert re.search(case.reason, report.reason or ""), report.verdict
     assert "\n" not in (report.reason or "")
+    assert (report.reason or "").isprintable(), repr(report.reason)  # no terminal escapes from the program
     with pytest.raises(RewardRejectedError) as raised:
         report.raise_if_rejected()
     assert raised.value.stage == case.stage
-    if case.stage in ("parse", "syntax", "params", "signature"):
+    if case.stage in ("parse", "syntax", "params", "signature", "components"):
         # Stopped by the static fence alone: the same verdict without any process.
         with pytest.raises(RewardRejectedError) as static:
             RewardProgram.from_source(source)

@@ -125,7 +125,9 @@ def test_bad_arguments_are_refused_before_anything_is_sent():
 
 def test_a_stall_in_one_row_fails_the_whole_call_within_a_budget_that_scales_with_rows():
     metrics, obs, action, next_obs = _batch(8)
-    with SandboxedReward(SLOW_FOR_BIG_W, call_timeout_s=0.5, row_timeout_s=0.05) as sandbox:
+    with SandboxedReward(
+        SLOW_FOR_BIG_W, call_timeout_s=0.5, row_timeout_s=0.05, call_cpu_limit_s=None
+    ) as sandbox:
         fine = sandbox.compute_rows(metrics, obs, action, next_obs, [{"w": 1.0}], np.zeros(8, int))
         np.testing.assert_array_equal(fine.totals, metrics["speed"])
         with pytest.raises(RewardRuntimeError, match=r"timed out: no answer after 0\.9 s"):
@@ -152,7 +154,10 @@ def test_the_cpu_budget_per_call_fails_the_whole_row_call():
     with SandboxedReward(HEAVY_FOR_BIG_W, call_timeout_s=30.0, call_cpu_limit_s=0.01) as sandbox:
         fine = sandbox.compute_rows(metrics, obs, action, next_obs, [{"w": 1.0}], np.zeros(4, int))
         assert fine.errors == {}
-        with pytest.raises(RewardRuntimeError, match=r"s of CPU \(budget 0\.010 s per call\) \[row 2\]"):
+        with pytest.raises(
+            RewardRuntimeError,
+            match=r"more than 0\.010 s of CPU \(budget 0\.010 s per call\) \(line \d+\) \[row 2\]",
+        ):
             sandbox.compute_rows(
                 metrics, obs, action, next_obs, [{"w": 1.0}, {"w": 9.0}], np.array([0, 0, 1, 0])
             )
@@ -185,7 +190,11 @@ GOOD_HEADER = {"components": ["a"], "errors": {"1": "boom"}, "max_cpu_s": 0.001}
         ),
         (
             _row_result({**GOOD_HEADER, "components": [1]}, np.ones(2), np.ones((1, 2))),
-            "not a list of strings",
+            "not a list of identifiers",
+        ),
+        (
+            _row_result({**GOOD_HEADER, "components": ["ok\x1b[2K"]}, np.ones(2), np.ones((1, 2))),
+            "not a list of identifiers",
         ),
         (_row_result({**GOOD_HEADER, "components": ["a", "a"]}, np.ones(2), np.ones((2, 2))), "repeated"),
         (_row_result(GOOD_HEADER, np.array([1.0, np.nan]), np.full((1, 2), np.inf)), "infinite"),

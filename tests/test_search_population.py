@@ -45,7 +45,9 @@ def test_a_pruned_trial_leaves_its_population_and_the_others_finish(tmp_path: Pa
     context = TrialContext(run_name="run", task="pendulum", budget=budget, device="cpu")
     from autogai.tasks import get_task
 
-    design = Design(reward_source=get_task("pendulum").baseline_reward, enhancers=EnhancerCombo(), name="baseline")
+    design = Design(
+        reward_source=get_task("pendulum").baseline_reward, enhancers=EnhancerCombo(), name="baseline"
+    )
     study = optuna.create_study(direction="maximize", pruner=_PruneTrialOne())
     enqueue = [study.enqueue_trial({}) for _ in range(3)]
     assert len(enqueue) == 3

@@ -6,7 +6,10 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
+
+from autogai.core.text import escape_control
 
 
 def _num(x: Any, digits: int = 4) -> str:
@@ -61,7 +64,7 @@ def leaderboard_table(rows: Sequence[Mapping[str, Any]], title: str = "leaderboa
                 vs_text += f" [{float(d_low):+.3g}, {float(d_high):+.3g}]"
             if _truthy(row.get("beats_baseline")):
                 vs_text += " better"
-        name = str(row.get("name") or "")
+        name = escape(escape_control(str(row.get("name") or "")))  # LLM-chosen text: no codes, no markup
         seeds = str(row.get("n_seeds", ""))
         if row.get("failed_seeds") not in (None, "", 0, "0"):
             seeds += f" ({row.get('failed_seeds')} failed)"

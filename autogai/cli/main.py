@@ -15,6 +15,7 @@ from typer.exceptions import TyperException
 
 from autogai.core.errors import AutoGAIError
 from autogai.core.logging import configure_logging, mask_secrets
+from autogai.core.text import escape_control
 
 app = typer.Typer(
     name="autogai",
@@ -78,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
         print("autogai: interrupted", file=sys.stderr)
         return 130
     except AutoGAIError as exc:
-        print(f"autogai: error: {mask_secrets(str(exc))}", file=sys.stderr)
+        print(f"autogai: error: {escape_control(mask_secrets(str(exc)))}", file=sys.stderr)
         return 1
     return result if isinstance(result, int) else 0
 

@@ -89,6 +89,10 @@ def search(
         embeddings=embeddings,
         budget_overrides={"total_steps": total_steps} if total_steps else {},
     )
+    if storage:
+        from autogai.search.storage import check_storage_location
+
+        check_storage_location(storage)  # a mistyped URL fails before the progress display starts
     import signal
 
     from autogai.cli._render import SearchProgressView, print_leaderboard, print_summary_footer

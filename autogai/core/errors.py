@@ -7,6 +7,8 @@ internal invariants only.
 
 from __future__ import annotations
 
+from autogai.core.text import escape_control
+
 
 class AutoGAIError(Exception):
     """Base class of every error autogai raises on purpose. Its message is one clear line for a user."""
@@ -32,7 +34,7 @@ class RewardRejectedError(AutoGAIError):
     """
 
     def __init__(self, reason: str, *, stage: str = "validation", line: int | None = None) -> None:
-        self.reason = reason
+        self.reason = escape_control(str(reason))  # reasons quote program text: never raw control characters
         self.stage = stage
         self.line = line
         where = f" (line {line})" if line is not None else ""
@@ -40,7 +42,13 @@ class RewardRejectedError(AutoGAIError):
 
 
 class RewardRuntimeError(AutoGAIError):
-    """A reward program raised, stalled or returned non-finite values while running in the sandbox."""
+    """A reward program raised, stalled or returned non-finite values while running in the sandbox.
+
+    The message quotes what the program raised: it is kept on one line, control characters escaped.
+    """
+
+    def __init__(self, message: str) -> None:
+        super().__init__(escape_control(str(message)))
 
 
 class ProposalError(AutoGAIError):

@@ -5,27 +5,40 @@ from __future__ import annotations
 import logging
 import re
 
+from autogai.core.text import escape_control
+
 _LIBRARY_LOGGER = "autogai"
 
 # Anything that looks like an API key is masked before a record is emitted: keys come from the
 # environment and must never reach logs (see README, "Secrets").
 _SECRET_PATTERN = re.compile(r"(sk-[A-Za-z0-9_\-]{8,}|(?i:api[_-]?key)\s*[=:]\s*\S+|Bearer\s+\S+)")
+# The password of a URL's user info: scheme://user:PASSWORD@host
+_URL_PASSWORD = re.compile(r"(\b[A-Za-z][A-Za-z0-9+.\-]*://[^\s/:@]*:)([^\s@]*)(@)")
+# Query or fragment parameters that carry credentials: ?token=..., &api_key=..., &sig=...
+_URL_CREDENTIAL_PARAMETER = re.compile(
+    r"([?&;#][^=&#;\s]*(?:key|token|secret|passw|pwd|auth|sig|credential|session)[^=&#;\s]*=)([^&#;\s]+)",
+    re.IGNORECASE,
+)
 
 
 class SecretMaskingFilter(logging.Filter):
-    """Masks API-key-like substrings in log messages."""
+    """Makes records safe to emit: API-key-like substrings and URL credentials masked, control characters
+    (terminal escape codes from program text) escaped."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
-        masked = _SECRET_PATTERN.sub("***", message)
+        masked = escape_control(mask_secrets(message), keep_newlines=True)
         if masked != message:
             record.msg, record.args = masked, ()
         return True
 
 
 def mask_secrets(text: str) -> str:
-    """Return ``text`` with API-key-like substrings replaced by ``***``."""
-    return _SECRET_PATTERN.sub("***", text)
+    """``text`` with API-key-like substrings, URL passwords (``user:***@``) and credential-carrying URL
+    parameters (``?token=***``) masked."""
+    text = _SECRET_PATTERN.sub("***", text)
+    text = _URL_PASSWORD.sub(r"\1***\3", text)
+    return _URL_CREDENTIAL_PARAMETER.sub(r"\1***", text)
 
 
 def configure_logging(verbosity: int = 0) -> None:

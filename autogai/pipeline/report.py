@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from autogai.core.text import escape_control
 from autogai.pipeline.ranking import read_csv
 from autogai.pipeline.rundir import RunDirectory, open_existing_run
 from autogai.pipeline.stats import pareto_front
@@ -240,7 +241,7 @@ def build_report(run_dir: Path | str) -> Path:
     def cell(x: Any) -> str:
         if isinstance(x, float):
             return f"{x:.4g}"
-        return html.escape("" if x is None else str(x))
+        return html.escape(escape_control("" if x is None else str(x)))
 
     def interval(pair: Any, signed: bool = False) -> str:
         if not isinstance(pair, (list, tuple)) or pair[0] is None:
@@ -301,9 +302,9 @@ def build_report(run_dir: Path | str) -> Path:
         designs_html.append(
             f"<details{' open' if r is rows[0] else ''}><summary><b>{html.escape(_label(r))}</b> "
             f"{html.escape(r['design_id'])}, rank {cell(r.get('rank'))}</summary>"
-            f"<p><i>Rationale:</i> {html.escape(str(stored.get('rationale') or ''))}</p>"
-            f"<p><i>Feedback after scoring:</i></p><pre>{html.escape(str(stored.get('feedback') or 'none yet'))}</pre>"
-            f"<p><i>Reward program:</i></p><pre>{html.escape(source)}</pre></details>"
+            f"<p><i>Rationale:</i> {html.escape(escape_control(str(stored.get('rationale') or '')))}</p>"
+            f"<p><i>Feedback after scoring:</i></p><pre>{html.escape(escape_control(str(stored.get('feedback') or 'none yet'), keep_newlines=True))}</pre>"
+            f"<p><i>Reward program:</i></p><pre>{html.escape(escape_control(source, keep_newlines=True))}</pre></details>"
         )
     best_code = "<h2>Designs: reward code, rationale, feedback</h2>" + "".join(designs_html)
     oracle = board.get("oracle_fitness")

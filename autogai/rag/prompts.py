@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from autogai.core.errors import ConfigError
 from autogai.core.paths import prompts_dir
+from autogai.core.text import escape_control
 
 if TYPE_CHECKING:
     from autogai.core.types import Design, DesignFeedback, EnhancerCombo
@@ -93,8 +94,8 @@ class PromptTemplate:
 
 
 def _as_text(value: Any) -> str:
-    if isinstance(value, str):
-        return value.strip()
+    if isinstance(value, str):  # program text and reasons: no control characters reach the model
+        return escape_control(value.strip(), keep_newlines=True)
     if isinstance(value, (dict, list, tuple)):
         return json.dumps(value, indent=None, default=str)
     return str(value)

@@ -39,6 +39,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from autogai.core.errors import ConfigError, RewardRejectedError
+from autogai.core.text import is_printable_identifier
 from autogai.rewards import restricted
 
 MAX_SOURCE_CHARS = 50_000
@@ -237,6 +238,18 @@ class ParamSpec:
         return {"default": self.default, "low": self.low, "high": self.high, "log": self.log}
 
 
+def _describe(exc: BaseException) -> str:
+    """One line for an exception a check raised on a hostile program."""
+    if isinstance(exc, RecursionError):
+        return "nested too deeply: RecursionError"
+    if isinstance(exc, MemoryError):
+        return "too large: MemoryError"
+    if isinstance(exc, OverflowError):
+        return "a number is too large: OverflowError"
+    text = str(exc).splitlines()[0][:200] if str(exc) else ""
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
 def _reject(
     reason: str, stage: str, node: ast.AST | None = None, line: int | None = None
 ) -> RewardRejectedError:
@@ -248,7 +261,7 @@ def _reject(
 class RewardProgram:
     """A statically checked reward program. Build it with :meth:`from_source`."""
 
-    __slots__ = ("_code", "_tree", "component_names", "metric_reads", "params", "source")
+    __slots__ = ("_code", "_tree", "attribute_reads", "component_names", "metric_reads", "params", "source")
 
     source: str
     """The program exactly as given."""
@@ -258,6 +271,9 @@ class RewardProgram:
     """Component names if the returned dict is a literal (else empty)."""
     metric_reads: dict[str, int]
     """``m.<name>`` attributes the program reads, with the first line of each (checked against a task)."""
+    attribute_reads: dict[str, int]
+    """Every ``<anything>.<name>`` the program reads, with its first line: an alias of ``m`` reads metrics
+    too, so judge-only metrics are checked against these."""
 
     def __init__(
         self,
@@ -266,12 +282,14 @@ class RewardProgram:
         params: dict[str, ParamSpec],
         component_names: tuple[str, ...],
         metric_reads: dict[str, int],
+        attribute_reads: dict[str, int] | None = None,
     ) -> None:
         self.source = source
         self._tree = tree
         self.params = params
         self.component_names = component_names
         self.metric_reads = metric_reads
+        self.attribute_reads = attribute_reads if attribute_reads is not None else dict(metric_reads)
         self._code: types.CodeType | None = None
 
     @classmethod
@@ -289,21 +307,26 @@ class RewardProgram:
             tree = ast.parse(source, filename=restricted.PROGRAM_FILENAME)
         except SyntaxError as exc:
             raise RewardRejectedError(f"syntax error: {exc.msg}", stage="parse", line=exc.lineno) from None
-        except (ValueError, RecursionError, MemoryError, OverflowError) as exc:
+        except Exception as exc:  # ValueError (NUL bytes), RecursionError, MemoryError, OverflowError ...
+            raise RewardRejectedError(f"cannot parse the program ({_describe(exc)})", stage="parse") from None
+        # Every check is total: whatever a hostile program makes a check raise becomes a rejection with a
+        # one-line reason (it reaches the user and the repair prompt), never a crash of the caller.
+        try:
+            _check_tree(tree)
+            params = _parse_params(tree)
+            function = _check_signature(tree)
+            _check_param_reads(tree, params)
+            names = _component_names(function)
+            _check_component_names(names, function)
+            reads = _attribute_reads(tree, base="m")
+            attributes = _attribute_reads(tree)
+        except RewardRejectedError:
+            raise
+        except Exception as exc:
             raise RewardRejectedError(
-                f"cannot parse the program ({type(exc).__name__})", stage="parse"
+                f"the program cannot be checked ({_describe(exc)})", stage="check"
             ) from None
-        _check_tree(tree)
-        params = _parse_params(tree)
-        function = _check_signature(tree)
-        _check_param_reads(tree, params)
-        return cls(
-            source=source,
-            tree=tree,
-            params=params,
-            component_names=_component_names(function),
-            metric_reads=_metric_reads(tree),
-        )
+        return cls(source, tree, params, names, reads, attributes)
 
     # --- parameters ---------------------------------------------------------------------------------------
 
@@ -325,11 +348,17 @@ class RewardProgram:
     # --- compilation --------------------------------------------------------------------------------------
 
     def compile(self) -> types.CodeType:
-        """The program compiled for the restricted runtime (attribute reads and ``**`` guarded)."""
+        """The program compiled for the restricted runtime (attribute reads and ``**`` guarded); a program
+        the compiler cannot handle (nested too deeply, too large) is rejected at stage ``compile``."""
         if self._code is None:
-            transformed = _GuardTransformer().visit(_copy_tree(self._tree))
-            ast.fix_missing_locations(transformed)
-            self._code = compile(transformed, restricted.PROGRAM_FILENAME, "exec")
+            try:
+                transformed = _GuardTransformer().visit(_copy_tree(self._tree))
+                ast.fix_missing_locations(transformed)
+                self._code = compile(transformed, restricted.PROGRAM_FILENAME, "exec")
+            except Exception as exc:
+                raise RewardRejectedError(
+                    f"the program cannot be compiled ({_describe(exc)})", stage="compile"
+                ) from None
         return self._code
 
     def __eq__(self, other: object) -> bool:
@@ -539,10 +568,10 @@ def _parse_params(tree: ast.Module) -> dict[str, ParamSpec]:
 
 
 def _check_param_name(name: Any, statement: ast.AST) -> str:
-    if not isinstance(name, str) or not name or len(name) > MAX_PARAM_NAME or name.startswith("_"):
+    if not is_printable_identifier(name) or len(name) > MAX_PARAM_NAME or name.startswith("_"):
         raise _reject(
-            f"PARAMS keys must be names of at most {MAX_PARAM_NAME} characters not starting with '_' "
-            f"(got {name!r})",
+            f"PARAMS keys must be identifiers of at most {MAX_PARAM_NAME} characters not starting with '_' "
+            f"(got {_short_repr(name)})",
             "params",
             statement,
         )
@@ -552,7 +581,9 @@ def _check_param_name(name: Any, statement: ast.AST) -> str:
 def _param_spec(name: str, entry: Any, statement: ast.AST) -> ParamSpec:
     where = f"PARAMS[{name!r}]"
     if not isinstance(entry, dict):
-        raise _reject(f"{where} must be a dict with default, low, high (got {entry!r})", "params", statement)
+        raise _reject(
+            f"{where} must be a dict with default, low, high (got {_short_repr(entry)})", "params", statement
+        )
     unknown = [key for key in entry if key not in _PARAM_KEYS]
     if unknown:
         raise _reject(
@@ -563,12 +594,14 @@ def _param_spec(name: str, entry: Any, statement: ast.AST) -> ParamSpec:
         if key not in entry:
             raise _reject(f"{where} lacks {key!r}", "params", statement)
         value = entry[key]
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-            raise _reject(f"{where}[{key!r}] must be a finite number (got {value!r})", "params", statement)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not _finite(value):
+            raise _reject(
+                f"{where}[{key!r}] must be a finite number (got {_short_repr(value)})", "params", statement
+            )
         numbers[key] = float(value)
     log = entry.get("log", False)
     if not isinstance(log, bool):
-        raise _reject(f"{where}['log'] must be True or False (got {log!r})", "params", statement)
+        raise _reject(f"{where}['log'] must be True or False (got {_short_repr(log)})", "params", statement)
     if not numbers["low"] <= numbers["default"] <= numbers["high"]:
         raise _reject(
             f"{where} needs low <= default <= high (got low={numbers['low']}, default={numbers['default']}, "
@@ -579,6 +612,21 @@ def _param_spec(name: str, entry: Any, statement: ast.AST) -> ParamSpec:
     if log and numbers["low"] <= 0:
         raise _reject(f"{where} has log=True but low={numbers['low']} is not > 0", "params", statement)
     return ParamSpec(numbers["default"], numbers["low"], numbers["high"], log)
+
+
+def _finite(value: float) -> bool:
+    """Finite and representable as a float (a 400-digit integer is not)."""
+    try:
+        return math.isfinite(float(value))
+    except OverflowError:
+        return False
+
+
+def _short_repr(value: Any, limit: int = 60) -> str:
+    if isinstance(value, int) and abs(value) >= 10**limit:
+        return f"an integer of {len(str(abs(value)))} digits"
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _check_signature(tree: ast.Module) -> ast.FunctionDef:
@@ -598,9 +646,14 @@ def _check_signature(tree: ast.Module) -> ast.FunctionDef:
         or arguments.defaults
     )
     if names != ["m", "p"] or not plain:
-        got = ast.unparse(arguments)
+        try:
+            got = ast.unparse(arguments)
+        except RecursionError:
+            got = "... nested too deeply to show"
         raise _reject(
-            f"the signature must be compute_reward(m, p), got compute_reward({got})", "signature", function
+            f"the signature must be compute_reward(m, p), got compute_reward({got[:120]})",
+            "signature",
+            function,
         )
     for other in ast.walk(tree):
         if (
@@ -636,10 +689,13 @@ def _check_param_reads(tree: ast.Module, params: Mapping[str, ParamSpec]) -> Non
                 raise _reject("p must not be reassigned", "params", node)
 
 
-def _metric_reads(tree: ast.Module) -> dict[str, int]:
+def _attribute_reads(tree: ast.Module, base: str | None = None) -> dict[str, int]:
+    """``.name`` reads with their first line: on the name ``base`` only, or on anything (None)."""
     reads: dict[str, int] = {}
     for node in ast.walk(tree):
-        if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "m":
+        if isinstance(node, ast.Attribute) and (
+            base is None or (isinstance(node.value, ast.Name) and node.value.id == base)
+        ):
             line = node.lineno
             if node.attr not in reads or line < reads[node.attr]:
                 reads[node.attr] = line
@@ -664,6 +720,18 @@ def _component_names(function: ast.FunctionDef) -> tuple[str, ...]:
             return ()
         names.extend(k for k in keys if k not in names)
     return tuple(names)
+
+
+def _check_component_names(names: tuple[str, ...], function: ast.FunctionDef) -> None:
+    """Literal component names are shown in tables, logs and prompts: printable identifiers only."""
+    for name in names:
+        if not restricted.valid_component_name(name):
+            raise _reject(
+                f"component names must be identifiers of at most {restricted.MAX_COMPONENT_NAME} characters "
+                f"(got {_short_repr(name)})",
+                "components",
+                function,
+            )
 
 
 def _literal_keys(node: ast.Dict) -> list[str] | None:

@@ -31,6 +31,9 @@ from typing import Any
 
 import numpy as np
 
+from autogai.core.text import escape_control
+from autogai.rewards.restricted import valid_component_name
+
 HEADER = struct.Struct("<I")
 MAX_FRAME_BYTES = 8 * 1024 * 1024
 MAX_ROW_COMPONENTS = 128
@@ -257,8 +260,8 @@ def decode_row_results(
     if not isinstance(header, dict):
         raise ProtocolError("the row result header is not an object")
     names, raw_errors, cpu = header.get("components"), header.get("errors"), header.get("max_cpu_s")
-    if not isinstance(names, list) or not all(isinstance(name, str) for name in names):
-        raise ProtocolError("component names are not a list of strings")
+    if not isinstance(names, list) or not all(valid_component_name(name) for name in names):
+        raise ProtocolError("component names are not a list of identifiers")
     if len(names) > max_components or len(set(names)) != len(names):
         raise ProtocolError("too many or repeated component names")
     if not isinstance(raw_errors, dict) or not isinstance(cpu, (int, float)) or isinstance(cpu, bool):
@@ -269,19 +272,20 @@ def decode_row_results(
     for key, reason in raw_errors.items():
         if not isinstance(key, str) or not key.isdigit() or not isinstance(reason, str) or int(key) >= rows:
             raise ProtocolError("malformed row error")
-        errors[int(key)] = reason[:max_reason_chars]
-    failed = np.zeros(rows, dtype=bool)
-    failed[list(errors)] = True
-    if not np.isfinite(totals[~failed]).all():
+        errors[int(key)] = escape_control(reason[:max_reason_chars])
+    totals, matrix = totals.copy(), matrix.copy()  # writable, and no longer views of the frame
+    if errors:
+        failed = np.zeros(rows, dtype=bool)
+        failed[list(errors)] = True
+        if not np.isfinite(totals[~failed]).all():
+            raise ProtocolError("a row without an error has a non-finite total")
+        totals[failed] = np.nan
+        matrix[:, failed] = np.nan
+    elif not np.isfinite(totals).all():
         raise ProtocolError("a row without an error has a non-finite total")
     if np.isinf(matrix).any():
         raise ProtocolError("an infinite component value")
-    totals = totals.copy()
-    totals[failed] = np.nan
-    components = {name: matrix[i].copy() for i, name in enumerate(names)}
-    for values in components.values():
-        values[failed] = np.nan
-    return totals, components, errors, float(cpu)
+    return totals, {name: matrix[i] for i, name in enumerate(names)}, errors, float(cpu)
 
 
 # ----------------------------------------------------------------------------------------------- results
@@ -318,8 +322,8 @@ def decode_result(
             offset += 4
             names = json.loads(bytes(data[offset : offset + size]))
             offset += size
-            if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
-                raise ProtocolError("component names are not a list of strings")
+            if not isinstance(names, list) or not all(valid_component_name(n) for n in names):
+                raise ProtocolError("component names are not a list of identifiers")
         total, _cpu, count = _RESULT_HEAD.unpack_from(data, offset)
         offset += _RESULT_HEAD.size
         if count != len(names) or count > max_components or len(set(names)) != count:

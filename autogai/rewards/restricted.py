@@ -30,6 +30,8 @@ from typing import Any
 
 import numpy as np
 
+from autogai.core.text import escape_control, is_printable_identifier
+
 MAX_RANGE_ITEMS = 100_000
 """``range(...)`` refuses more items than this (loops over small ranges only)."""
 MAX_ARRAY_ELEMENTS = 1_000_000
@@ -342,7 +344,27 @@ pickles, ctypes or the system (``load``, ``save``, ``fromfile``, ``ctypeslib``, 
 
 NUMPY_LINALG_ALLOWED: tuple[str, ...] = ("norm",)
 
-_SIZE_CHECKED = ("arange", "full", "full_like", "linspace", "ones", "ones_like", "zeros", "zeros_like")
+# --- size limits on numpy ------------------------------------------------------------------------------
+# Every numpy function a program can call is wrapped: the size of what it would allocate is computed from
+# its arguments first, and anything beyond MAX_ARRAY_ELEMENTS is refused before numpy allocates. Operators
+# on arrays (``a[:, None] * b``) cannot be wrapped: the address-space limit of the sandbox process stops them.
+
+_DTYPE_POSITION = {
+    "array": 1,
+    "asarray": 1,
+    "zeros": 1,
+    "ones": 1,
+    "full": 2,
+    "zeros_like": 1,
+    "ones_like": 1,
+    "full_like": 2,
+    "arange": 3,
+    "linspace": 5,
+}
+"""Where a function takes ``dtype`` positionally (everywhere it is also accepted as a keyword)."""
+
+_SCALAR_TYPES = frozenset({"bool_", "float32", "float64", "int32", "int64"})
+_CONCATENATING = frozenset({"concatenate", "stack", "hstack", "vstack"})
 
 
 def _element_count(shape: Any) -> int:
@@ -363,41 +385,143 @@ def _check_elements(name: str, count: int) -> None:
         )
 
 
-def _size_checked(name: str) -> Callable[..., Any]:
-    function = getattr(np, name)
+def check_dtype(name: str, dtype: Any) -> None:
+    """Plain booleans and numbers only: a sub-array (``('f8', (10**6,))``), structured, string or object
+    dtype multiplies the memory of every element."""
+    if dtype is None:
+        return
+    try:
+        resolved = np.dtype(dtype)
+    except (TypeError, ValueError):
+        return  # numpy raises its own error for it
+    if resolved.kind not in "biufc" or resolved.shape != () or resolved.fields is not None:
+        raise SandboxViolation(
+            f"{name}: dtype {str(resolved)[:40]!r} is not allowed (use a plain bool, integer or float type)"
+        )
+
+
+def _size(value: Any) -> int:
+    return int(np.size(value))
+
+
+def _shape(value: Any) -> tuple[int, ...]:
+    return tuple(np.shape(value))
+
+
+def _arange_count(args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> int:
+    bound = dict(zip(("start", "stop", "step"), args[:3], strict=False))
+    if len(args) == 1:  # arange(stop)
+        bound = {"stop": args[0]}
+    for key in ("start", "stop", "step"):
+        if key in kwargs:
+            bound[key] = kwargs[key]
+    if "stop" not in bound and "start" in bound:  # arange(start=10) means arange(0, 10)
+        bound["stop"] = bound.pop("start")
+    try:
+        start, stop, step = (
+            float(bound.get(k, d)) for k, d in (("start", 0.0), ("stop", 0.0), ("step", 1.0))
+        )
+    except (TypeError, ValueError):
+        raise SandboxViolation("np.arange needs real-number bounds and step") from None
+    if step == 0 or not all(math.isfinite(v) for v in (start, stop, step)):
+        raise SandboxViolation("np.arange needs finite bounds and a non-zero step")
+    return max(0, math.ceil((stop - start) / step))
+
+
+def _product_shape(name: str, a: Any, b: Any) -> int:
+    """Elements of dot/matmul/inner/vdot/cross of ``a`` and ``b`` (numpy's shape rules)."""
+    sa, sb = _shape(a), _shape(b)
+    if name == "vdot":
+        return 1
+    if not sa or not sb:
+        return max(_size(a), _size(b))
+    if name == "inner":
+        return _element_count(sa[:-1] + sb[:-1])
+    if name == "dot":
+        return _element_count(sa[:-1] + (sb[:-2] + sb[-1:] if len(sb) > 1 else ()))
+    if name == "matmul":
+        try:
+            batch = np.broadcast_shapes(sa[:-2], sb[:-2])
+        except ValueError:
+            return 0  # numpy raises its own error
+        return _element_count(batch + sa[-2:-1] + (sb[-1:] if len(sb) > 1 else ()))
+    try:  # cross: the broadcast shape of the inputs
+        return _element_count(np.broadcast_shapes(sa, sb))
+    except ValueError:
+        return 0
+
+
+def result_elements(name: str, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> int:
+    """Elements the numpy function ``name`` would allocate for these arguments (an upper bound)."""
+    if name in ("zeros", "ones", "full"):
+        return _element_count(args[0] if args else kwargs.get("shape", 0))
+    if name in ("zeros_like", "ones_like", "full_like"):
+        shape = args[4] if len(args) > 4 else kwargs.get("shape")
+        if shape is not None:
+            return _element_count(shape)
+        return _size(args[0] if args else kwargs.get("a", 0))
+    if name == "linspace":
+        return int(args[2] if len(args) > 2 else kwargs.get("num", 50))
+    if name == "arange":
+        return _arange_count(args, kwargs)
+    if name == "outer":
+        return _size(args[0]) * _size(args[1]) if len(args) > 1 else 0
+    if name in _CONCATENATING:
+        items = args[0] if args else kwargs.get("arrays", kwargs.get("tup", ()))
+        return sum(_size(item) for item in items) if isinstance(items, (list, tuple)) else _size(items)
+    if name in ("dot", "matmul", "inner", "vdot", "cross") and len(args) > 1:
+        return _product_shape(name, args[0], args[1])
+    arrays = [a for a in args if isinstance(a, (np.ndarray, list, tuple))]
+    if len(arrays) < 2:  # one input: the result is no larger than it
+        return 0
+    try:
+        return _element_count(np.broadcast_shapes(*(_shape(a) for a in arrays)))
+    except ValueError:
+        return 0  # not broadcast together (interp, where with lists ...): numpy checks the shapes
+
+
+def _size_checked(name: str, function: Callable[..., Any]) -> Callable[..., Any]:
+    dtype_position = _DTYPE_POSITION.get(name)
+    label = f"np.{name}"
 
     def checked(*args: Any, **kwargs: Any) -> Any:
-        if name in ("zeros", "ones", "full"):
-            shape = args[0] if args else kwargs.get("shape", 0)
-            _check_elements(name, _element_count(shape))
-        elif name in ("zeros_like", "ones_like", "full_like"):
-            source: Any = args[0] if args else kwargs.get("a", 0)
-            shape = kwargs.get("shape")
-            _check_elements(name, _element_count(shape) if shape is not None else int(np.size(source)))
-        elif name == "linspace":
-            count = args[2] if len(args) > 2 else kwargs.get("num", 50)
-            _check_elements(name, int(count))
-        elif name == "arange":
-            numbers = [float(a) for a in args[:3]]
-            if len(numbers) == 1:
-                start, stop, step = 0.0, numbers[0], 1.0
-            elif len(numbers) == 2:
-                start, stop, step = numbers[0], numbers[1], float(kwargs.get("step", 1.0))
-            else:
-                start, stop, step = numbers if numbers else (0.0, float(kwargs.get("stop", 0.0)), 1.0)
-            if step == 0 or not all(math.isfinite(v) for v in (start, stop, step)):
-                raise SandboxViolation("np.arange needs finite bounds and a non-zero step")
-            _check_elements(name, max(0, math.ceil((stop - start) / step)))
+        check_dtype(label, kwargs.get("dtype"))
+        if dtype_position is not None and len(args) > dtype_position:
+            check_dtype(label, args[dtype_position])
+        _check_elements(name, result_elements(name, args, kwargs))
         return function(*args, **kwargs)
 
     checked.__name__ = name
     return checked
 
 
+_SIZED_METHODS = frozenset({"astype", "dot", "clip"})
+
+
+def _checked_array_method(array: Any, name: str) -> Callable[..., Any]:
+    """``astype``, ``dot`` and ``clip`` of an array with the limits of their np counterparts."""
+    method = getattr(array, name)
+    if name == "astype":
+
+        def astype(*args: Any, **kwargs: Any) -> Any:
+            check_dtype(".astype", args[0] if args else kwargs.get("dtype"))
+            return method(*args, **kwargs)
+
+        return astype
+
+    def sized(*args: Any, **kwargs: Any) -> Any:
+        _check_elements(name, result_elements(name, (array, *args), kwargs))
+        return method(*args, **kwargs)
+
+    return sized
+
+
 def make_numpy_proxy() -> ModuleProxy:
     members: dict[str, Any] = {}
     for name in NUMPY_ALLOWED:
-        members[name] = _size_checked(name) if name in _SIZE_CHECKED else getattr(np, name)
+        function = getattr(np, name)
+        wrap = callable(function) and name not in _SCALAR_TYPES
+        members[name] = _size_checked(name, function) if wrap else function
     members["linalg"] = ModuleProxy("np.linalg", {n: getattr(np.linalg, n) for n in NUMPY_LINALG_ALLOWED})
     members["newaxis"] = None
     return ModuleProxy("np", members)
@@ -567,6 +691,8 @@ def guarded_getattr(obj: Any, name: str) -> Any:
         allowed = _ARRAY_ATTRIBUTES
     if allowed is None or name not in allowed:
         raise SandboxViolation(f"attribute {name!r} of {kind.__name__} is not available in reward programs")
+    if name in _SIZED_METHODS and isinstance(obj, (np.ndarray, np.generic)):
+        return _checked_array_method(obj, name)
     return getattr(obj, name)
 
 
@@ -604,6 +730,11 @@ def _as_finite_float(value: Any, what: str) -> float:
     return number
 
 
+def valid_component_name(name: object) -> bool:
+    """Component names are shown on terminals, in logs, reports and prompts: printable identifiers only."""
+    return is_printable_identifier(name) and len(name) <= MAX_COMPONENT_NAME  # type: ignore[arg-type]
+
+
 def check_output(result: Any) -> tuple[float, dict[str, float]]:
     """Validate what ``compute_reward`` returned; return ``(total, components)`` as plain floats."""
     if not isinstance(result, (tuple, list)) or len(result) != 2:
@@ -621,9 +752,10 @@ def check_output(result: Any) -> tuple[float, dict[str, float]]:
         )
     components: dict[str, float] = {}
     for name, value in components_value.items():
-        if not isinstance(name, str) or not name or len(name) > MAX_COMPONENT_NAME:
+        if not valid_component_name(name):
             raise RewardOutputError(
-                f"component names must be non-empty strings of at most {MAX_COMPONENT_NAME} characters"
+                f"component names must be identifiers of at most {MAX_COMPONENT_NAME} characters "
+                f"(got {escape_control(repr(name)[:80]) if isinstance(name, str) else type(name).__name__})"
             )
         components[name] = _as_finite_float(value, f"component {name!r}")
     return total, components

@@ -34,12 +34,16 @@ import autogai
 from autogai.core.errors import RewardRejectedError, RewardRuntimeError
 from autogai.rewards import protocol
 from autogai.rewards.program import RewardProgram
-from autogai.rewards.restricted import MAX_COMPONENT_NAME, MAX_COMPONENTS
+from autogai.rewards.restricted import MAX_COMPONENTS, valid_component_name
 
 if TYPE_CHECKING:
     from autogai.tasks.card import TaskCard
 
 logger = logging.getLogger(__name__)
+
+DEFAULT_CALL_CPU_LIMIT_S = 0.25
+"""CPU budget of one reward call unless the caller sets one: training calls a program millions of times, so a
+call that computes for long is a broken program (validation accepts at most 0.05 s)."""
 
 Transition = tuple[Mapping[str, Any], Any, Any, Any]
 """(metrics, obs, action, next_obs) of one step, as :meth:`SandboxedReward.compute_batch` takes them."""
@@ -79,10 +83,12 @@ class SandboxedReward:
 
     Arguments:
         program: a :class:`RewardProgram` or its source (statically checked here).
-        task: the task card (kept for reference and error messages; metrics come from the caller).
+        task: the task card: its judge-only metrics are dropped from every call's metrics, never sent to
+            the worker (metrics come from the caller).
         params: values for the program's ``PARAMS`` (defaults for missing ones).
         call_timeout_s: wall-clock limit of one :meth:`compute` round trip; the worker is killed beyond it.
-        call_cpu_limit_s: CPU-time budget of one program call, checked inside the worker (None: no budget).
+        call_cpu_limit_s: CPU-time budget of one program call, enforced inside the worker while the call
+            runs (None: no budget, the wall-clock limit alone).
         memory_limit_mb: address space the worker may add after start-up (``RLIMIT_AS``).
         cpu_limit_s: total CPU seconds of the worker (``RLIMIT_CPU``; None: unlimited, e.g. long training).
         start_timeout_s: wall-clock limit for the worker to start (import numpy, lock itself down).
@@ -90,6 +96,8 @@ class SandboxedReward:
             ``max(call_timeout_s, 5)``).
         row_timeout_s: wall-clock allowance per transition added to ``call_timeout_s`` for the batched calls
             (:meth:`compute_batch`, :meth:`compute_rows`).
+        skip_layers: confinement layers to leave off (names from
+            :data:`autogai.rewards.confinement.LAYERS`): for tests and benchmarks that measure one layer.
     """
 
     def __init__(
@@ -99,21 +107,26 @@ class SandboxedReward:
         params: Mapping[str, float] | None = None,
         *,
         call_timeout_s: float = 5.0,
-        call_cpu_limit_s: float | None = None,
+        call_cpu_limit_s: float | None = DEFAULT_CALL_CPU_LIMIT_S,
         memory_limit_mb: int = 256,
         cpu_limit_s: float | None = None,
         start_timeout_s: float = 30.0,
         load_timeout_s: float | None = None,
         row_timeout_s: float = 0.05,
+        skip_layers: Sequence[str] = (),
     ) -> None:
         self.program = program if isinstance(program, RewardProgram) else RewardProgram.from_source(program)
         self.task = task
+        self._judges = frozenset(task.judge_metrics or ()) if task is not None else frozenset()
         self.params = self.program.resolve_params(params)
         self.call_timeout_s = float(call_timeout_s)
         self.call_cpu_limit_s = call_cpu_limit_s
         self.memory_limit_mb = int(memory_limit_mb)
         self.cpu_limit_s = cpu_limit_s
         self.row_timeout_s = float(row_timeout_s)
+        self.skip_layers = tuple(skip_layers)
+        self.unavailable: dict[str, str] = {}
+        """Confinement layers the worker could not apply, with the reason (see :mod:`.confinement`)."""
         self.isolation: list[str] = []
         """Limits and isolation measures the worker reported as applied."""
         self.calls = 0
@@ -141,6 +154,7 @@ class SandboxedReward:
             "cpu_limit_s": self.cpu_limit_s,
             # PDEATHSIG fires when the creating *thread* exits: only arm it from the main thread.
             "pdeathsig": threading.current_thread() is threading.main_thread(),
+            "skip_layers": list(self.skip_layers),
         }
         # A fresh environment: nothing of the caller's (keys, proxies) reaches the sandbox. PYTHONPATH names
         # only the directory autogai is imported from, so source checkouts work as well as installs.
@@ -193,6 +207,10 @@ class SandboxedReward:
             raise RewardRuntimeError(f"the sandbox worker failed to start (exit code {code})") from None
         isolation = reply.get("isolation", []) if isinstance(reply, dict) else []
         self.isolation = [str(x) for x in isolation] if isinstance(isolation, list) else []
+        unavailable = reply.get("unavailable", {}) if isinstance(reply, dict) else {}
+        if isinstance(unavailable, dict):
+            self.unavailable = {str(k): str(v)[:300] for k, v in unavailable.items()}
+        _report_layers_once(self.isolation, self.unavailable)
         return process
 
     def _load(self, timeout_s: float) -> None:
@@ -279,11 +297,18 @@ class SandboxedReward:
 
     # --- evaluation -------------------------------------------------------------------------------------
 
+    def _visible(self, metrics: Mapping[str, Any]) -> Mapping[str, Any]:
+        """``metrics`` without the task's judge-only ones (they never reach the sandbox)."""
+        if not self._judges or self._judges.isdisjoint(metrics):
+            return metrics
+        return {name: value for name, value in metrics.items() if name not in self._judges}
+
     def compute(
         self, metrics: Mapping[str, Any], obs: Any, action: Any, next_obs: Any
     ) -> tuple[float, dict[str, float]]:
         """Evaluate the program on one transition: ``(total, components)``; raises RewardRuntimeError."""
         what = "computing a reward"
+        metrics = self._visible(metrics)
         floats = protocol.float_metrics(metrics)
         with self._lock:
             if floats is None:
@@ -319,7 +344,7 @@ class SandboxedReward:
 
         The default timeout is ``call_timeout_s`` plus ``row_timeout_s`` per transition.
         """
-        items = [(_plain_metrics(m), o, a, n) for m, o, a, n in transitions]
+        items = [(_plain_metrics(self._visible(m)), o, a, n) for m, o, a, n in transitions]
         if not items:
             return []
         limit = timeout_s if timeout_s is not None else self.call_timeout_s + self.row_timeout_s * len(items)
@@ -381,7 +406,7 @@ class SandboxedReward:
             [[values[name] for name in param_names] for values in resolved], dtype=np.float64
         )
         param_matrix = param_matrix.reshape(len(resolved), len(param_names))
-        metric_names = [str(name) for name in metrics]
+        metric_names = [str(name) for name in metrics if name not in self._judges]
         metric_matrix = np.zeros((len(metric_names), rows))
         for row, name in enumerate(metric_names):
             column = np.asarray(metrics[name], dtype=np.float64)
@@ -422,6 +447,24 @@ class SandboxedReward:
         if isinstance(index_reported, int):
             raise RewardRuntimeError(f"{reason} [row {index_reported}]")
         raise RewardRuntimeError(reason)
+
+
+_layers_reported = False
+
+
+def _report_layers_once(applied: Sequence[str], unavailable: Mapping[str, str]) -> None:
+    """Log, once per process, which confinement layers the sandbox has and which this machine lacks."""
+    global _layers_reported
+    if _layers_reported:
+        return
+    _layers_reported = True
+    logger.info("reward sandbox confinement: %s", ", ".join(applied))
+    missing = {layer: reason for layer, reason in unavailable.items() if reason != "turned off by the caller"}
+    if missing:
+        details = "; ".join(f"{layer} ({reason})" for layer, reason in missing.items())
+        logger.warning(
+            "reward sandbox: not available on this machine, the other layers still hold: %s", details
+        )
 
 
 def _plain_metrics(metrics: Mapping[str, Any]) -> dict[str, Any]:
@@ -472,13 +515,9 @@ def _parse_result(total: Any, components: Any) -> tuple[float, dict[str, float]]
         raise RewardRuntimeError("the reward components are not a dict of at most 32 entries")
     checked: dict[str, float] = {}
     for name, value in components.items():
-        if (
-            not isinstance(name, str)
-            or len(name) > MAX_COMPONENT_NAME
-            or isinstance(value, bool)
-            or not isinstance(value, (int, float))
-            or not math.isfinite(value)
-        ):
+        if not valid_component_name(name):
+            raise RewardRuntimeError("a reward component name is not an identifier of at most 64 characters")
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
             raise RewardRuntimeError(f"reward component {name!r} is not a finite float")
         checked[name] = float(value)
     return float(total), checked

@@ -5,12 +5,14 @@ warms up every allow-listed numpy function (so nothing needs to be imported late
 *before* it sees any program:
 
 - ``RLIMIT_FSIZE = 0`` (no byte can be written to any file; ``SIGXFSZ`` ignored so writes fail instead),
-  ``RLIMIT_CORE = 0``, ``RLIMIT_NOFILE`` at the descriptors already open (no file or socket can be opened),
-  ``RLIMIT_AS`` at the current address space plus ``memory_limit_mb``, ``RLIMIT_CPU`` when asked,
-  ``RLIMIT_NPROC = 0`` (no fork; root ignores it);
-- best effort, never fatal: ``PR_SET_NO_NEW_PRIVS``, a fresh network namespace (``unshare(CLONE_NEWNET)``,
-  root only), ``PR_SET_PDEATHSIG = SIGKILL`` when the parent asks for it;
-- a watchdog thread that exits as soon as the parent process is gone.
+  ``RLIMIT_CORE = 0``;
+- the operating-system layers of :mod:`autogai.rewards.confinement`, in order: network (and user) namespace,
+  ``PR_SET_NO_NEW_PRIVS``, Landlock (read-only Python installation, nothing else), the drop to ``nobody``
+  when root, ``RLIMIT_AS`` / ``RLIMIT_NOFILE`` / ``RLIMIT_CPU`` / ``RLIMIT_NPROC``, and a seccomp-bpf
+  allow-list last. Each is best effort: the first reply names the layers applied and, for the others, why
+  they are not (the parent logs it once);
+- ``PR_SET_PDEATHSIG = SIGKILL`` when the parent asks for it, and a watchdog thread that exits as soon as
+  the parent process is gone.
 
 It then serves requests on a pipe in the format of :mod:`autogai.rewards.protocol` (the parent never
 unpickles anything the sandbox produced).
@@ -26,24 +28,7 @@ import threading
 import time
 from typing import Any
 
-
-def _best_effort_isolation(parent_pid: int, pdeathsig: bool) -> list[str]:
-    applied: list[str] = []
-    try:
-        import ctypes
-
-        libc = ctypes.CDLL(None, use_errno=True)
-        if libc.prctl(38, 1, 0, 0, 0) == 0:  # PR_SET_NO_NEW_PRIVS
-            applied.append("no_new_privs")
-        if pdeathsig and libc.prctl(1, int(signal.SIGKILL), 0, 0, 0) == 0:  # PR_SET_PDEATHSIG
-            applied.append("pdeathsig")
-        if os.geteuid() == 0 and libc.unshare(0x40000000) == 0:  # CLONE_NEWNET
-            applied.append("netns")
-    except (OSError, AttributeError):
-        pass
-    if os.getppid() != parent_pid:  # the parent died before PDEATHSIG was armed
-        os._exit(3)
-    return applied
+from autogai.rewards import confinement
 
 
 def _watch_parent(parent_pid: int) -> None:
@@ -76,18 +61,6 @@ def _warm_up(np_proxy: object) -> None:
         float(np.float64(1.0))
 
 
-def _limit(which: int, value: int) -> bool:
-    import resource
-
-    try:
-        _, hard = resource.getrlimit(which)
-        new_hard = value if hard == resource.RLIM_INFINITY or value < hard else hard
-        resource.setrlimit(which, (min(value, new_hard), new_hard))
-        return True
-    except (ValueError, OSError):
-        return False
-
-
 def _compact_descriptors(read_fd: int, write_fd: int) -> tuple[int, int]:
     """Move the pipe ends to descriptors 3 and 4 and close every other descriptor above 2."""
     import fcntl
@@ -109,34 +82,64 @@ def _compact_descriptors(read_fd: int, write_fd: int) -> tuple[int, int]:
     return 3, 4
 
 
-def _lock_down(config: dict) -> list[str]:
+def enter_sandbox(config: dict) -> tuple[int, int, confinement.Confinement]:
+    """Lock this process down as the sandbox worker does; returns the pipe ends (3, 4) and what was applied.
+
+    ``config``: ``read_fd``, ``write_fd``, ``parent_pid``, ``memory_limit_mb``, ``cpu_limit_s`` (or None),
+    ``pdeathsig`` (arm the parent-death signal) and ``skip_layers`` (confinement layers to leave off: tests
+    and benchmarks only).
+    """
     import resource
 
-    applied: list[str] = []
-    memory = int(config["memory_limit_mb"]) * 1024 * 1024
-    try:
-        with open("/proc/self/statm", "rb") as statm:
-            current = int(statm.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
-    except OSError:  # no /proc: cap the data segment instead of the address space
-        if _limit(resource.RLIMIT_DATA, memory + 512 * 1024 * 1024):
-            applied.append("data")
-    else:
-        if _limit(resource.RLIMIT_AS, current + memory):
-            applied.append("as")
-    # Descriptors 0-4 are in use (stdin/stdout/stderr, the two pipe ends): nothing else can be opened.
-    if _limit(resource.RLIMIT_NOFILE, 5):
-        applied.append("nofile")
-    cpu = config.get("cpu_limit_s")
-    if cpu:
-        seconds = max(1, int(cpu + 0.999))
-        try:
-            resource.setrlimit(resource.RLIMIT_CPU, (seconds, seconds + 1))
-            applied.append("cpu")
-        except (ValueError, OSError):
-            pass
-    if hasattr(resource, "RLIMIT_NPROC") and _limit(resource.RLIMIT_NPROC, 0):
-        applied.append("nproc")
-    return applied
+    parent_pid = int(config["parent_pid"])
+    skip = [str(layer) for layer in config.get("skip_layers") or ()]
+    pdeathsig = bool(config.get("pdeathsig"))
+    state = confinement.Confinement()
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    resource.setrlimit(resource.RLIMIT_FSIZE, (0, 0))
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # writes fail instead of killing the worker
+    state.applied += ["fsize", "core"]
+    confinement.enter_namespaces(state, skip=skip)  # before any thread exists
+    if pdeathsig and confinement.arm_parent_death_signal(parent_pid):
+        state.applied.append("pdeathsig")
+
+    # Everything the worker will ever need is imported and looked up now, before the filesystem is closed.
+    import pickle  # noqa: F401
+    import types  # noqa: F401
+
+    import numpy as np
+
+    from autogai.core.errors import RewardRejectedError  # noqa: F401
+    from autogai.rewards import (
+        protocol,  # noqa: F401
+        restricted,
+    )
+    from autogai.rewards.program import RewardProgram
+
+    _warm_up(restricted.make_numpy_proxy())
+    RewardProgram.from_source("def compute_reward(m, p):\n    return 0.0 ** 2, {'a': m.x}\n").compile()
+    np.seterr(all="ignore")
+    seccomp = confinement.load_seccomp_bindings()
+    ids = confinement.unprivileged_ids()
+    roots = confinement.readable_roots()
+
+    read_fd, write_fd = _compact_descriptors(int(config["read_fd"]), int(config["write_fd"]))
+    threading.stack_size(256 * 1024)  # the watchdog's stack comes out of the memory budget: keep it small
+    measured = confinement.address_space_bytes()
+    current_bytes = None if measured is None else measured + 256 * 1024
+    confinement.set_no_new_privs(state)
+    confinement.restrict_filesystem(state, roots, skip=skip)
+    confinement.drop_privileges(state, ids, skip=skip)
+    if pdeathsig:  # a credential change clears the parent-death signal: arm it again
+        confinement.arm_parent_death_signal(parent_pid)
+    # The watchdog starts after Landlock (which binds only the threads started after it) and before the
+    # process limit (a thread counts as a process).
+    threading.Thread(target=_watch_parent, args=(parent_pid,), daemon=True, name="parent-watch").start()
+    confinement.limit_resources(
+        state, int(config["memory_limit_mb"]), config.get("cpu_limit_s"), current_bytes
+    )
+    confinement.install_seccomp(state, seccomp, skip=skip)
+    return read_fd, write_fd, state
 
 
 class _Worker:
@@ -150,6 +153,16 @@ class _Worker:
         self.call_cpu_limit_s: float | None = None
         self.metric_names: list[str] = []
         self.component_names: list[str] = []
+        self.in_call = False
+        # The CPU budget of a call is enforced while the call runs: a profiling timer (process CPU time)
+        # interrupts a program that is still computing when its budget is spent.
+        signal.signal(signal.SIGPROF, self._budget_spent)
+
+    def _budget_spent(self, signum: int, frame: Any) -> None:
+        if self.in_call:
+            self.in_call = False
+            limit = self.call_cpu_limit_s or 0.0
+            raise _TooSlow(f"a call took more than {limit:.3f} s of CPU (budget {limit:.3f} s per call)")
 
     def reply(self, message: dict) -> None:
         import json
@@ -189,11 +202,11 @@ class _Worker:
                     self.reply(outcome)
                 continue
             if frame[:1] == b"M":
-                outcome = self.call_rows(frame)
-                if isinstance(outcome, bytes):
-                    write_frame(self.write_fd, outcome)
+                rows = self.call_rows(frame)
+                if isinstance(rows, bytes):
+                    write_frame(self.write_fd, rows)
                 else:
-                    self.reply(outcome)
+                    self.reply(rows)
                 continue
             request = pickle.loads(frame)
             op = request.get("op")
@@ -241,11 +254,20 @@ class _Worker:
         :class:`_TooSlow` beyond the per-call CPU budget."""
         from autogai.rewards import restricted
 
+        limit = self.call_cpu_limit_s
         started = time.thread_time()
-        raw = self.function(view, params)
+        timed = limit is not None and limit > 0
+        if limit is not None and limit > 0:
+            self.in_call = True
+            signal.setitimer(signal.ITIMER_PROF, limit)
+        try:
+            raw = self.function(view, params)
+        finally:
+            if timed:
+                self.in_call = False
+                signal.setitimer(signal.ITIMER_PROF, 0.0)
         elapsed = time.thread_time() - started
         total, components = restricted.check_output(raw)
-        limit = self.call_cpu_limit_s
         if limit is not None and elapsed > limit:
             raise _TooSlow(f"a call took {elapsed:.3f} s of CPU (budget {limit:.3f} s per call)")
         return total, components, elapsed
@@ -344,37 +366,10 @@ def _failure(exc: BaseException) -> dict:
 def main(argv: list[str]) -> int:
     import json
 
-    config = json.loads(argv[1])
-    read_fd, write_fd, parent_pid = int(config["read_fd"]), int(config["write_fd"]), int(config["parent_pid"])
-    import resource
-
-    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-    resource.setrlimit(resource.RLIMIT_FSIZE, (0, 0))
-    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
-    applied = ["fsize", "core", *_best_effort_isolation(parent_pid, bool(config.get("pdeathsig")))]
-    threading.Thread(target=_watch_parent, args=(parent_pid,), daemon=True, name="parent-watch").start()
-
-    # Everything the worker will ever need is imported now, before the descriptors are locked.
-    import pickle  # noqa: F401
-    import types  # noqa: F401
-
-    import numpy as np
-
-    from autogai.core.errors import RewardRejectedError  # noqa: F401
-    from autogai.rewards import (
-        protocol,  # noqa: F401
-        restricted,
-    )
-    from autogai.rewards.program import RewardProgram
-
-    _warm_up(restricted.make_numpy_proxy())
-    RewardProgram.from_source("def compute_reward(m, p):\n    return 0.0 ** 2, {'a': m.x}\n").compile()
-    np.seterr(all="ignore")
-
-    read_fd, write_fd = _compact_descriptors(read_fd, write_fd)
-    applied += _lock_down(config)
+    read_fd, write_fd, state = enter_sandbox(json.loads(argv[1]))
     worker = _Worker(read_fd, write_fd)
-    worker.reply({"ok": True, "ready": True, "pid": os.getpid(), "isolation": applied})
+    ready = {"ok": True, "ready": True, "pid": os.getpid(), "isolation": state.applied}
+    worker.reply({**ready, "unavailable": state.unavailable})
     worker.serve()
     return 0
 

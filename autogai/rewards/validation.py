@@ -158,11 +158,20 @@ def _rejected(
 
 
 def check_metric_names(program: RewardProgram, task: TaskCard) -> None:
-    """Every ``m.<name>`` the program reads must be a metric of ``task`` (or obs/next_obs/action)."""
-    known = set(task.metric_names) | set(RESERVED_FIELDS)
+    """Every ``m.<name>`` the program reads must be a metric of ``task`` (or obs/next_obs/action), and no
+    judge-only metric may be read by any route (``m.fitness``, an alias of ``m``, ...)."""
+    for judge in task.judge_metrics or ():
+        if judge in program.attribute_reads:
+            raise RewardRejectedError(
+                f"reads .{judge}, the judge of task {task.id}: reward programs must not read it "
+                "(a reward that copies the score games it)",
+                stage="metrics",
+                line=program.attribute_reads[judge],
+            )
+    known = set(task.program_metric_names) | set(RESERVED_FIELDS)
     for name, line in sorted(program.metric_reads.items(), key=lambda item: item[1]):
         if name not in known:
-            available = ", ".join([*task.metric_names, *RESERVED_FIELDS])
+            available = ", ".join([*task.program_metric_names, *RESERVED_FIELDS])
             raise RewardRejectedError(
                 f"m.{name} is not a metric of task {task.id} (available: {available})",
                 stage="metrics",

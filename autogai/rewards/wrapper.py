@@ -9,7 +9,7 @@ import gymnasium as gym
 
 from autogai.rewards.program import RewardProgram
 from autogai.rewards.restricted import as_float_array
-from autogai.rewards.sandbox import SandboxedReward
+from autogai.rewards.sandbox import DEFAULT_CALL_CPU_LIMIT_S, SandboxedReward
 
 if TYPE_CHECKING:
     from autogai.tasks.card import TaskCard
@@ -29,7 +29,8 @@ class RewardWrapper(gym.Wrapper):
         program: a :class:`RewardProgram` or its source.
         task: the task card (metrics and fitness functions).
         params: values of the program's ``PARAMS`` (defaults for missing ones).
-        call_timeout_s, memory_limit_mb: passed to :class:`SandboxedReward`.
+        call_timeout_s, call_cpu_limit_s, memory_limit_mb: passed to :class:`SandboxedReward` (every call
+            has a CPU budget during training as in validation).
     """
 
     def __init__(
@@ -40,6 +41,7 @@ class RewardWrapper(gym.Wrapper):
         params: Mapping[str, float] | None = None,
         *,
         call_timeout_s: float = 5.0,
+        call_cpu_limit_s: float | None = DEFAULT_CALL_CPU_LIMIT_S,
         memory_limit_mb: int = 256,
     ) -> None:
         super().__init__(env)
@@ -47,7 +49,12 @@ class RewardWrapper(gym.Wrapper):
         self.task = task
         self.params = self.program.resolve_params(params)
         self.sandbox = SandboxedReward(
-            self.program, task, self.params, call_timeout_s=call_timeout_s, memory_limit_mb=memory_limit_mb
+            self.program,
+            task,
+            self.params,
+            call_timeout_s=call_timeout_s,
+            call_cpu_limit_s=call_cpu_limit_s,
+            memory_limit_mb=memory_limit_mb,
         )
         self._last_obs: Any = None
 

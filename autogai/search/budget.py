@@ -177,7 +177,8 @@ PRESETS: dict[str, SearchBudget] = {
         net_arch_choices=((256, 256), (400, 300)),
         batch_size_choices=(128, 256),
         buffer_size=1_000_000,
-        trial_time_limit_s=None,
+        # 600k steps at up to ~0.1 s each (full-size enhancers on a CPU) fit; a stuck trial still ends.
+        trial_time_limit_s=86_400,
         enhancer_scale="full",
     ),
 }

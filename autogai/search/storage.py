@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from autogai.core.errors import StorageError
+from autogai.core.logging import mask_secrets
 
 if TYPE_CHECKING:
     import optuna
@@ -45,8 +46,9 @@ def journal_url(path: Path) -> str:
 
 
 def redact_url(url: str) -> str:
-    """The URL with its password replaced by ``***`` (for logs, config.json and error messages)."""
-    return re.sub(r"(://[^:/@]+:)([^@]*)(@)", r"\1***\3", url)
+    """The URL with its credentials (password, credential query parameters) replaced by ``***`` (for logs,
+    config.json and error messages)."""
+    return mask_secrets(url)
 
 
 def storage_scheme(url: str) -> str:
@@ -107,16 +109,29 @@ def is_local_storage(url: str) -> bool:
 
 
 def _check_writable_file(path: Path, what: str) -> None:
+    """The file's directory must exist already: a mistyped URL must not create directories anywhere."""
     path = path.expanduser()
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise StorageError(f"cannot create the directory of the {what} {path}: {exc.strerror}") from exc
+    if not path.parent.is_dir():
+        raise StorageError(
+            f"the directory of the {what} {path} does not exist; create it first or fix the storage URL"
+        )
     probe = path if path.exists() else path.parent
     import os
 
     if not os.access(probe, os.W_OK):
         raise StorageError(f"the {what} {path} is not writable")
+
+
+def check_storage_location(url: str) -> None:
+    """The file of a SQLite or journal URL must be in an existing, writable directory (nothing is created);
+    other schemes are checked when they are opened. Raises :class:`StorageError` with one line."""
+    scheme = storage_scheme(normalize_url(url))
+    if scheme == "journal":
+        _check_writable_file(_file_path(url), "journal file")
+    elif scheme == "sqlite":
+        path = sqlite_path(url)
+        if path is not None:
+            _check_writable_file(path, "SQLite storage")
 
 
 def _enable_wal(path: Path) -> None:
@@ -143,9 +158,9 @@ def make_storage(url: str, *, heartbeat: bool = True) -> optuna.storages.BaseSto
     shown = redact_url(url)
     url = normalize_url(url)
     scheme = storage_scheme(url)
+    check_storage_location(url)
     if scheme == "journal":
         path = _file_path(url).expanduser()
-        _check_writable_file(path, "journal file")
         from optuna.storages.journal import JournalFileBackend
 
         try:
@@ -156,7 +171,6 @@ def make_storage(url: str, *, heartbeat: bool = True) -> optuna.storages.BaseSto
     if scheme == "sqlite":
         db_path = sqlite_path(url)
         if db_path is not None:
-            _check_writable_file(db_path, "SQLite storage")
             _enable_wal(db_path)
         # Several worker processes write to one file: wait for the lock instead of failing at once.
         engine_kwargs = {"connect_args": {"timeout": 60}}

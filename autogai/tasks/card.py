@@ -143,6 +143,10 @@ class TaskCard:
     deterministic: bool | Callable[[Mapping[str, Any]], bool] = False
     """True (or a function of the env kwargs saying so) when an episode is fully determined by the policy:
     a fixed start and no randomness. One evaluation episode then says all that ten would."""
+    judge_metrics: tuple[str, ...] | None = None
+    """Metrics only the judge may read: reward programs reading them (by any route) are rejected, and they are
+    never sent to the sandbox. None: ``("fitness",)`` when the card has a ``fitness`` metric, else none. A
+    task whose fitness is the native reward says so with ``()``."""
 
     def __post_init__(self) -> None:
         if not self.id or not self.id.replace("-", "").replace("_", "").isalnum():
@@ -155,10 +159,24 @@ class TaskCard:
             raise ConfigError(f"task {self.id}: metric names {sorted(reserved)} are reserved")
         if self.fitness_aggregate not in ("mean", "sum"):
             raise ConfigError(f"task {self.id}: fitness_aggregate must be 'mean' or 'sum'")
+        judges = self.judge_metrics
+        if judges is None:
+            judges = ("fitness",) if "fitness" in names else ()
+        judges = tuple(judges)
+        unknown = sorted(set(judges) - set(names))
+        if unknown:
+            raise ConfigError(f"task {self.id}: judge_metrics {unknown} are not metrics of the card")
+        object.__setattr__(self, "judge_metrics", judges)
 
     @property
     def metric_names(self) -> tuple[str, ...]:
         return tuple(m.name for m in self.metrics)
+
+    @property
+    def program_metric_names(self) -> tuple[str, ...]:
+        """The metrics a reward program may read: all but the judge-only ones."""
+        judges = set(self.judge_metrics or ())
+        return tuple(m.name for m in self.metrics if m.name not in judges)
 
     def make_env(self, **overrides: Any) -> gym.Env:
         """Build the task's environment with the card's kwargs, overridden by ``overrides``."""
@@ -181,7 +199,11 @@ class TaskCard:
         return float(values.mean() if self.fitness_aggregate == "mean" else values.sum())
 
     def metrics_table(self) -> str:
-        """The metric table as Markdown, with each metric's intent (shown in every LLM prompt)."""
+        """The metric table as Markdown, with each metric's intent (shown in every LLM prompt); judge-only
+        metrics are marked as such."""
         rows = ["| name | unit | meaning | intent |", "|---|---|---|---|"]
-        rows += [f"| {m.name} | {m.unit} | {m.meaning} | {m.describe_intent()} |" for m in self.metrics]
+        judges = set(self.judge_metrics or ())
+        for m in self.metrics:
+            note = " (judge only: not readable by reward programs)" if m.name in judges else ""
+            rows.append(f"| {m.name} | {m.unit} | {m.meaning}{note} | {m.describe_intent()} |")
         return "\n".join(rows)

@@ -128,4 +128,6 @@ TASK = TaskCard(
     action_modes=(),
     max_episode_steps=200,
     tags=("classic-control", "gymnasium", "continuous"),
+    # The fitness is the native reward itself (env_reward): shaping it is the task, so no metric is judge-only.
+    judge_metrics=(),
 )

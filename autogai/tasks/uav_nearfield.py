@@ -185,6 +185,7 @@ TASK = TaskCard(
     tags=("wireless", "uav", "near-field", "relay", "multi-objective", "paper-case-study"),
     deterministic=_deterministic,
     references={"hover at the start": _hover_at_start_fitness},
+    judge_metrics=("fitness",),  # the slot utility ranks designs: a reward that reads it games the score
 )
 
 

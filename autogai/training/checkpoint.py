@@ -14,11 +14,12 @@ from __future__ import annotations
 
 import json
 import os
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from autogai.core.errors import RunDirectoryError
+from autogai.core.errors import AutoGAIError, RunDirectoryError
 
 CHECKPOINT_DIR = "checkpoint"
 AGENT_FILE = "agent.pt"
@@ -58,14 +59,23 @@ def find_checkpoint(path: Path) -> Path:
     )
 
 
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0][:200]}" if text else type(exc).__name__
+
+
 def read_checkpoint_meta(path: Path) -> dict[str, Any]:
+    """The checkpoint's JSON; a missing, corrupt or foreign file is one :class:`RunDirectoryError` naming it."""
     directory = find_checkpoint(path)
+    meta_path = directory / META_FILE
     try:
-        meta = json.loads((directory / META_FILE).read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise RunDirectoryError(f"unreadable checkpoint metadata in {directory}: {exc}") from exc
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:  # ValueError: bad UTF-8 or bad JSON
+        raise RunDirectoryError(f"corrupt checkpoint metadata {meta_path}: {_first_line(exc)}") from None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT_VERSION:
-        raise RunDirectoryError(f"checkpoint in {directory} has an unknown format")
+        raise RunDirectoryError(f"checkpoint metadata {meta_path} has an unknown format")
+    if not isinstance(meta.get("task"), str) or not isinstance(meta.get("agent_file", AGENT_FILE), str):
+        raise RunDirectoryError(f"checkpoint metadata {meta_path} lacks the task or the agent file name")
     meta["checkpoint_dir"] = str(directory)
     return meta
 
@@ -85,7 +95,14 @@ def load_checkpoint(
     agent_path = Path(meta["checkpoint_dir"]) / meta.get("agent_file", AGENT_FILE)
     if not agent_path.exists():
         raise RunDirectoryError(f"checkpoint {meta['checkpoint_dir']} has no {agent_path.name}")
-    population = TD3Population.load(agent_path, device=device)
+    try:
+        with warnings.catch_warnings():  # a damaged file makes torch's unpickler warn before it fails
+            warnings.simplefilter("ignore", UserWarning)
+            population = TD3Population.load(agent_path, device=device)
+    except AutoGAIError as exc:
+        raise RunDirectoryError(f"unusable checkpoint {agent_path}: {exc}") from None
+    except Exception as exc:  # torch.load of a damaged file: UnpicklingError, RuntimeError, EOFError, ...
+        raise RunDirectoryError(f"corrupt checkpoint {agent_path}: {_first_line(exc)}") from None
     if agent is not None:
         indices = [int(a["index"]) for a in meta.get("agents", [])]
         if agent not in indices:

@@ -152,7 +152,7 @@ HOSTILE: list[HostileCase] = [
         "cpu_loop_stall",
         _fn("s = 0\nfor i in range(100000):\n    for j in range(100000):\n        s += j\n" + OK),
         "smoke",
-        r"timed out",
+        r"more than 0\.050 s of CPU \(budget 0\.050 s per call\)",
         {"time_limit_s": 1.5},
     ),
     HostileCase("list_bomb", _fn("x = [0] * 10**9\n" + OK), "smoke", r"memory limit exceeded"),
@@ -163,6 +163,73 @@ HOSTILE: list[HostileCase] = [
     HostileCase(
         "array_bomb_outer",
         _fn("a = np.arange(10**6) * 1.0\nx = np.outer(a, a)\n" + OK),
+        "smoke",
+        r"np\.outer of 1000000000000 elements exceeds",
+    ),
+    # element-count limit bypasses (outside tester): every constructor and combinator is sized first
+    HostileCase(
+        "arange_small_step",
+        _fn("x = np.arange(0.0, 1.0, 1e-9)\n" + OK),
+        "smoke",
+        r"np\.arange of 1000000000 elements exceeds",
+    ),
+    HostileCase(
+        "arange_keywords_only",
+        _fn("x = np.arange(start=0.0, stop=1.0, step=1e-9)\n" + OK),
+        "smoke",
+        r"np\.arange of 1000000000 elements exceeds",
+    ),
+    HostileCase(
+        "ones_like_positional_shape",
+        _fn("x = np.ones_like(m.obs, float, 'C', True, (100000, 100000))\n" + OK),
+        "smoke",
+        r"np\.ones_like of 10000000000 elements exceeds",
+    ),
+    HostileCase(
+        "subarray_dtype",
+        _fn("x = np.zeros(1000, dtype=('f8', (1000000,)))\n" + OK),
+        "smoke",
+        r"np\.zeros: dtype .* is not allowed",
+    ),
+    HostileCase(
+        "subarray_dtype_positional",
+        _fn("x = np.ones(1000, '(1000000,)f8')\n" + OK),
+        "smoke",
+        r"np\.ones: dtype .* is not allowed",
+    ),
+    HostileCase(
+        "string_dtype", _fn("x = np.full(10, 1.0, 'U100000000')\n" + OK), "smoke", r"dtype .*U100000000"
+    ),
+    HostileCase(
+        "astype_subarray", _fn("x = m.obs.astype('(1000000,)f8')\n" + OK), "smoke", r"\.astype: dtype"
+    ),
+    HostileCase(
+        "concatenate_bomb",
+        _fn("a = np.ones(1000)\nx = np.concatenate([a] * 100000)\n" + OK),
+        "smoke",
+        r"np\.concatenate of 100000000 elements exceeds",
+    ),
+    HostileCase(
+        "stack_bomb",
+        _fn("a = np.ones(1000)\nx = np.stack([a] * 100000)\n" + OK),
+        "smoke",
+        r"np\.stack of 100000000 elements exceeds",
+    ),
+    HostileCase(
+        "broadcast_bomb",
+        _fn("a = np.ones(100000)\nx = np.multiply(a.reshape(100000, 1), a)\n" + OK),
+        "smoke",
+        r"np\.multiply of 10000000000 elements exceeds",
+    ),
+    HostileCase(
+        "dot_bomb",
+        _fn("a = np.ones(100000)\nx = a.reshape(100000, 1).dot(a.reshape(1, 100000))\n" + OK),
+        "smoke",
+        r"dot of 10000000000 elements exceeds",
+    ),
+    HostileCase(
+        "operator_broadcast_bomb",
+        _fn("a = np.ones(100000)\nx = a.reshape(100000, 1) * a\n" + OK),
         "smoke",
         r"memory limit exceeded",
     ),
@@ -272,6 +339,65 @@ HOSTILE: list[HostileCase] = [
     ),
     HostileCase("params_unknown_read", _fn("return p['weight'] * m.speed, {}"), "params", r"p\['weight'\]"),
     HostileCase("unknown_metric", _fn("return m.altitude, {}"), "metrics", r"m\.altitude is not a metric"),
+    # --- the judge (outside tester): read by any route, rejected -----------------------------------------
+    HostileCase(
+        "judge_direct", _fn("return m.fitness, {'score': m.fitness}"), "metrics", r"\.fitness, the judge"
+    ),
+    HostileCase("judge_alias", _fn("view = m\nx = view.fitness\n" + OK), "metrics", r"\.fitness, the judge"),
+    HostileCase(
+        "judge_in_helper",
+        "def peek(metrics):\n    return metrics.fitness\n\n" + _fn("return peek(m), {'s': 0.0}"),
+        "metrics",
+        r"\.fitness, the judge",
+    ),
+    HostileCase("judge_in_fstring", _fn("s = f'{m.fitness}'\n" + OK), "metrics", r"\.fitness, the judge"),
+    # --- hostile values that used to crash the checks (outside tester) -----------------------------------
+    HostileCase(
+        "params_400_digit_default",
+        _fn(OK, header="PARAMS = {'w': {'default': " + "9" * 400 + ", 'low': 0.0, 'high': 1.0}}"),
+        "params",
+        r"finite number \(got an integer of 400 digits\)",
+    ),
+    HostileCase(
+        "deep_attribute_chain_default",
+        "def compute_reward(m, p=m" + ".a" * 450 + "):\n    return 0.0, {}\n",
+        "signature",
+        r"compute_reward\(m, p\)",
+    ),
+    HostileCase(
+        "very_deep_attribute_chain",
+        _fn("x = m" + ".a" * 5000 + "\n" + OK),
+        "parse",
+        r"nested too deeply",
+    ),
+    HostileCase(
+        "deep_parentheses", _fn("x = " + "(" * 300 + "1" + ")" * 300 + "\n" + OK), "parse", r"too many|nested"
+    ),
+    # --- terminal escapes in program text (outside tester): rejected or shown escaped -------------------
+    HostileCase(
+        "escape_code_component_literal",
+        _fn("return 1.0, {'\\x1b[2K\\raccepted': 1.0}"),
+        "components",
+        r"identifiers .*\\x1b\[2K",
+    ),
+    HostileCase(
+        "escape_code_component_dynamic",
+        _fn("name = '\\x1b[1A\\x1b[2K' + 'ok'\nreturn 1.0, {name: 1.0}"),
+        "smoke",
+        r"component names must be identifiers .*\\x1b\[1A",
+    ),
+    HostileCase(
+        "escape_code_exception_text",
+        _fn("assert m.speed > 1e9, '\\x1b[1A\\x1b[2Kaccepted: all good'\n" + OK),
+        "smoke",
+        r"AssertionError: \\x1b\[1A\\x1b\[2Kaccepted: all good",
+    ),
+    HostileCase(
+        "bidi_override_component",
+        _fn("return 1.0, {'abc\\u202e': 1.0}"),
+        "components",
+        r"identifiers",
+    ),
     # --- mutation of the inputs --------------------------------------------------------------------------
     HostileCase("mutate_metric_attribute", _fn("m.speed = 0.0\n" + OK), "syntax", r"assigning to attributes"),
     HostileCase("mutate_obs", _fn("m.obs[0] = 1.0\n" + OK), "smoke", r"read-only"),
