@@ -94,6 +94,12 @@ def print_leaderboard(rows: Sequence[Mapping[str, Any]], title: str = "leaderboa
     wide_console().print(leaderboard_table(rows, title))
 
 
+def _signed_interval(pair: Any) -> str:
+    if not isinstance(pair, (list, tuple)) or len(pair) != 2 or None in pair:
+        return "no interval: too few seeds"
+    return f"95% CI [{pair[0]:+.4g}, {pair[1]:+.4g}]"
+
+
 def print_summary_footer(summary: Any) -> None:
     console = wide_console()
     base = summary.baseline
@@ -101,23 +107,25 @@ def print_summary_footer(summary: Any) -> None:
     if base is not None and base.get("iqm") is not None:
         if winners:
             best = winners[0]
-            low, high = best["diff_vs_baseline_ci"]
             console.print(
                 f"Design {best['design_id']} beats the baseline: IQM {best['iqm']:.4g} vs {base['iqm']:.4g}, "
-                f"difference {best['diff_vs_baseline']:+.4g} (95% CI [{low:+.4g}, {high:+.4g}]), "
-                f"P(better) {best['prob_improvement']:.2f}."
+                f"difference {best['diff_vs_baseline']:+.4g} ({_signed_interval(best['diff_vs_baseline_ci'])}), "
+                f"P(better) {_num(best.get('prob_improvement'), 2)}."
             )
         else:
             best = next(
-                (r for r in summary.leaderboard if not r.get("is_baseline") and r.get("iqm") is not None),
+                (
+                    r
+                    for r in summary.leaderboard
+                    if not r.get("is_baseline") and r.get("diff_vs_baseline") is not None
+                ),
                 None,
             )
             detail = ""
-            if best is not None and best.get("diff_vs_baseline_ci"):
-                low, high = best["diff_vs_baseline_ci"]
+            if best is not None:
                 detail = (
                     f"; the best proposal {best['design_id']} differs by {best['diff_vs_baseline']:+.4g} "
-                    f"(95% CI [{low:+.4g}, {high:+.4g}])"
+                    f"({_signed_interval(best.get('diff_vs_baseline_ci'))})"
                 )
             console.print(f"No design beat the baseline (IQM {base['iqm']:.4g}){detail}.")
     counts = ", ".join(f"{k.lower()} {v}" for k, v in sorted(summary.trial_counts.items()))
