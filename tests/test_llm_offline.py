@@ -68,7 +68,14 @@ def test_second_round_changes_designs_in_response_to_feedback(kb: Any) -> None:
     program = parse_program(best.reward_source)
     names = [c.name for c in program.components]
     assert len(names) >= 2
-    bad, good = names[-1], names[0]
+    # The guards on the task's failure flags are never dropped (a later test checks that); any other
+    # component that anti-correlates with fitness is.
+    guards = {
+        c.name
+        for c in program.components
+        if re.search(r"m\.(out_of_area|outside_near_field)\b", c.expression)
+    }
+    bad, good = next(n for n in reversed(names) if n not in guards), names[0]
     weight = next(iter(program.params))
     spec = program.params[weight]
     best_value = (float(spec["low"]) + float(spec["high"])) / 2
@@ -161,3 +168,39 @@ def test_without_a_knowledge_base_the_baseline_is_varied_honestly() -> None:
     valid = [r for r in records if r.ok]
     assert len(valid) == 2 and len({r.design.id for r in valid}) == 2
     assert all("no reward-term blocks" in r.design.rationale for r in valid)
+
+
+def test_reflection_never_drops_the_guard_on_a_failure_flag(kb: Any) -> None:
+    """Feedback that condemns a hard-constraint penalty cannot remove it: the child still penalises leaving
+    the area and the near field (the task card marks both as failures)."""
+    task = get_task("uav-nearfield")
+    proposer = OfflineProposer(kb, validation_kwargs=VALIDATION)
+    first = proposer.propose(task, n=2)
+    best = first[0].design
+    program = parse_program(best.reward_source)
+    guard_names = [
+        c.name
+        for c in program.components
+        if re.search(r"m\.(out_of_area|outside_near_field)\b", c.expression)
+    ]
+    assert guard_names
+    feedback = [
+        DesignFeedback(
+            design_id=best.id,
+            name=best.name,
+            enhancers=best.enhancers.short_name,
+            reward_source=best.reward_source,
+            score_mean=35.0,
+            components={
+                name: ComponentSummary(mean=-3.0, min=-5.0, max=0.0, fitness_correlation=-0.9)
+                for name in guard_names
+            },
+        )
+    ]
+    second = proposer.propose(
+        task, n=2, feedback=feedback, generation=1, past_designs=[r.design for r in first]
+    )
+    for record in second:
+        assert record.ok, record.error
+        source = record.design.reward_source
+        assert "m.out_of_area" in source and "m.outside_near_field" in source
