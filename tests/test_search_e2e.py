@@ -192,10 +192,11 @@ def _check_two_worker_run(url: str, run_name: str, trials: int) -> None:
 
 
 def test_two_workers_share_one_run(tmp_path: Path) -> None:
+    # 4 trials per design claimed 2 at a time: 4 batches for 2 workers, so both must take part.
     run = tmp_path / "two-workers"
-    result = cli(_search_args(run, "--seeds", "1", "--workers", "2"), tmp_path)
+    result = cli(_search_args(run, "--seeds", "1", "--workers", "2", "--trials", "4"), tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
-    _check_two_worker_run(f"sqlite:///{run / 'optuna.db'}", run.name, 2)
+    _check_two_worker_run(f"sqlite:///{run / 'optuna.db'}", run.name, 4)
 
 
 @pytest.mark.postgres
@@ -204,10 +205,10 @@ def test_search_against_postgresql_with_two_workers(tmp_path: Path) -> None:
     if not url:
         pytest.skip("AUTOGAI_TEST_POSTGRES_URL is not set (start a server with .ci/postgres.sh)")
     run = tmp_path / f"pg-{os.getpid()}-{int(time.time())}"
-    result = cli(_search_args(run, "--seeds", "1", "--workers", "2", "--storage", url), tmp_path)
+    result = cli(_search_args(run, "--seeds", "1", "--workers", "2", "--trials", "4", "--storage", url), tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     assert not (run / "optuna.db").exists()
-    _check_two_worker_run(url, run.name, 2)
+    _check_two_worker_run(url, run.name, 4)
     assert "autogai:autogai@" not in (run / "config.json").read_text()  # password redacted
 
 
