@@ -283,3 +283,25 @@ def test_bad_population_input_is_one_line_without_traceback(tmp_path, argv: list
     assert len(lines) == 1 and lines[0].startswith("autogai: error:"), cli.stderr
     assert fragment in lines[0]
     assert not (run_dir / "checkpoint").exists() and not (run_dir / "curves.csv").exists()
+
+
+def test_cuda_without_a_gpu_is_one_line(tmp_path, capsys) -> None:
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a CUDA device: --device cuda is valid here")
+    code, _, err = run(
+        capsys,
+        "train",
+        "--task",
+        "pendulum",
+        "--device",
+        "cuda",
+        "--run-dir",
+        str(tmp_path / "run"),
+        "--no-progress",
+    )
+    assert code == 1
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and "torch sees no CUDA device" in lines[0], err
+    assert not (tmp_path / "run" / "checkpoint").exists()
