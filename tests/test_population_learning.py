@@ -1,4 +1,4 @@
-"""Population equivalence on Pendulum-v1 (slow, ~15 min on one core; ``pytest -m slow -s`` prints the figures).
+"""Population equivalence on Pendulum-v1 (slow: 31 min on a shared 2-core machine; ``pytest -m slow -s`` prints the figures).
 
 - A population of one reproduces the learning curves the single-agent TD3 recorded before populations existed
   (``tests/data/td3_single_agent_pendulum.json``: plain TD3, 64x64, batch 128, learning_starts 1000, 6000
