@@ -86,7 +86,7 @@ def test_combination_trains_and_round_trips(combo: EnhancerCombo, action_kind: s
 
 
 def _step_envs(envs: list, population: TD3Population, obs: np.ndarray) -> np.ndarray:
-    """One explore step of every agent in its own env; stores the transitions, returns the next observations."""
+    """One exploring step of every agent in its own env; stores the transitions, returns the next obs."""
     coords = population.act(obs, explore=True)
     next_obs, following = np.empty_like(obs), np.empty_like(obs)
     rewards, terminated = np.empty((len(envs), 1)), np.zeros((len(envs), 1), bool)

@@ -1,5 +1,6 @@
 """A population is P independent agents: per-agent learning rates and taus are exactly Adam and Polyak with
-that agent's value, a diverging agent cannot touch its neighbours, and ``keep`` moves survivors bit-for-bit."""
+that agent's value, a diverging agent cannot touch its neighbours, and ``keep`` moves survivors
+bit-for-bit."""
 
 from __future__ import annotations
 
