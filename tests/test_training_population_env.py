@@ -1,5 +1,5 @@
-"""PopulationEnv: agent-major rows, per-row seeding, and agents leaving (the list back end at once, the batched
-UAV simulator at the next episode boundary) without disturbing the others."""
+"""PopulationEnv: agent-major rows, per-row seeding, and agents leaving (the list back end at once, the
+batched UAV simulator at the next episode boundary) without disturbing the others."""
 
 from __future__ import annotations
 
