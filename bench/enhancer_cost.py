@@ -20,8 +20,7 @@ import time
 import numpy as np
 from gymnasium import spaces
 
-from autogai.agents import TD3Config, make_agent
-from autogai.agents.td3 import TD3Agent
+from autogai.agents import TD3Config, TD3Population
 from autogai.core.types import EnhancerCombo
 
 N_ANTENNAS = 50
@@ -35,27 +34,30 @@ def uav_token_groups() -> list[np.ndarray]:
     return [antenna, scalars]
 
 
-def build(combo: EnhancerCombo, config: TD3Config, fill: int, seed: int) -> TD3Agent:
+def build(combo: EnhancerCombo, config: TD3Config, fill: int, seed: int) -> TD3Population:
+    """A population of one agent holding ``fill`` synthetic UAV-shaped transitions."""
     obs_space = spaces.Box(-1.0, 1.0, (OBS_DIM,), np.float32)
     action_space = spaces.Box(-1.0, 1.0, (4,), np.float32)
-    agent = make_agent(obs_space, action_space, combo, config, token_groups=uav_token_groups(), seed=seed)
+    agent = TD3Population(
+        obs_space, action_space, combo, config, seeds=[seed], token_groups=uav_token_groups()
+    )
     rng = np.random.default_rng(seed)
-    obs = rng.uniform(-1, 1, (fill, OBS_DIM)).astype(np.float32)
-    agent.add_transition(
+    obs = rng.uniform(-1, 1, (1, fill, OBS_DIM)).astype(np.float32)
+    agent.add_transitions(
         obs,
-        rng.uniform(-1, 1, (fill, 4)).astype(np.float32),
-        rng.normal(size=fill).astype(np.float32),
-        np.roll(obs, 1, axis=0),
-        np.zeros(fill, dtype=bool),
+        rng.uniform(-1, 1, (1, fill, 4)).astype(np.float32),
+        rng.normal(size=(1, fill)).astype(np.float32),
+        np.roll(obs, 1, axis=1),
+        np.zeros((1, fill), dtype=bool),
     )
     return agent
 
 
-def time_steps(agent: TD3Agent, obs: np.ndarray, steps: int) -> float:
+def time_steps(agent: TD3Population, obs: np.ndarray, steps: int) -> float:
     """Seconds for ``steps`` training steps: act (exploring) on one observation + one gradient update."""
     start = time.perf_counter()
     for i in range(steps):
-        agent.act(obs[i % len(obs)], explore=True)
+        agent.act(obs[i % len(obs)].reshape(1, 1, -1), explore=True)
         agent.train_step(1)
     return time.perf_counter() - start
 

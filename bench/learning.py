@@ -6,8 +6,9 @@
   fraction of the scripted oracle's episode fitness (target: >= 90% at the standard budget), with the
   start-hover reference (~31.0 per slot) for scale.
 
-Each (task, enhancers, seed) is one ``autogai.training.train`` call; evaluation uses 10 episodes on seeds
-disjoint from training. Runs are independent, so ``--workers 2`` uses both cores when the machine is free.
+Each (task, enhancers) trains its seeds as one population (one ``autogai.training.train`` call, one agent
+per seed); evaluation uses 10 episodes on seeds disjoint from training. Populations are independent, so
+``--workers 2`` uses both cores when the machine is free.
 
 Usage::
 
@@ -34,36 +35,40 @@ EVAL_EPISODES = 10
 UAV_ALIGNED_REWARD = FITNESS_ALIGNED_REWARD
 
 
-def run_one(spec: dict[str, Any]) -> dict[str, Any]:
+def run_population(spec: dict[str, Any]) -> list[dict[str, Any]]:
+    """Train one (task, enhancers) with one agent per seed; one row per seed."""
     import torch
 
     from autogai.agents import TD3Config
     from autogai.tasks import get_task
-    from autogai.training import train
+    from autogai.training import AgentSpec, train
 
     torch.set_num_threads(1)
     card = get_task(spec["task"])
     config = TD3Config(**spec["config"])
-    result = train(
+    results = train(
         card,
+        [AgentSpec(seed=seed, td3_config=config) for seed in spec["seeds"]],
         enhancers=spec["enhancers"],
         reward_source=spec.get("reward_source"),
-        td3_config=config,
         total_steps=spec["steps"],
-        seed=spec["seed"],
         env_kwargs=spec["env_kwargs"],
         eval_every=spec["eval_every"],
         eval_episodes=EVAL_EPISODES,
     )
-    return {
-        **{k: spec[k] for k in ("label", "seed")},
-        "status": result.status,
-        "reason": result.reason,
-        "curve": [(int(r["step"]), r["fitness"]) for r in result.curve],
-        "final": result.fitness,
-        "oracle": None if result.final_evaluation is None else result.final_evaluation.oracle_fitness,
-        "wall_time_s": result.wall_time_s,
-    }
+    return [
+        {
+            "label": spec["label"],
+            "seed": result.seed,
+            "status": result.status,
+            "reason": result.reason,
+            "curve": [(int(r["step"]), r["fitness"]) for r in result.curve],
+            "final": result.fitness,
+            "oracle": None if result.final_evaluation is None else result.final_evaluation.oracle_fitness,
+            "wall_time_s": result.wall_time_s,
+        }
+        for result in results
+    ]
 
 
 def main() -> None:
@@ -86,7 +91,7 @@ def main() -> None:
     if "pendulum" in tasks:
         # rl-zoo's TD3 Pendulum settings (gamma 0.98, lr 1e-3, N(0, 0.1) noise), shorter random warm-up.
         config = {"net_arch": (args.net, args.net), "gamma": 0.98, "learning_starts": 1000, "device": "cpu"}
-        specs += [
+        specs.append(
             {
                 "label": "pendulum plain",
                 "task": "pendulum",
@@ -94,15 +99,14 @@ def main() -> None:
                 "env_kwargs": {},
                 "config": config,
                 "steps": args.steps,
-                "seed": seed,
+                "seeds": list(range(args.seeds)),
                 "eval_every": args.eval_every,
             }
-            for seed in range(args.seeds)
-        ]
+        )
     if "uav" in tasks:
         config = {"net_arch": (args.net, args.net), "learning_starts": 1000, "device": "cpu"}
         for enhancers in [e.strip() for e in args.uav_enhancers.split(",") if e.strip()]:
-            specs += [
+            specs.append(
                 {
                     "label": f"uav {enhancers}",
                     "reward_source": UAV_ALIGNED_REWARD if args.uav_reward == "aligned" else None,
@@ -111,21 +115,23 @@ def main() -> None:
                     "env_kwargs": {"action_mode": "continuous"},
                     "config": config,
                     "steps": args.uav_steps,
-                    "seed": seed,
+                    "seeds": list(range(args.seeds)),
                     "eval_every": args.eval_every,
                 }
-                for seed in range(args.seeds)
-            ]
+            )
 
     start = time.perf_counter()
     if args.workers > 1:
         with ProcessPoolExecutor(args.workers) as pool:
-            results = list(pool.map(run_one, specs))
+            populations = list(pool.map(run_population, specs))
     else:
-        results = [run_one(spec) for spec in specs]
+        populations = [run_population(spec) for spec in specs]
+    results = [row for rows in populations for row in rows]
     elapsed = time.perf_counter() - start
 
-    print(f"{len(specs)} runs, {args.seeds} seeds each, net [{args.net}, {args.net}], {elapsed:.0f} s total")
+    print(
+        f"{len(results)} runs, {args.seeds} seeds each, net [{args.net}, {args.net}], {elapsed:.0f} s total"
+    )
     print(f"{'run':<18} {'step':>7} {'mean':>9} {'std':>8} {'min':>9} {'max':>9} {'oracle frac':>11}  status")
     headline: list[str] = []
     for label in dict.fromkeys(r["label"] for r in results):

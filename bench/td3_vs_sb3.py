@@ -8,9 +8,11 @@ warm-up. The machine is shared and noisy, so learners run in short alternating s
 
 Three learners are timed:
 
-- ``ours``: autogai's full training loop (``TrainingSession``): the env wrapped with the task's baseline
-  reward program, evaluated in the sandbox process, per-component statistics; what ``autogai train`` runs;
-- ``ours-bare``: the same agent driven by a minimal loop on the raw env (isolates loop and sandbox cost);
+- ``ours``: autogai's full training loop (a ``PopulationSession`` of one agent): the task's env, the
+  baseline reward program evaluated in the sandbox process, per-component statistics; what
+  ``autogai train`` runs for one seed;
+- ``ours-bare``: the same learner (a ``TD3Population`` of one) driven by a minimal loop on the raw env
+  (isolates loop and sandbox cost);
 - ``sb3``: ``stable_baselines3.TD3`` (MlpPolicy) on the raw env.
 
 Usage::
@@ -32,9 +34,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from autogai.agents import TD3Config, make_agent
+from autogai.agents import TD3Config, TD3Population
 from autogai.tasks import get_task
-from autogai.training import TrainingSession
+from autogai.training import AgentSpec, PopulationSession
 
 TASKS = {
     "pendulum": ("pendulum", {}),
@@ -45,8 +47,11 @@ TASKS = {
 def make_ours(
     task_id: str, env_kwargs: dict[str, Any], config: TD3Config, seed: int
 ) -> Callable[[int], None]:
-    session = TrainingSession(
-        get_task(task_id), enhancers="plain", td3_config=config, seed=seed, env_kwargs=env_kwargs
+    session = PopulationSession(
+        get_task(task_id),
+        [AgentSpec(seed=seed, td3_config=config)],
+        enhancers="plain",
+        env_kwargs=env_kwargs,
     )
     return lambda n: (session.advance(n), None)[1]
 
@@ -56,20 +61,23 @@ def make_ours_bare(
 ) -> Callable[[int], None]:
     card = get_task(task_id)
     env = card.make_env(**env_kwargs)
-    agent = make_agent(env.observation_space, env.action_space, "plain", config, seed=seed)
+    agent = TD3Population(env.observation_space, env.action_space, "plain", config, seeds=[seed])
     adapter = agent.adapter
-    rng = np.random.default_rng(seed)
     state = {"obs": env.reset(seed=seed)[0], "steps": 0}
 
     def advance(n: int) -> None:
         obs = state["obs"]
         for _ in range(n):
-            if state["steps"] < config.learning_starts:
-                coords = rng.uniform(-1, 1, adapter.dim).astype(np.float32)
-            else:
-                coords = agent.act(obs, explore=True)
-            next_obs, reward, terminated, truncated, _ = env.step(adapter.to_env(coords))
-            agent.add_transition(obs, adapter.quantize(coords), reward, next_obs, terminated)
+            # act() draws uniform coords itself until learning_starts transitions were stored.
+            coords = agent.act(np.asarray(obs, dtype=np.float32).reshape(1, 1, -1), explore=True)
+            next_obs, reward, terminated, truncated, _ = env.step(adapter.to_env(coords[0, 0]))
+            agent.add_transitions(
+                np.reshape(obs, (1, 1, -1)),
+                coords,
+                [[reward]],
+                np.reshape(next_obs, (1, 1, -1)),
+                [[terminated]],
+            )
             state["steps"] += 1
             obs = env.reset()[0] if terminated or truncated else next_obs
             if state["steps"] > config.learning_starts:
@@ -145,7 +153,7 @@ def bench_task(name: str, args: argparse.Namespace) -> dict[str, Any]:
     }
     if not args.no_bare:
         learners["ours-bare"] = make_ours_bare(task_id, env_kwargs, config, args.seed)
-    torch.set_num_threads(1)  # make_agent sets it from the config; SB3 would leave torch's default
+    torch.set_num_threads(1)  # TD3Population sets it from the config; SB3 would leave torch's default
     for advance in learners.values():  # random warm-up plus a few updates, untimed
         advance(args.learning_starts + args.warmup)
     speeds: dict[str, list[float]] = {key: [] for key in learners}
