@@ -268,7 +268,12 @@ def _cli(*argv: str) -> subprocess.CompletedProcess:
         # check runs before the replay (allocated lazily) or any env step.
         (
             ["--population", "64", "--steps", str(10**12), "--set", f"buffer_size={10**12}"],
-            "free; train fewer agents at once or lower buffer_size",
+            "free; train fewer agents at once or shrink the networks or buffer_size",
+        ),
+        # Networks far too large: sized on the meta device, so nothing is allocated before the error.
+        (
+            ["--population", "64", "--set", "net_arch=20000,20000"],
+            "free; train fewer agents at once or shrink the networks or buffer_size",
         ),
     ],
 )

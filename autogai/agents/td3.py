@@ -78,6 +78,7 @@ class TD3Population:
         token_groups: list[np.ndarray] | None = None,
         action_codebook: np.ndarray | None = None,
         capacity: int | None = None,
+        _meta: bool = False,
     ) -> None:
         if not isinstance(observation_space, spaces.Box):
             raise ConfigError(f"observation space {observation_space} is not supported; TD3 needs a flat Box")
@@ -99,7 +100,8 @@ class TD3Population:
         self.action_codebook = (
             None if action_codebook is None else np.asarray(action_codebook, dtype=np.float32)
         )
-        self.device = resolve_device(self.config.device)
+        # ``_meta``: shapes only, no memory (``estimate_bytes`` sizes a population before building it).
+        self.device = torch.device("meta") if _meta else resolve_device(self.config.device)
         if torch.get_num_threads() != self.config.torch_threads:
             torch.set_num_threads(self.config.torch_threads)
 
@@ -113,10 +115,40 @@ class TD3Population:
         self._set_agent_values()
         # One generator for the population's training noise: agents draw different numbers from it, and
         # none of them depends on another's parameters or data.
-        self.generator = torch.Generator(device=self.device).manual_seed(self.seeds[0])
-        self._greedy_generator = torch.Generator(device=self.device)
+        generator_device = "cpu" if _meta else self.device
+        self.generator = torch.Generator(device=generator_device).manual_seed(self.seeds[0])
+        self._greedy_generator = torch.Generator(device=generator_device)
         self.rng = np.random.default_rng(self.seeds)
         self._buffer: ReplayBuffer | None = None
+
+    @classmethod
+    def estimate_bytes(
+        cls,
+        observation_space: spaces.Space,
+        action_space: spaces.Space,
+        enhancers: EnhancerCombo | str,
+        configs: TD3Config | Sequence[TD3Config],
+        *,
+        seeds: Sequence[int] | int = 0,
+        token_groups: list[np.ndarray] | None = None,
+        action_codebook: np.ndarray | None = None,
+        capacity: int | None = None,
+    ) -> int:
+        """Memory a population would take (see :meth:`memory_bytes`), computed on the ``meta`` device: the
+        networks are laid out but nothing is allocated, so even a configuration far too large is sized."""
+        with torch.device("meta"):
+            shapes = cls(
+                observation_space,
+                action_space,
+                enhancers,
+                configs,
+                seeds=seeds,
+                token_groups=token_groups,
+                action_codebook=action_codebook,
+                capacity=capacity,
+                _meta=True,
+            )
+        return shapes.memory_bytes()
 
     @property
     def size(self) -> int:

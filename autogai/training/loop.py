@@ -126,6 +126,20 @@ class PopulationSession:
         self.sandbox: Any = None
         try:
             capacity = None if total_steps is None else int(total_steps) * envs_per_agent
+            self._check_memory(
+                TD3Population.estimate_bytes(
+                    self.env.single_observation_space,
+                    self.env.single_action_space,
+                    self.enhancers,
+                    configs,
+                    seeds=[s.seed for s in self.specs],
+                    token_groups=self.env.token_groups,
+                    action_codebook=self.env.action_codebook,
+                    capacity=capacity,
+                ),
+                len(self.specs),
+                self.config,
+            )
             self.population: TD3Population = TD3Population(
                 self.env.single_observation_space,
                 self.env.single_action_space,
@@ -136,7 +150,6 @@ class PopulationSession:
                 action_codebook=self.env.action_codebook,
                 capacity=capacity,
             )
-            self._check_memory()
             self.env.adapter = self.population.adapter
             self.sandbox = SandboxedReward(self.program, task, self.reward_params[0])
             self.obs = self.env.reset()
@@ -153,14 +166,19 @@ class PopulationSession:
         gradient_steps = int(self.config.gradient_steps)
         self._gradient_steps = gradient_steps if gradient_steps > 0 else int(self.config.train_freq)
 
-    def _check_memory(self) -> None:
-        need = self.population.memory_bytes()
-        free = _free_memory_bytes(self.population.device)
+    @staticmethod
+    def _check_memory(need: int, agents: int, config: TD3Config) -> None:
+        """Before anything large exists: the population's estimated memory against the device's free memory."""
+        from autogai.agents.td3 import resolve_device
+
+        device = resolve_device(config.device)
+        free = _free_memory_bytes(device)
         if free is not None and need > free:
             raise ConfigError(
-                f"the population needs about {need / 2**30:.1f} GiB ({self.population.size} agents, replay of "
-                f"{self.population.capacity} rows each) but {self.population.device} has {free / 2**30:.1f} GiB "
-                "free; train fewer agents at once or lower buffer_size"
+                f"the population needs about {need / 2**30:.1f} GiB ({agents} agents, networks "
+                f"{'x'.join(map(str, config.net_arch))}, replay of up to {config.buffer_size} rows each) but "
+                f"{device} has {free / 2**30:.1f} GiB free; train fewer agents at once or shrink the networks "
+                "or buffer_size"
             )
 
     # -- stepping ---------------------------------------------------------------------------------------
