@@ -72,7 +72,12 @@ class ReplayBuffer:
         """Store ``n`` transitions per agent: ``obs [P, n, obs_dim]``, ``rewards [P, n]``, ..."""
         n = obs.shape[1]
         start = self.position
-        rows = torch.arange(start, start + n, device=self.device) % self.capacity
+        # A plain slice when the rows do not wrap around (every step but one per lap): no index tensor.
+        rows: slice | torch.Tensor = (
+            slice(start, start + n)
+            if start + n <= self.capacity
+            else torch.arange(start, start + n, device=self.device) % self.capacity
+        )
         self.obs[:, rows] = obs
         self.actions[:, rows] = actions
         self.rewards[:, rows] = rewards.reshape(obs.shape[0], n, 1)

@@ -329,7 +329,14 @@ class TD3Population:
             )
 
         def tensor(array: np.ndarray) -> torch.Tensor:
-            return torch.as_tensor(np.asarray(array, dtype=np.float32), device=self.device)
+            values = np.asarray(array)
+            if values.dtype != np.float32:
+                values = values.astype(np.float32)
+            return (
+                torch.from_numpy(values).to(self.device)
+                if self.device.type != "cpu"
+                else torch.from_numpy(values)
+            )
 
         n = np.asarray(obs).shape[1]
         self._buffer.add(

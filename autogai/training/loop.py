@@ -151,7 +151,8 @@ class PopulationSession:
                 capacity=capacity,
             )
             self.env.adapter = self.population.adapter
-            self.sandbox = SandboxedReward(self.program, task, self.reward_params[0])
+            self.sandbox_params = self.reward_params[0]
+            self.sandbox = SandboxedReward(self.program, task, self.sandbox_params)
             self.obs = self.env.reset()
         except BaseException:
             self.close()
@@ -212,15 +213,7 @@ class PopulationSession:
                 name: np.fromiter((float(m.get(name, math.nan)) for m in step.metrics), float, rows)
                 for name in metric_names
             }
-            flat_actions = np.asarray(coords, dtype=np.float64).reshape(rows, -1)
-            rewards = self.sandbox.compute_rows(
-                metrics,
-                step.obs.reshape(rows, -1),
-                flat_actions,
-                step.next_obs.reshape(rows, -1),
-                [self.reward_params[i] for i in self.positions],
-                param_index,
-            )
+            rewards = self._rewards(step, coords, metrics, param_index)
             for row, reason in rewards.errors.items():
                 leaving.setdefault(self.positions[row // per_agent], ("reward_error", reason))
             population.add_transitions(
@@ -263,6 +256,25 @@ class PopulationSession:
             if leaving:
                 return leaving
         return {}
+
+    def _rewards(
+        self, step: Any, coords: np.ndarray, metrics: dict[str, np.ndarray], param_index: np.ndarray
+    ) -> Any:
+        """Every row's reward in one sandbox round trip, each row with its agent's ``PARAMS``."""
+        from autogai.rewards import RowRewards
+
+        rows = param_index.shape[0]
+        obs, next_obs = step.obs.reshape(rows, -1), step.next_obs.reshape(rows, -1)
+        actions = np.asarray(coords, dtype=np.float64).reshape(rows, -1)
+        params = [self.reward_params[i] for i in self.positions]
+        if rows == 1 and params[0] == self.sandbox_params:
+            # The single agent: the one-transition call is ~5x cheaper than a one-row batch.
+            try:
+                total, components = self.sandbox.compute(step.metrics[0], obs[0], actions[0], next_obs[0])
+            except RewardRuntimeError as exc:
+                return RowRewards(np.full(1, np.nan), {}, {0: str(exc)})
+            return RowRewards(np.array([total]), {k: np.array([v]) for k, v in components.items()}, {})
+        return self.sandbox.compute_rows(metrics, obs, actions, next_obs, params, param_index)
 
     def leave(self, spec_indices: Sequence[int]) -> None:
         """Remove agents (by spec index) from the population, its envs and its reward rows."""

@@ -94,7 +94,8 @@ class PopulationEnv:
         self.scenario_seeds = None if scenario_seeds is None else [int(s) for s in scenario_seeds]
         self.adapter = adapter
         self._episode = 0
-        self._creator = _vector_creator(task.env_id)
+        # One row steps the single env: its scalar code path is several times faster than a batch of one.
+        self._creator = _vector_creator(task.env_id) if self.rows > 1 else None
         self._batch: Any = None
         self._envs: list[gym.Env] = []
         self._batch_rows: list[int] = list(range(self.rows))  # physical batch row of each live row
