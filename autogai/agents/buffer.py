@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
+import numpy as np
 import torch
 
 
@@ -52,6 +53,14 @@ class ReplayBuffer:
         self.terminated = zeros(1)
         self.position = 0
         self.size = 0
+        self._numpy_views()
+
+    def _numpy_views(self) -> None:
+        # On the CPU, writes go through numpy views of the same memory: for the few rows a step adds,
+        # numpy slicing costs a fraction of torch's indexing machinery.
+        self._views = (
+            {name: getattr(self, name).numpy() for name in self.FIELDS} if self.device.type == "cpu" else None
+        )
 
     def __len__(self) -> int:
         return self.size
@@ -63,15 +72,33 @@ class ReplayBuffer:
 
     def add(
         self,
-        obs: torch.Tensor,
-        actions: torch.Tensor,
-        rewards: torch.Tensor,
-        next_obs: torch.Tensor,
-        terminated: torch.Tensor,
+        obs: torch.Tensor | np.ndarray,
+        actions: torch.Tensor | np.ndarray,
+        rewards: torch.Tensor | np.ndarray,
+        next_obs: torch.Tensor | np.ndarray,
+        terminated: torch.Tensor | np.ndarray,
     ) -> None:
-        """Store ``n`` transitions per agent: ``obs [P, n, obs_dim]``, ``rewards [P, n]``, ..."""
+        """Store ``n`` transitions per agent: ``obs [P, n, obs_dim]``, ``rewards [P, n]``, ... (numpy arrays
+        or tensors on the buffer's device)."""
         n = obs.shape[1]
         start = self.position
+        if self._views is not None and start + n <= self.capacity:
+            population = obs.shape[0]
+            view = self._views
+            view["obs"][:, start : start + n] = np.asarray(obs)
+            view["actions"][:, start : start + n] = np.asarray(actions)
+            view["rewards"][:, start : start + n] = np.asarray(rewards).reshape(population, n, 1)
+            view["next_obs"][:, start : start + n] = np.asarray(next_obs)
+            view["terminated"][:, start : start + n] = np.asarray(terminated).reshape(population, n, 1)
+            self.position = (start + n) % self.capacity
+            self.size = min(self.size + n, self.capacity)
+            return
+        obs, actions, rewards, next_obs, terminated = (
+            torch.as_tensor(
+                np.asarray(x, dtype=np.float32) if isinstance(x, np.ndarray) else x, device=self.device
+            )
+            for x in (obs, actions, rewards, next_obs, terminated)
+        )
         # A plain slice when the rows do not wrap around (every step but one per lap): no index tensor.
         rows: slice | torch.Tensor = (
             slice(start, start + n)
@@ -103,3 +130,4 @@ class ReplayBuffer:
         """Keep only the agents ``index`` (in that order); the others' transitions are freed."""
         for name in self.FIELDS:
             setattr(self, name, getattr(self, name).index_select(0, index).contiguous())
+        self._numpy_views()

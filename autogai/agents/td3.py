@@ -328,23 +328,14 @@ class TD3Population:
                 self.size, self.capacity, self.obs_dim, self.action_dim, device=self.device
             )
 
-        def tensor(array: np.ndarray) -> torch.Tensor:
-            values = np.asarray(array)
-            if values.dtype != np.float32:
-                values = values.astype(np.float32)
-            return (
-                torch.from_numpy(values).to(self.device)
-                if self.device.type != "cpu"
-                else torch.from_numpy(values)
-            )
-
         n = np.asarray(obs).shape[1]
+        shape = (self.size, n, -1)
         self._buffer.add(
-            tensor(obs).view(self.size, n, -1),
-            tensor(coords_executed).view(self.size, n, -1),
-            tensor(rewards),
-            tensor(next_obs).view(self.size, n, -1),
-            tensor(terminated),
+            np.asarray(obs, dtype=np.float32).reshape(shape),
+            np.asarray(coords_executed, dtype=np.float32).reshape(shape),
+            np.asarray(rewards, dtype=np.float32),
+            np.asarray(next_obs, dtype=np.float32).reshape(shape),
+            np.asarray(terminated, dtype=np.float32),
         )
         self.transitions_seen += n
 
@@ -361,6 +352,10 @@ class TD3Population:
             or self.transitions_seen < self.config.learning_starts
         ):
             return {}
+        if gradient_steps == 1:  # the common case: no averaging over updates
+            stats = self._update()
+            values = torch.stack(list(stats.values())).cpu().numpy()
+            return dict(zip(stats, values, strict=True))
         history: dict[str, list[torch.Tensor]] = {}
         for _ in range(gradient_steps):
             for key, value in self._update().items():

@@ -208,12 +208,7 @@ class PopulationSession:
                 return leaving
             step = env.step(coords)
             rows = agents * per_agent
-            metric_names = task.metric_names
-            metrics = {
-                name: np.fromiter((float(m.get(name, math.nan)) for m in step.metrics), float, rows)
-                for name in metric_names
-            }
-            rewards = self._rewards(step, coords, metrics, param_index)
+            rewards = self._rewards(step, coords, param_index)
             for row, reason in rewards.errors.items():
                 leaving.setdefault(self.positions[row // per_agent], ("reward_error", reason))
             population.add_transitions(
@@ -257,9 +252,7 @@ class PopulationSession:
                 return leaving
         return {}
 
-    def _rewards(
-        self, step: Any, coords: np.ndarray, metrics: dict[str, np.ndarray], param_index: np.ndarray
-    ) -> Any:
+    def _rewards(self, step: Any, coords: np.ndarray, param_index: np.ndarray) -> Any:
         """Every row's reward in one sandbox round trip, each row with its agent's ``PARAMS``."""
         from autogai.rewards import RowRewards
 
@@ -274,6 +267,10 @@ class PopulationSession:
             except RewardRuntimeError as exc:
                 return RowRewards(np.full(1, np.nan), {}, {0: str(exc)})
             return RowRewards(np.array([total]), {k: np.array([v]) for k, v in components.items()}, {})
+        metrics = {
+            name: np.fromiter((float(m.get(name, math.nan)) for m in step.metrics), float, rows)
+            for name in self.task.metric_names
+        }
         return self.sandbox.compute_rows(metrics, obs, actions, next_obs, params, param_index)
 
     def leave(self, spec_indices: Sequence[int]) -> None:
