@@ -277,9 +277,17 @@ class OfflineProposer(Proposer):
 
     # -- generation 0: compose ------------------------------------------------------------------------
 
-    def _compose(self, terms: Sequence[RewardTerm]) -> Iterator[tuple[list[RewardTerm], str]]:
-        """Term sets, most promising first: objective + penalties/regularisers (+ one shaping term)."""
+    def _compose(
+        self, terms: Sequence[RewardTerm], maximised: frozenset[str] = frozenset()
+    ) -> Iterator[tuple[list[RewardTerm], str]]:
+        """Term sets, most promising first: objective + penalties/regularisers (+ one shaping term).
+
+        Objectives that read more of the metrics the task wants maximised come first (UAV: the relay rate
+        gated by feasibility covers both ``rate_df`` and ``feasible``, as the fitness does); ties keep the
+        knowledge base's ranking.
+        """
         objectives = [t for t in terms if t.role == "objective"]
+        objectives.sort(key=lambda t: -len(_reads(t) & maximised))
         costs = [t for t in terms if t.role in ("penalty", "regulariser")]
         shaping = [t for t in terms if t.role == "shaping"]
         # a document often offers alternative blocks ("use one of the two"): one term per document
@@ -329,7 +337,8 @@ class OfflineProposer(Proposer):
         generation: int = 0,
     ) -> Iterator[Candidate]:
         usable = [t for t in terms if t.name not in exclude_components]
-        compositions = list(self._compose(usable))
+        maximised = frozenset(m.name for m in task.metrics if m.intent == "maximise")
+        compositions = list(self._compose(usable, maximised))
         # The baseline reward is evaluated as the reference anyway: a composition that rebuilds exactly its
         # components (Pendulum's angle + velocity + torque) comes after those that add something.
         baseline = parse_program(task.baseline_reward)
@@ -416,8 +425,13 @@ class OfflineProposer(Proposer):
     # -- later generations: reflect -------------------------------------------------------------------
 
     @staticmethod
-    def _adjust(program: Program, feedback: DesignFeedback) -> list[str]:
-        """Apply the feedback rules to ``program`` in place; return what was changed (for the rationale)."""
+    def _adjust(program: Program, feedback: DesignFeedback, costs: frozenset[str] = frozenset()) -> list[str]:
+        """Apply the feedback rules to ``program`` in place; return what was changed (for the rationale).
+
+        A component on a metric the task wants minimised (``costs``: UAV power) is halved, never dropped,
+        when it anti-correlates with fitness: during exploration the high-fitness episodes are often the
+        high-power ones, so the correlation says little about whether the cost belongs in the reward.
+        """
         changes: list[str] = []
         stats = feedback.components
         means = {c.name: abs(stats[c.name].mean) for c in program.components if c.name in stats}
@@ -428,7 +442,7 @@ class OfflineProposer(Proposer):
                 keep.append(comp)
                 continue
             corr = summary.fitness_correlation
-            if corr is not None and corr <= -0.2:
+            if corr is not None and corr <= -0.2 and not set(_METRIC_REF.findall(comp.expression)) & costs:
                 changes.append(f"dropped component {comp.name} (fitness correlation {corr:+.2f})")
                 continue
             if corr is not None and corr < 0:
@@ -526,7 +540,8 @@ class OfflineProposer(Proposer):
             base = parse_program(parent.reward_source)
             if base is None:
                 continue
-            changes = self._adjust(base, parent)
+            costs = frozenset(m.name for m in task.metrics if m.intent == "minimise")
+            changes = self._adjust(base, parent, costs)
             parent_enh = EnhancerCombo.parse(parent.enhancers)
             # What paid at this budget: the enhancers of the best-scoring design so far (the baseline's
             # plain TD3 included), when they differ from the parent's.
@@ -772,6 +787,11 @@ def _guard_failures(program: Program, task: TaskCard, terms: Sequence[RewardTerm
         component = _add_term(program, term)
         added.append(f"guard {component.name} on the failure flag {metric} (from {term.doc_id})")
     return added
+
+
+def _reads(term: RewardTerm) -> set[str]:
+    """The metrics a term reads (``m.<name>`` in its expression, and what it declares it requires)."""
+    return set(_METRIC_REF.findall(term.expression)) | set(term.requires)
 
 
 def _one_per_document(terms: Sequence[RewardTerm]) -> list[RewardTerm]:

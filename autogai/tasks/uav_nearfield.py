@@ -113,7 +113,10 @@ METRICS = (
     MetricSpec("relay_violation", "0/1", "1 if R1 <= R2 (the paper's relay constraint; fires when balanced)"),
     MetricSpec("move_m", "m", "distance flown this slot, 0-7.07"),
     MetricSpec(
-        "feasible", "0/1", "1 if inside the area and inside the near-field radius (else rate_df earns 0)"
+        "feasible",
+        "0/1",
+        "1 if inside the area and inside the near-field radius (else rate_df earns 0)",
+        intent="maximise",
     ),
     MetricSpec(
         "fitness",
