@@ -215,11 +215,12 @@ def _fmt_estimate(scores: np.ndarray, digits: int) -> str:
     return f"{e.iqm:.{digits}f} [{e.low:.{digits}f}, {e.high:.{digits}f}]"
 
 
-def _fmt_compare(x: np.ndarray, y: np.ndarray) -> str:
+def _fmt_compare(x: np.ndarray, y: np.ndarray, words: tuple[str, str] = ("better", "worse")) -> str:
+    """X against Y; the verdict names a side only when the difference interval excludes 0."""
     c = compare(x, y)
     if not math.isfinite(c.difference):
         return "n/a"
-    verdict = "better" if c.better else "worse" if c.worse else "no clear difference"
+    verdict = words[0] if c.better else words[1] if c.worse else "no clear difference"
     if not math.isfinite(c.difference_low):
         return f"{c.difference:+.2f} ({verdict})"
     return (
@@ -264,6 +265,55 @@ def stage_table(cells: Sequence[dict[str, Any]], *, heldout: bool) -> list[str]:
                 else _fmt_compare(fitness, _scores(baseline, "fitness")),
             ]
             lines.append("| " + " | ".join(row) + " |")
+    return lines
+
+
+def fluctuation(cell: dict[str, Any]) -> np.ndarray:
+    """Per seed: the standard deviation of its evaluation fitness over the second half of training (how much
+    the greedy policy's score jumps between evaluations once learning has started); NaN without 2 points."""
+    values = []
+    for agent in cell["agents"]:
+        late = [f for s, f in agent["curve"] if f is not None and s > cell["steps"] / 2]
+        values.append(float(np.std(late, ddof=1)) if len(late) >= 2 else math.nan)
+    return np.array(values)
+
+
+def claims_table(cells: Sequence[dict[str, Any]]) -> list[str]:
+    """The paper's Fig. 4 claims, each against the measurement that tests it (a row per action space)."""
+    by = {(c["combo"], c["mode"]): c for c in cells}
+    tests: list[tuple[str, str, str, str, bool]] = []  # claim, mode, X, Y, on fluctuation (not fitness)
+    for mode in MODES:
+        tests.append(("GDM-TD3 better than TD3", mode, "gdm", "plain", False))
+        tests += [
+            ("GDM-TD3 best of all", mode, "gdm", other, False)
+            for other in COMBOS
+            if other not in ("gdm", "plain")
+        ]
+        tests.append(("GAN helps", mode, "gan", "plain", False))
+        tests.append(("GAN fluctuates", mode, "gan", "plain", True))
+        tests.append(("VAE unstable", mode, "vae", "plain", True))
+        tests.append(("VAE vs TD3", mode, "vae", "plain", False))
+        tests.append(("Transformer ~ no change", mode, "transformer", "plain", False))
+        tests.append(("GDM-GAN slightly better than GDM", mode, "gdm+gan", "gdm", False))
+        tests.append(("adding VAE hurts", mode, "gdm+gan+transformer+vae", "gdm+gan+transformer", False))
+    lines = [
+        "| claim | action space | X vs Y | IQM(X) - IQM(Y) [95% CI], P(X > Y) [95% CI] |",
+        "|---|---|---|---|",
+    ]
+    for claim, mode, x, y, on_fluctuation in tests:
+        if (x, mode) not in by or (y, mode) not in by:
+            continue
+        if on_fluctuation:
+            scores = fluctuation(by[(x, mode)]), fluctuation(by[(y, mode)])
+            what, words = "late-curve std", ("more", "less")
+        else:
+            scores = _scores(by[(x, mode)], "fitness"), _scores(by[(y, mode)], "fitness")
+            what, words = "fitness", ("better", "worse")
+        lines.append(f"| {claim} | {mode} | {x} vs {y} ({what}) | {_fmt_compare(*scores, words=words)} |")
+    for mode in MODES:
+        if ("gdm", mode) in by and ("plain", mode) in by:
+            ratio = by[("gdm", mode)]["train_time_s"] / by[("plain", mode)]["train_time_s"]
+            lines.append(f"| GDM costs much more time | {mode} | gdm / plain (wall time) | {ratio:.2f}x |")
     return lines
 
 
@@ -351,6 +401,14 @@ def report(data: dict[str, Any], out: Path, img: Path) -> str:
             "(per agent: mean over the scenarios; fraction = fitness / that scenario's oracle).",
         ]
         lines += stage_table(stage2, heldout=True)
+    if stage1:
+        lines += [
+            "",
+            "The paper's Fig. 4 claims against stage 1 (late-curve std: per seed, the standard deviation of "
+            "the evaluation fitness over the second half of training):",
+            "",
+        ]
+        lines += claims_table(stage1)
     text = "\n".join(lines) + "\n"
     out.mkdir(parents=True, exist_ok=True)
     (out / f"{data['label']}.txt").write_text(text)

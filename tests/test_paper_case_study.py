@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import math
 import os
@@ -88,9 +89,49 @@ def test_smoke_tables_and_plots(smoke) -> None:
     assert "### continuous (fixed scenario, oracle 42.85)" in text
     assert "### continuous (held-out scenarios)" in text
     assert "fitness vs plain: IQM diff [CI], P(>)" in text
+    assert "| GAN helps | continuous | gan vs plain (fitness) |" in text
+    assert "| GAN fluctuates | hybrid | gan vs plain (late-curve std) |" in text
     for name in ("paper_case_study_smoke_fixed.png", "paper_case_study_smoke_random.png"):
         png = (out / name).read_bytes()
         assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) < 200_000
+
+
+def _bench_module():
+    spec = importlib.util.spec_from_file_location("paper_case_study", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_fluctuation_is_the_late_curve_spread_per_seed() -> None:
+    bench = _bench_module()
+    cell = {
+        "steps": 400,
+        "agents": [
+            {"curve": [(100, -50.0), (200, 10.0), (300, 20.0), (400, 30.0)]},  # only steps > 200 count
+            {"curve": [(100, 5.0), (200, 5.0), (300, 5.0), (400, 5.0)]},
+            {"curve": [(100, 1.0), (200, 2.0), (300, 3.0), (400, None)]},  # one late point: no spread
+        ],
+    }
+    spread = bench.fluctuation(cell)
+    assert spread[0] == pytest.approx(math.sqrt(50.0)) and spread[1] == 0.0 and math.isnan(spread[2])
+
+
+def test_best_two_are_ranked_by_oracle_fraction_over_the_modes() -> None:
+    bench = _bench_module()
+
+    def cell(combo: str, mode: str, fitness: float, oracle: float) -> dict:
+        return {"combo": combo, "mode": mode, "oracle": oracle, "agents": [{"fitness": fitness}] * 3}
+
+    cells = [
+        cell("plain", "continuous", 30.0, 40.0),
+        cell("plain", "discrete", 30.0, 30.0),  # mean fraction 0.875
+        cell("gan", "continuous", 36.0, 40.0),
+        cell("gan", "discrete", 24.0, 30.0),  # 0.85
+        cell("gdm", "continuous", 39.0, 40.0),  # best, but not measured in both modes
+    ]
+    assert bench.best_combos(cells, ["continuous", "discrete"]) == ["plain", "gan"]
+    assert bench.best_combos(cells, ["continuous"]) == ["gdm", "gan"]
 
 
 def test_bad_input_is_one_line_and_nonzero(tmp_path: Path) -> None:
