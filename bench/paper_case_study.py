@@ -343,7 +343,7 @@ def plot_curves(cells: Sequence[dict[str, Any]], path: Path, title: str) -> None
     import matplotlib.pyplot as plt
 
     modes = [m for m in MODES if any(c["mode"] == m for c in cells)]
-    fig, axes = plt.subplots(1, len(modes), figsize=(4.2 * len(modes), 3.4), squeeze=False, sharey=True)
+    fig, axes = plt.subplots(1, len(modes), figsize=(4.2 * len(modes), 3.7), squeeze=False, sharey=True)
     colours = plt.get_cmap("tab10")
     for ax, mode in zip(axes[0], modes, strict=True):
         for cell in (c for c in cells if c["mode"] == mode):
@@ -366,9 +366,14 @@ def plot_curves(cells: Sequence[dict[str, Any]], path: Path, title: str) -> None
         ax.tick_params(labelsize=7)
         ax.grid(alpha=0.3)
     axes[0][0].set_ylabel("evaluation fitness (utility / slot)", fontsize=8)
-    axes[0][-1].legend(fontsize=6, loc="lower right")
+    legend: dict[str, Any] = {}  # one legend for all panels: some combinations run on one action space only
+    for ax in axes[0]:
+        legend.update(zip(*reversed(ax.get_legend_handles_labels()), strict=True))
+    fig.legend(
+        legend.values(), legend.keys(), fontsize=7, loc="lower center", ncol=len(legend), frameon=False
+    )
     fig.suptitle(title, fontsize=9)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0.07, 1, 1))
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=80)
     plt.close(fig)
