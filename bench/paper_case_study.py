@@ -21,6 +21,8 @@ Usage::
     python bench/paper_case_study.py --smoke            # < 60 s: 2 seeds, 2 combinations, tiny budget
     python bench/paper_case_study.py                     # the study (about an hour of one core)
     python bench/paper_case_study.py --report-only       # tables and plots again from the saved JSON
+    python bench/paper_case_study.py --resume --expensive-modes continuous,discrete,hybrid
+                                                         # add cells to a finished study (same settings)
 
 Raw results go to ``--out`` (``paper_case_study.json`` and ``paper_case_study.txt``, the printed tables);
 plots to ``--img``. The JSON is rewritten after every cell, so an interrupted study keeps what it finished.
@@ -239,7 +241,7 @@ def stage_table(cells: Sequence[dict[str, Any]], *, heldout: bool) -> list[str]:
     """One markdown table per action space: every metric's IQM [95% CI] and the comparison with plain."""
     lines: list[str] = []
     for mode in MODES:
-        rows = [c for c in cells if c["mode"] == mode]
+        rows = sorted((c for c in cells if c["mode"] == mode), key=lambda c: COMBOS.index(c["combo"]))
         if not rows:
             continue
         baseline = next((c for c in rows if c["combo"] == "plain"), None)
@@ -391,7 +393,8 @@ def _plan(args: argparse.Namespace) -> list[tuple[str, str]]:
 
 def report(data: dict[str, Any], out: Path, img: Path) -> str:
     stage1, stage2 = data["fixed"], data["random"]
-    lines = [f"# Paper case study ({data['label']})", "", f"command: {data['command']}", ""]
+    commands = data.get("commands") or [data["command"]]
+    lines = [f"# Paper case study ({data['label']})", "", *(f"command: {c}" for c in commands), ""]
     lines.append(
         f"Stage 1: fixed scenario, {data['steps']} env steps per agent, {len(data['seeds'])} seeds per "
         "population, the paper's reward; final fitness, DF rate and total power of the final policy "
@@ -447,6 +450,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
     parser.add_argument("--img", type=Path, default=ROOT / "docs" / "img")
     parser.add_argument("--report-only", action="store_true", help="tables and plots from the saved JSON")
+    parser.add_argument(
+        "--resume", action="store_true", help="keep the cells of the saved JSON and run only the missing ones"
+    )
     args = parser.parse_args(argv)
 
     if args.smoke:
@@ -478,9 +484,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     torch.set_num_threads(1)
     seeds = list(range(args.seeds))
+    command = "python bench/paper_case_study.py " + " ".join(sys.argv[1:] if argv is None else argv)
     data: dict[str, Any] = {
         "label": label,
-        "command": "python bench/paper_case_study.py " + " ".join(sys.argv[1:] if argv is None else argv),
+        "commands": [command.strip()],
         "seeds": seeds,
         "steps": args.steps,
         "random_steps": args.random_steps,
@@ -493,6 +500,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         "random": [],
         "random_combos": [],
     }
+    if args.resume and path.exists():
+        try:
+            saved = json.loads(path.read_text())
+        except (OSError, ValueError) as exc:
+            print(f"error: cannot resume from {path}: {exc}", file=sys.stderr)
+            return 2
+        settings = ("seeds", "steps", "random_steps", "learning_starts", "eval_every", "heldout")
+        differ = [k for k in settings if saved.get(k) != data[k]]
+        if differ:
+            print(
+                f"error: cannot resume from {path}: it was run with other {', '.join(differ)}",
+                file=sys.stderr,
+            )
+            return 2
+        saved["commands"] = [*saved.get("commands", [saved.pop("command", "")]), command.strip()]
+        data = saved
 
     def save() -> None:
         args.out.mkdir(parents=True, exist_ok=True)
@@ -501,15 +524,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         tmp.replace(path)
 
     common = {"seeds": seeds, "eval_every": args.eval_every, "learning_starts": args.learning_starts}
-    for combo, mode in _plan(args):
+    done = {(c["combo"], c["mode"]) for c in data["fixed"]}
+    for combo, mode in (cell for cell in _plan(args) if cell not in done):
         cell = train_cell(combo, mode, "fixed", steps=args.steps, eval_episodes=1, **common)
         data["fixed"].append(cell)
         save()
         print(f"fixed {mode:10s} {combo:24s} {cell['train_time_s']:7.1f} s", flush=True)
 
     data["random_combos"] = best_combos(data["fixed"], args.random_modes)
+    data["random"] = [c for c in data["random"] if c["combo"] in data["random_combos"]]
+    done = {(c["combo"], c["mode"]) for c in data["random"]}
     for mode in args.random_modes:
-        for combo in data["random_combos"]:
+        for combo in (c for c in data["random_combos"] if (c, mode) not in done):
             cell = train_cell(
                 combo,
                 mode,
@@ -522,6 +548,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             data["random"].append(cell)
             save()
             print(f"random {mode:10s} {combo:24s} {cell['train_time_s']:7.1f} s", flush=True)
+    save()  # also when resuming found nothing to run: the command is on record
     print(report(data, args.out, args.img))
     return 0
 

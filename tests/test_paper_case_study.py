@@ -6,6 +6,7 @@ import importlib.util
 import json
 import math
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -94,6 +95,27 @@ def test_smoke_tables_and_plots(smoke) -> None:
     for name in ("paper_case_study_smoke_fixed.png", "paper_case_study_smoke_random.png"):
         png = (out / name).read_bytes()
         assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) < 200_000
+
+
+def test_resume_keeps_finished_cells(smoke, tmp_path: Path) -> None:
+    out, _, _ = smoke
+    shutil.copy(out / "paper_case_study_smoke.json", tmp_path)
+    before = json.loads((tmp_path / "paper_case_study_smoke.json").read_text())
+    start = time.monotonic()
+    proc = _run("--smoke", "--resume", "--out", str(tmp_path), "--img", str(tmp_path))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert time.monotonic() - start < 20  # nothing was trained again
+    after = json.loads((tmp_path / "paper_case_study_smoke.json").read_text())
+    assert after["fixed"] == before["fixed"] and after["random"] == before["random"]
+    assert len(after["commands"]) == 2 and after["commands"][1].endswith(f"--img {tmp_path}")
+
+
+def test_resume_refuses_other_settings(tmp_path: Path) -> None:
+    saved = {"seeds": list(range(10)), "steps": 999, "fixed": [], "random": []}
+    (tmp_path / "paper_case_study.json").write_text(json.dumps(saved))
+    proc = _run("--resume", "--out", str(tmp_path), "--img", str(tmp_path))
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert "run with other steps" in proc.stderr and proc.stderr.strip().count("\n") == 0
 
 
 def _bench_module():
