@@ -514,7 +514,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 file=sys.stderr,
             )
             return 2
-        saved["commands"] = [*saved.get("commands", [saved.pop("command", "")]), command.strip()]
+        saved["commands"] = [*saved.get("commands", [saved.pop("command", "").strip()]), command.strip()]
         data = saved
 
     def save() -> None:
