@@ -66,7 +66,7 @@ def test_smoke_generalisation_uses_heldout_scenarios_and_their_oracles(smoke) ->
     out, _, _ = smoke
     data = json.loads((out / "paper_case_study_smoke.json").read_text())
     assert len(data["random_combos"]) == 2 and set(data["random_combos"]) <= {"plain", "gan"}
-    assert {c["combo"] for c in data["random"]} == set(data["random_combos"])
+    assert {c["combo"] for c in data["random"]} == {*data["random_combos"], "plain"}  # plain: the control
     for cell in data["random"]:
         assert cell["scenario"] == "random" and len(cell["heldout_scenarios"]) == 3
         assert all(seed % 2 == 1 for seed in cell["heldout_scenarios"])  # odd seeds: never trained on
