@@ -126,30 +126,16 @@ class PopulationSession:
         self.sandbox: Any = None
         try:
             capacity = None if total_steps is None else int(total_steps) * envs_per_agent
-            self._check_memory(
-                TD3Population.estimate_bytes(
-                    self.env.single_observation_space,
-                    self.env.single_action_space,
-                    self.enhancers,
-                    configs,
-                    seeds=[s.seed for s in self.specs],
-                    token_groups=self.env.token_groups,
-                    action_codebook=self.env.action_codebook,
-                    capacity=capacity,
-                ),
-                len(self.specs),
-                self.config,
-            )
-            self.population: TD3Population = TD3Population(
-                self.env.single_observation_space,
-                self.env.single_action_space,
-                self.enhancers,
-                configs,
-                seeds=[s.seed for s in self.specs],
-                token_groups=self.env.token_groups,
-                action_codebook=self.env.action_codebook,
-                capacity=capacity,
-            )
+            layout: dict[str, Any] = {
+                "seeds": [s.seed for s in self.specs],
+                "token_groups": self.env.token_groups,
+                "action_codebook": self.env.action_codebook,
+                "capacity": capacity,
+            }
+            spaces = (self.env.single_observation_space, self.env.single_action_space)
+            need = TD3Population.estimate_bytes(*spaces, self.enhancers, configs, **layout)
+            self._check_memory(need, len(self.specs), self.config)
+            self.population: TD3Population = TD3Population(*spaces, self.enhancers, configs, **layout)
             self.env.adapter = self.population.adapter
             self.sandbox_params = self.reward_params[0]
             self.sandbox = SandboxedReward(self.program, task, self.sandbox_params)
