@@ -205,7 +205,9 @@ def test_search_against_postgresql_with_two_workers(tmp_path: Path) -> None:
     if not url:
         pytest.skip("AUTOGAI_TEST_POSTGRES_URL is not set (start a server with .ci/postgres.sh)")
     run = tmp_path / f"pg-{os.getpid()}-{int(time.time())}"
-    result = cli(_search_args(run, "--seeds", "1", "--workers", "2", "--trials", "4", "--storage", url), tmp_path)
+    result = cli(
+        _search_args(run, "--seeds", "1", "--workers", "2", "--trials", "4", "--storage", url), tmp_path
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     assert not (run / "optuna.db").exists()
     _check_two_worker_run(url, run.name, 4)
