@@ -15,8 +15,8 @@ from autogai.agents.critics import BellmanDiscriminator, GANCritic
 from autogai.agents.encoders import VAEEncoder
 from autogai.agents.policies import DiffusionPolicy, vp_beta_schedule
 from autogai.agents.stacked import agent_generators
-from autogai.agents.td3 import nonfinite_rows
 from autogai.core.errors import ConfigError
+from autogai.training.evaluation import nonfinite_rows
 
 torch.set_num_threads(1)
 

@@ -654,10 +654,4 @@ def _bce_per_agent(logits: torch.Tensor, target: float) -> torch.Tensor:
     )
 
 
-def nonfinite_rows(values: np.ndarray) -> np.ndarray:
-    """Boolean ``[P]``: agents whose rows of ``values [P, ...]`` hold any NaN or inf."""
-    array = np.asarray(values, dtype=np.float64).reshape(len(values), -1)
-    return ~np.isfinite(array).all(axis=1)
-
-
-__all__ = ["CHECKPOINT_FORMAT", "TD3Population", "nonfinite_rows", "resolve_device"]
+__all__ = ["CHECKPOINT_FORMAT", "TD3Population", "resolve_device"]

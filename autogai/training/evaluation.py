@@ -26,6 +26,12 @@ if TYPE_CHECKING:
 _ORACLE_CACHE: dict[Any, float] = {}
 
 
+def nonfinite_rows(values: np.ndarray) -> np.ndarray:
+    """Boolean ``[P]``: the agents whose rows of ``values [P, ...]`` (actions, losses) hold any NaN or inf."""
+    array = np.asarray(values, dtype=np.float64).reshape(len(values), -1)
+    return ~np.isfinite(array).all(axis=1)
+
+
 def oracle_fitness(task: TaskCard) -> float | None:
     """The card's oracle episode fitness (computed once per process), or ``None`` if it has none."""
     fn = task.oracle_fitness
@@ -83,7 +89,7 @@ def evaluate_population(
         obs = env.reset()
         while not finished.all():
             coords = population.act(obs, explore=False)
-            bad = ~np.isfinite(coords.reshape(agents, -1)).all(axis=1)
+            bad = nonfinite_rows(coords)
             if bad.any():  # a diverged policy: score it NaN, step its rows with zeros
                 broken |= bad
                 coords[bad] = 0.0
@@ -103,6 +109,7 @@ def evaluate_population(
 
     oracle = oracle_fitness(task) if with_oracle else None
     elapsed = time.perf_counter() - start
+    present = set().union(*(m.keys() for m in step.metrics)) if rows else set()
     results = []
     for agent in range(agents):
         values = step_fitness[agent * episodes : (agent + 1) * episodes]
@@ -111,7 +118,6 @@ def evaluate_population(
             name: metric_sums[agent, j] / metric_steps[agent] if metric_steps[agent] else math.nan
             for j, name in enumerate(tracked)
         }
-        present = set().union(*(m.keys() for m in step.metrics)) if rows else set()
         results.append(
             EvaluationResult(
                 episode_fitness=fitness,

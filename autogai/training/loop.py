@@ -34,7 +34,7 @@ from autogai.core.errors import ConfigError, RewardRejectedError, RewardRuntimeE
 from autogai.core.seeding import derive_seed, seed_everything
 from autogai.core.types import EnhancerCombo
 from autogai.training.checkpoint import CHECKPOINT_DIR, save_checkpoint
-from autogai.training.evaluation import evaluate_population
+from autogai.training.evaluation import evaluate_population, nonfinite_rows
 from autogai.training.metrics import CurveWriter, LossAverager, TrainingStats
 from autogai.training.population_env import PopulationEnv
 from autogai.training.results import EvaluationResult, TrainResult
@@ -184,7 +184,7 @@ class PopulationSession:
         for _ in range(n_steps):
             leaving: dict[int, tuple[str, str]] = {}
             coords = population.act(self.obs, explore=True)
-            bad = ~np.isfinite(coords.reshape(agents, -1)).all(axis=1)
+            bad = nonfinite_rows(coords)
             for k in np.flatnonzero(bad):
                 leaving[self.positions[k]] = (
                     "diverged",
@@ -221,8 +221,8 @@ class PopulationSession:
             if self.steps > learning_starts and self.steps % train_freq == 0:
                 losses = population.train_step(self._gradient_steps)
                 if losses:
-                    table = np.stack(list(losses.values()))  # [n_losses, P]
-                    for k in np.flatnonzero(~np.isfinite(table).all(axis=0)):
+                    table = np.stack(list(losses.values()), axis=1)  # [P, n_losses]
+                    for k in np.flatnonzero(nonfinite_rows(table)):
                         bad_names = [n for n, v in losses.items() if not math.isfinite(float(v[k]))]
                         leaving.setdefault(
                             self.positions[k],
