@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -408,12 +409,13 @@ def test_evaluate_population_is_deterministic_and_gives_every_agent_the_same_epi
     assert data["episodes"] == 3 and data["fitness_mean"] == pytest.approx(first[0].fitness_mean)
 
 
-def test_bad_arguments_raise_config_errors(pendulum) -> None:
+def test_bad_arguments_raise_config_errors_and_leave_no_run_directory(pendulum, tmp_path: Path) -> None:
     spec = AgentSpec(td3_config=tiny_config())
+    run_dir = tmp_path / "run"
     with pytest.raises(ConfigError, match="total_steps"):
-        train(pendulum, [spec], total_steps=0, eval_every=0, eval_episodes=1)
+        train(pendulum, [spec], total_steps=0, eval_every=0, eval_episodes=1, run_dir=run_dir)
     with pytest.raises(ConfigError, match="at least one agent"):
-        train(pendulum, [], total_steps=10, eval_every=0, eval_episodes=1)
+        train(pendulum, [], total_steps=10, eval_every=0, eval_episodes=1, run_dir=run_dir)
     with pytest.raises(ConfigError, match="agent 1 differs from agent 0 in net_arch"):
         train(
             pendulum,
@@ -421,6 +423,7 @@ def test_bad_arguments_raise_config_errors(pendulum) -> None:
             total_steps=10,
             eval_every=0,
             eval_episodes=1,
+            run_dir=run_dir,
         )
     with pytest.raises(ConfigError, match="unknown reward parameter"):
         train(
@@ -430,7 +433,9 @@ def test_bad_arguments_raise_config_errors(pendulum) -> None:
             total_steps=10,
             eval_every=0,
             eval_episodes=1,
+            run_dir=run_dir,
         )
+    assert not run_dir.exists()  # nothing half-written
 
 
 def test_memory_check_fires_before_anything_big_is_allocated(pendulum, built_populations) -> None:

@@ -415,11 +415,9 @@ def train(
             raise ConfigError(f"time_limit_s={spec.time_limit_s!r} must be positive")
 
     start = time.monotonic()
-    directory = _prepare_run_dir(Path(run_dir)) if run_dir is not None else None
-    results = [
-        TrainResult(status="completed", run_dir=None if directory is None else str(directory), seed=s.seed)
-        for s in specs
-    ]
+    # The session is built first: a configuration it refuses (device, memory, shapes) leaves no directory.
+    rejection: RewardRejectedError | None = None
+    session: PopulationSession | None = None
     try:
         session = PopulationSession(
             task,
@@ -431,8 +429,20 @@ def train(
             total_steps=total_steps,
         )
     except RewardRejectedError as exc:
+        rejection = exc
+    try:
+        directory = _prepare_run_dir(Path(run_dir)) if run_dir is not None else None
+    except RunDirectoryError:
+        if session is not None:
+            session.close()
+        raise
+    results = [
+        TrainResult(status="completed", run_dir=None if directory is None else str(directory), seed=s.seed)
+        for s in specs
+    ]
+    if session is None:  # the reward program was rejected: one result per agent says why
         for result in results:
-            result.status, result.reason = "reward_error", str(exc)
+            result.status, result.reason = "reward_error", str(rejection)
             result.wall_time_s = time.monotonic() - start
         _write_results(directory, results)
         return results
