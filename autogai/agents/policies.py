@@ -48,6 +48,8 @@ class DiffusionPolicy(nn.Module):
     state branch) and ``time(t)`` for all t are evaluated once per chain and reused at every step.
     """
 
+    time_features: torch.Tensor  # a buffer: [T, time_dim]
+
     def __init__(
         self,
         embed_dim: int,

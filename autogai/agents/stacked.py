@@ -20,7 +20,8 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import cast
 
 import torch
 import torch.nn.functional as F
@@ -105,7 +106,9 @@ class StackedMLP(nn.Module):
         )
         # The last layer is linear unless the MLP is a trunk (out_dim None: every layer activated).
         self.activate_last = out_dim is None
-        self.activation = {"relu": torch.relu, "mish": F.mish}[activation]
+        self.activation: Callable[[torch.Tensor], torch.Tensor] = {"relu": torch.relu, "mish": F.mish}[
+            activation
+        ]
         self.out_dim = dims[-1]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -129,7 +132,7 @@ class StackedMLP(nn.Module):
         last = len(self.layers) - 1
         h = x
         for i, layer in enumerate(self.layers):
-            h = layer.forward_member(h, member)
+            h = cast("StackedLinear", layer).forward_member(h, member)
             if i < last or self.activate_last:
                 h = self.activation(h)
         return h

@@ -254,8 +254,11 @@ class TD3Population:
             self.optimizers["encoder"] = adam(self.encoder)
         if self.discriminator is not None:
             self.optimizers["discriminator"] = adam(self.discriminator)
-        self._online_params = [*self.actor.parameters(), *self.critic.parameters()]
-        self._target_params = [*self.actor_target.parameters(), *self.critic_target.parameters()]
+        self._online_params: list[torch.Tensor] = [*self.actor.parameters(), *self.critic.parameters()]
+        self._target_params: list[torch.Tensor] = [
+            *self.actor_target.parameters(),
+            *self.critic_target.parameters(),
+        ]
         self._critic_params = list(self.critic.parameters())
 
     def _set_agent_values(self) -> None:

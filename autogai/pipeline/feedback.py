@@ -34,8 +34,7 @@ def _component_summaries(raw: Mapping[str, Any]) -> dict[str, ComponentSummary]:
 def curve_summary(result: DesignResult) -> str:
     """Where the learning curve of the best trial started and ended, and how the trials went."""
     parts: list[str] = []
-    best = result.best_trial
-    source = best if best is not None else (result.heldout_complete() or [None])[0]
+    source = result.representative_trial
     curve = (source.user_attrs.get("curve") or []) if source is not None else []
     points = [
         (row.get("step"), row.get("fitness")) for row in curve if isinstance(row.get("fitness"), (int, float))
@@ -62,7 +61,7 @@ def build_feedback(
     """Score + interval, component statistics over training, violation rates, curve, best params, errors."""
     design = result.design
     best = result.best_trial
-    source = best if best is not None else (result.heldout_complete() or [None])[0]
+    source = result.representative_trial
     components = _component_summaries(source.user_attrs.get("components") or {}) if source is not None else {}
     violations = dict(result.mean_attr("eval_violation_rates"))
     if not violations and source is not None:

@@ -45,10 +45,17 @@ class DesignResult:
     @property
     def tuning_best(self) -> float | None:
         best = self.best_trial
-        return None if best is None else float(best.value)
+        return None if best is None or best.value is None else float(best.value)
 
     def heldout_complete(self) -> list[TrialRecord]:
         return [t for t in self.heldout if t.complete]
+
+    @property
+    def representative_trial(self) -> TrialRecord | None:
+        """The trial whose curve and components describe the design: the best tuning trial, else the first
+        completed held-out run (a design whose tuning all failed), else None."""
+        complete = self.heldout_complete()
+        return self.best_trial or (complete[0] if complete else None)
 
     def state_counts(self) -> dict[str, int]:
         counts: dict[str, int] = {}

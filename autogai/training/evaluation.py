@@ -29,7 +29,7 @@ _ORACLE_CACHE: dict[Any, float] = {}
 def nonfinite_rows(values: np.ndarray) -> np.ndarray:
     """Boolean ``[P]``: the agents whose rows of ``values [P, ...]`` (actions, losses) hold any NaN or inf."""
     array = np.asarray(values, dtype=np.float64).reshape(len(values), -1)
-    return ~np.isfinite(array).all(axis=1)
+    return np.asarray(~np.isfinite(array).all(axis=1))
 
 
 def oracle_fitness(task: TaskCard) -> float | None:
@@ -94,7 +94,7 @@ def evaluate_population(
                 broken |= bad
                 coords[bad] = 0.0
             step = env.step(coords)
-            for r in np.flatnonzero(~finished):
+            for r in map(int, np.flatnonzero(~finished)):
                 metrics = step.metrics[r]
                 step_fitness[r].append(float(step.step_fitness.flat[r]))
                 agent = r // episodes

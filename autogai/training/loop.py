@@ -185,7 +185,7 @@ class PopulationSession:
             leaving: dict[int, tuple[str, str]] = {}
             coords = population.act(self.obs, explore=True)
             bad = nonfinite_rows(coords)
-            for k in np.flatnonzero(bad):
+            for k in map(int, np.flatnonzero(bad)):
                 leaving[self.positions[k]] = (
                     "diverged",
                     f"the actor produced non-finite actions at step {self.steps} (after {population.num_updates} updates)",
@@ -222,7 +222,7 @@ class PopulationSession:
                 losses = population.train_step(self._gradient_steps)
                 if losses:
                     table = np.stack(list(losses.values()), axis=1)  # [P, n_losses]
-                    for k in np.flatnonzero(nonfinite_rows(table)):
+                    for k in map(int, np.flatnonzero(nonfinite_rows(table))):
                         bad_names = [n for n, v in losses.items() if not math.isfinite(float(v[k]))]
                         leaving.setdefault(
                             self.positions[k],

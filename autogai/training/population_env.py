@@ -202,6 +202,7 @@ class PopulationEnv:
         """Batched back end: drop the rows of agents that left, reset for the next episode."""
         self._episode += 1
         if len(self._batch_rows) != self._batch.n_envs:
+            assert self._creator is not None  # only the batched back end has rows to drop
             self._batch = self._creator(num_envs=self.rows, **self.env_kwargs)
             self._batch_rows = list(range(self.rows))
         obs, _ = self._batch.reset(seed=self.seed + self._episode)
