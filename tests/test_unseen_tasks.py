@@ -4,6 +4,7 @@ the same intents."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import re
@@ -88,6 +89,30 @@ class _Metrics:
         self.__dict__.update(values)
 
 
+def test_momentum_shaping_pays_for_speed_gained_and_telescopes() -> None:
+    terms = _generic_terms()
+    velocity = MetricSpec("v", "m/step", "", intent="momentum", bounds=(-0.07, 0.07), obs_index=1)
+    momentum = terms["momentum"].bind(velocity)
+    assert momentum is not None and momentum.role == "shaping" and momentum.bound_to == "v"
+    assert terms["momentum"].bind(MetricSpec("v", "m/step", "", intent="momentum")) is None  # no scale
+    # without an observation index only the (non-potential) speed bonus applies
+    bonus = terms["speed_bonus"].bind(MetricSpec("v", "m/step", "", intent="momentum", bounds=(-2.0, 1.0)))
+    assert bonus is not None and "abs(m.v) / 2" in bonus.expression
+    expression = momentum.expression.replace('p["momentum_v_weight"]', "1.0")
+
+    def shaping(before: float, after: float) -> float:
+        return eval(expression, {"abs": abs}, {"m": _Metrics(obs=[0.0, before], next_obs=[0.0, after])})
+
+    # speeding up in either direction pays, slowing down costs
+    assert shaping(0.0, 0.035) == pytest.approx(0.99 * 0.25)
+    assert shaping(0.0, -0.035) == pytest.approx(0.99 * 0.25)
+    assert shaping(0.07, 0.0) == pytest.approx(-1.0)
+    # potential-based: over a trajectory the discounted sum is gamma^T phi(s_T) - phi(s_0), whatever the path
+    path = [0.0, 0.02, -0.05, 0.06, 0.01, 0.07]
+    total = sum(0.99**t * shaping(a, b) for t, (a, b) in enumerate(itertools.pairwise(path)))
+    assert total == pytest.approx(0.99 ** (len(path) - 1) * 1.0 - 0.0)
+
+
 @pytest.mark.parametrize(
     ("block", "reason"),
     [
@@ -144,6 +169,26 @@ def test_propose_without_an_llm_goes_beyond_the_baseline_with_traced_components(
     # cards without task-specific knowledge get every design from the generic terms; on Pendulum a
     # composition that only rebuilds the baseline comes after those that add to it
     assert beyond == 3, [d["name"] for d in designs]
+
+
+def test_mountain_car_designs_start_from_the_fitness_and_shape_position_and_momentum_together(
+    store: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    card = get_task(MOUNTAIN_CAR)
+    assert card.fitness_metric == "env_reward" and get_task("uav-nearfield").fitness_metric is None
+    run = tmp_path / "run"
+    args = ["propose", "--task", MOUNTAIN_CAR, "-n", "2", "--run-dir", str(run), "--embeddings", "hash"]
+    assert main([*args, "--store", str(store)]) == 0, capsys.readouterr().out
+    designs = [json.loads(p.read_text()) for p in sorted(run.glob("designs/*/design.json"))]
+    components = [{c.name for c in parse_program(d["reward_source"]).components} for d in designs]
+    # the fitness is the native return, so the objective reading it comes before the goal flag's
+    assert all("gain_env_reward" in names for names in components), components
+    # the card's two shaping intents (a target and a momentum) are offered together in one design
+    shaped = [d for d, names in zip(designs, components, strict=True) if "momentum_velocity" in names]
+    assert shaped and "potential_position" in {
+        c.name for c in parse_program(shaped[0]["reward_source"]).components
+    }
+    assert "term-generic-momentum-shaping" in {s.split("#")[0] for s in shaped[0]["sources"]}
 
 
 def test_cartpole_card_fits_its_discrete_env() -> None:

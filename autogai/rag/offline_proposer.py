@@ -227,9 +227,10 @@ class OfflineProposer(Proposer):
         for position, chunk in enumerate(chunks):
             rank.setdefault(chunk.doc_id, (position, -float(chunk.score)))
         # Terms written for this task first, then task-agnostic terms bound to the card's metric
-        # intents. Within each: fitness-aligned terms first (those reading the metrics the task reports
-        # next to fitness; UAV: rate, power), then those reading its constraint-violation metrics, then
-        # the rest; retrieval rank orders within each group.
+        # intents. Within each: fitness-aligned terms first (those reading the metric the fitness is,
+        # then those reading the metrics the task reports next to fitness; UAV: rate, power), then those
+        # reading its constraint-violation metrics, then the rest; retrieval rank orders within each group.
+        fitness: set[str] = {task.fitness_metric} if task.fitness_metric else set()
         report, violations = set(task.report_metrics), set(task.violation_metrics)
         keyed = []
         for doc in docs:
@@ -237,7 +238,7 @@ class OfflineProposer(Proposer):
             for written in doc.reward_terms:
                 if written.intent is not None:
                     bound = [written.bind(m) for m in task.metrics if m.name not in bound_metrics]
-                    usable = [(3, term) for term in bound if term is not None]
+                    usable = [(4, term) for term in bound if term is not None]
                     bound_metrics |= {term.bound_to for _, term in usable if term.bound_to}
                 elif written.applies_to_task(task.id):
                     usable = [(0, written)]
@@ -247,14 +248,17 @@ class OfflineProposer(Proposer):
                     reads = set(term.requires) | set(_METRIC_REF.findall(term.expression))
                     if not reads <= available:
                         continue
-                    group = generic + (0 if reads & report else 1 if reads & violations else 2)
+                    alignment = next(
+                        (i for i, aligned in enumerate((fitness, report, violations)) if reads & aligned), 3
+                    )
+                    group = generic + alignment
                     keyed.append(((group, rank.get(term.doc_id, (10_000, 0.0)), term.doc_id), term))
         # A task-agnostic term adds nothing where a term written for the task already plays its part on
         # the same metric (Pendulum's velocity cost and a generic effort cost on theta_dot).
         covered = {
             (metric, _family(term.role))
             for (group, _, _), term in keyed
-            if group < 3
+            if group < 4
             for metric in term.requires
         }
         keyed = [
@@ -300,6 +304,13 @@ class OfflineProposer(Proposer):
         if costs:
             cost_variants.append(([], "no penalties"))
         shaping_variants: list[tuple[list[RewardTerm], str]] = [([], "")]
+        generic_shaping = [s for s in shaping if s.bound_to is not None][:3]
+        if len({s.bound_to for s in generic_shaping}) > 1:
+            # Task-agnostic shaping bound to different metrics of the card (a target's distance, a
+            # momentum) guides different parts of the task, and the potential-based forms add up without
+            # changing the optimal policy: together before alone.
+            names = ", ".join(s.name for s in generic_shaping)
+            shaping_variants.append((generic_shaping, f"shaping terms {names}"))
         shaping_variants += [([s], f"shaping term {s.name}") for s in shaping[:3]]
         seen: set[tuple[str, ...]] = set()
         options = itertools.product(

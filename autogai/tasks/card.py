@@ -26,9 +26,11 @@ FitnessFn = Callable[[Mapping[str, float], float], float]
 """(metrics of the step, env reward) -> the step's contribution to the task fitness."""
 
 
-METRIC_INTENTS: tuple[str, ...] = ("maximise", "minimise", "target", "failure")
+METRIC_INTENTS: tuple[str, ...] = ("maximise", "minimise", "target", "failure", "momentum")
 """What a task wants from a metric: more of it, less of it (an effort or a cost), a value near ``target``,
-or never (a 0/1 failure flag). A metric without an intent is information only."""
+never (a 0/1 failure flag), or ``momentum``: a signed quantity, usually a speed, whose magnitude the agent
+must build up on the way to the goal although the task does not pay for it (the mountain car's velocity,
+a swing-up's angular velocity). A metric without an intent is information only."""
 
 
 @dataclass(frozen=True)
@@ -78,6 +80,8 @@ class MetricSpec:
             parts.append(f"target {self.target:g}")
         elif self.intent == "failure":
             parts.append("failure flag (1 = failed)")
+        elif self.intent == "momentum":
+            parts.append("momentum (build up its magnitude)")
         elif self.intent is not None:
             parts.append(self.intent)
         if self.bounds is not None:
@@ -171,6 +175,15 @@ class TaskCard:
     @property
     def metric_names(self) -> tuple[str, ...]:
         return tuple(m.name for m in self.metrics)
+
+    @property
+    def fitness_metric(self) -> str | None:
+        """The metric whose per-step value is the step fitness, if the card has one: ``env_reward`` on a
+        card whose fitness is the native reward (:func:`native_fitness`). A proposer counts terms reading it
+        as the most fitness-aligned of all."""
+        if self.fitness_fn is native_fitness and "env_reward" in self.metric_names:
+            return "env_reward"
+        return None
 
     @property
     def program_metric_names(self) -> tuple[str, ...]:

@@ -1,7 +1,7 @@
 """A task card written outside autogai: Gymnasium's MountainCarContinuous-v0.
 
 Use it wherever a task is accepted: ``autogai propose --task examples/tasks/mountain_car.py``. The metric
-intents (target, bounds, observation index, failure, minimise) let the offline proposer compose rewards
+intents (target, momentum, bounds, observation index, minimise, maximise) let the offline proposer compose rewards
 for it from the knowledge base's task-agnostic terms; docs/task_cards.md explains each field.
 """
 
@@ -50,7 +50,14 @@ TASK = TaskCard(
             bounds=(-1.2, 0.6),
             obs_index=0,
         ),
-        MetricSpec("velocity", "m/step", "car velocity after the step", bounds=(-0.07, 0.07), obs_index=1),
+        MetricSpec(
+            "velocity",
+            "m/step",
+            "car velocity after the step; the car must build up speed by swinging to climb the hill",
+            intent="momentum",
+            bounds=(-0.07, 0.07),
+            obs_index=1,
+        ),
         MetricSpec("force", "1", "applied force", intent="minimise", bounds=(-1.0, 1.0)),
         MetricSpec("at_goal", "0/1", "1 once the car reached the flag", intent="maximise", bounds=(0.0, 1.0)),
         MetricSpec(
