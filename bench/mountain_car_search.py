@@ -37,6 +37,10 @@ def _heldout_values(design_dir: Path) -> list[float]:
         ]
 
 
+def _number(value: float | None) -> str:
+    return "-" if value is None else f"{value:+.2f}"
+
+
 def _interval(pair: list[float] | None) -> str:
     return "-" if not pair else f"[{pair[0]:+.2f}, {pair[1]:+.2f}]"
 
@@ -103,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"{row['rank']:>2} {row['design_id']} {'native reward' if row['is_baseline'] else row['name']} "
             f"[{row['enhancers']}] components: {names}\n"
-            f"   goal reached in {reached}/{len(values)} held-out seeds; IQM {row['iqm']:+.2f} "
+            f"   goal reached in {reached}/{len(values)} held-out seeds; IQM {_number(row.get('iqm'))} "
             f"{_interval(row.get('iqm_ci'))}; vs native {_interval(row.get('diff_vs_baseline_ci'))}"
         )
     native = next(row["design_id"] for row in board if row["is_baseline"])
