@@ -207,3 +207,68 @@ def test_cartpole_card_fits_its_discrete_env() -> None:
         assert card.fitness_fn(metrics, reward) == 1.0
         obs = next_obs
     assert math.isclose(card.metrics[2].bounds[1], 0.20943951, rel_tol=1e-7)
+
+
+# --- hostile task cards: one line, exit 1, nothing written -----------------------------------------------
+
+_CARD = """
+from autogai.tasks import TaskCard, MetricSpec, native_fitness, NATIVE_REWARD_BASELINE
+TASK = TaskCard(id="hostile", title="t", description="d", env_id={env_id!r}, env_kwargs={env_kwargs!r},
+    metrics=(MetricSpec("env_reward", "r", "native", intent="maximise"), MetricSpec("speed", "r", "x")),
+    fitness_description="f", baseline_reward=NATIVE_REWARD_BASELINE,
+    metrics_fn={metrics_fn}, fitness_fn={fitness_fn})
+"""
+_GOOD = {
+    "env_id": "Pendulum-v1",
+    "env_kwargs": {},
+    "metrics_fn": "lambda o, a, r, n, i: {'env_reward': r, 'speed': 0.0}",
+    "fitness_fn": "native_fitness",
+}
+
+
+@pytest.mark.parametrize(
+    ("card", "reason"),
+    [
+        ('raise SystemExit("\\x1b[2Jall clear")', r"cannot load task file .*SystemExit: \\x1b\[2Jall clear"),
+        ("import no_such_module_here", "cannot load task file .*ModuleNotFoundError"),
+        (_CARD.format(**{**_GOOD, "env_id": "NoSuchEnv-v9"}), "cannot make env 'NoSuchEnv-v9'"),
+        (_CARD.format(**{**_GOOD, "env_kwargs": {"nonsense": 3}}), "cannot make env .*TypeError"),
+        (_CARD.format(**{**_GOOD, "metrics_fn": "lambda o, a, r, n, i: 1 / 0"}), "metrics_fn raised ZeroDiv"),
+        (_CARD.format(**{**_GOOD, "metrics_fn": "lambda o, a, r, n, i: [r]"}), "returned list, not a dict"),
+        (
+            _CARD.format(**{**_GOOD, "metrics_fn": "lambda o, a, r, n, i: {'env_reward': r}"}),
+            r"no value for metric\(s\) \['speed'\]",
+        ),
+        (
+            _CARD.format(**{**_GOOD, "fitness_fn": "lambda m, r: '\\x1b[31mred'"}),
+            r"fitness_fn raised ValueError: .*\\x1b\[31mred",
+        ),
+    ],
+    ids=[
+        "exits",
+        "imports",
+        "env-id",
+        "env-kwargs",
+        "metrics-raise",
+        "metrics-list",
+        "metric-missing",
+        "fitness",
+    ],
+)
+@pytest.mark.parametrize("command", ["propose", "train", "search"])
+def test_a_broken_task_card_is_one_line_and_writes_nothing(
+    card: str, reason: str, command: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "hostile_card.py"
+    path.write_text(card)
+    run = tmp_path / "run"
+    args = {
+        "propose": ["propose", "-n", "1", "--embeddings", "hash"],
+        "train": ["train", "--steps", "300", "--no-progress", "--eval-every", "0"],
+        "search": ["search", "--preset", "smoke", "--embeddings", "hash", "-q"],
+    }[command]
+    code = main([*args, "--task", str(path), "--run-dir", str(run)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 1 and len(err) == 1, err
+    assert re.search(reason, err[0]) and "\x1b" not in err[0], err[0]
+    assert not run.exists()

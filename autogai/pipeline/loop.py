@@ -163,6 +163,7 @@ class _Search:
         )
         if options.storage:
             storage_scheme(options.storage)  # reject a bad scheme before anything is written
+        self.task.check_step({"action_mode": options.action_space} if options.action_space else None)
         self.run = RunDirectory(Path(options.run_dir) if options.run_dir else default_run_dir(options))
         self.run.ensure_writable()
         self.run_name = self.run.name

@@ -68,7 +68,7 @@ def collect_transitions(
         while len(transitions) < n:
             action = env.action_space.sample()
             next_obs, env_reward, terminated, truncated, info = env.step(action)
-            metrics = task.metrics_fn(obs, action, float(env_reward), next_obs, info)
+            metrics = task.step_metrics(obs, action, float(env_reward), next_obs, info)
             transitions.append(
                 Transition(
                     metrics={str(k): float(v) for k, v in metrics.items()},

@@ -70,7 +70,7 @@ class RewardWrapper(gym.Wrapper):
             raise gym.error.ResetNeeded("call reset() before step()")
         obs, env_reward, terminated, truncated, info = self.env.step(action)
         env_reward = float(env_reward)
-        metrics = self.task.metrics_fn(self._last_obs, action, env_reward, obs, info)
+        metrics = self.task.step_metrics(self._last_obs, action, env_reward, obs, info)
         total, components = self.sandbox.compute(
             metrics, self._flat(self._last_obs), as_float_array(action), self._flat(obs)
         )
@@ -78,7 +78,7 @@ class RewardWrapper(gym.Wrapper):
         info["reward_components"] = components
         info["env_reward"] = env_reward
         info["metrics"] = metrics
-        info["step_fitness"] = float(self.task.fitness_fn(metrics, env_reward))
+        info["step_fitness"] = self.task.step_fitness(metrics, env_reward)
         self._last_obs = obs
         return obs, total, terminated, truncated, info
 

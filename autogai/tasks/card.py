@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
-from autogai.core.errors import ConfigError
+from autogai.core.errors import AutoGAIError, ConfigError
 
 if TYPE_CHECKING:
     import gymnasium as gym
@@ -172,6 +172,26 @@ class TaskCard:
             raise ConfigError(f"task {self.id}: judge_metrics {unknown} are not metrics of the card")
         object.__setattr__(self, "judge_metrics", judges)
 
+    def step_metrics(
+        self, obs: np.ndarray, action: Any, env_reward: float, next_obs: np.ndarray, info: Mapping[str, Any]
+    ) -> dict[str, float]:
+        """``metrics_fn`` of one step, called the way every caller must: a card is code written outside
+        autogai, so whatever it raises or returns wrongly becomes one ``ConfigError`` naming the card."""
+        try:
+            metrics = self.metrics_fn(obs, action, env_reward, next_obs, info)
+        except Exception as exc:
+            raise ConfigError(f"task {self.id}: metrics_fn raised {type(exc).__name__}: {exc}") from exc
+        if not isinstance(metrics, dict):
+            raise ConfigError(f"task {self.id}: metrics_fn returned {type(metrics).__name__}, not a dict")
+        return metrics
+
+    def step_fitness(self, metrics: Mapping[str, float], env_reward: float) -> float:
+        """``fitness_fn`` of one step as a float; a failure is one ``ConfigError`` naming the card."""
+        try:
+            return float(self.fitness_fn(metrics, env_reward))
+        except Exception as exc:
+            raise ConfigError(f"task {self.id}: fitness_fn raised {type(exc).__name__}: {exc}") from exc
+
     @property
     def metric_names(self) -> tuple[str, ...]:
         return tuple(m.name for m in self.metrics)
@@ -203,6 +223,37 @@ class TaskCard:
             return gym.make(self.env_id, **kwargs)
         except gym.error.Error as exc:  # unknown id, bad kwargs reported by gymnasium
             raise ConfigError(f"task {self.id}: cannot make env {self.env_id!r}: {exc}") from exc
+        except AutoGAIError:
+            raise
+        except Exception as exc:  # the env's own constructor (a card's env is code written elsewhere)
+            raise ConfigError(
+                f"task {self.id}: cannot make env {self.env_id!r}: {type(exc).__name__}: {exc}"
+            ) from exc
+
+    def check_step(self, env_kwargs: Mapping[str, Any] | None = None) -> None:
+        """One random step through the card's env, ``metrics_fn`` and ``fitness_fn``: a broken card fails
+        here with one ``ConfigError``, before a command writes anything."""
+        env = self.make_env(**dict(env_kwargs or {}))
+        try:
+            try:
+                obs, _ = env.reset(seed=0)
+                env.action_space.seed(0)
+                action = env.action_space.sample()
+                next_obs, raw_reward, _, _, info = env.step(action)
+                reward = float(raw_reward)
+            except AutoGAIError:
+                raise
+            except Exception as exc:
+                raise ConfigError(
+                    f"task {self.id}: env {self.env_id!r} failed on reset/step: {type(exc).__name__}: {exc}"
+                ) from exc
+            metrics = self.step_metrics(obs, action, reward, next_obs, info)
+            missing = [name for name in self.metric_names if name not in metrics]
+            if missing:
+                raise ConfigError(f"task {self.id}: metrics_fn returned no value for metric(s) {missing}")
+            self.step_fitness(metrics, reward)
+        finally:
+            env.close()
 
     def episode_fitness(self, step_fitness: Sequence[float]) -> float:
         """Aggregate per-step fitness values of one episode."""

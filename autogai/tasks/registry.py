@@ -10,7 +10,7 @@ import importlib
 import importlib.util
 from pathlib import Path
 
-from autogai.core.errors import ConfigError, TaskNotFoundError
+from autogai.core.errors import AutoGAIError, ConfigError, TaskNotFoundError
 from autogai.tasks.card import TaskCard
 
 _REGISTRY: dict[str, TaskCard] = {}
@@ -65,14 +65,23 @@ def get_task(spec: str | TaskCard) -> TaskCard:
         if module_spec is None or module_spec.loader is None:
             raise TaskNotFoundError(f"cannot load task file {spec!r}")
         module = importlib.util.module_from_spec(module_spec)
-        module_spec.loader.exec_module(module)
+        try:
+            module_spec.loader.exec_module(module)
+        except AutoGAIError:
+            raise  # a TaskCard that refused its own fields says why already
+        except (Exception, SystemExit) as exc:  # the file is user code: whatever it raises is one line
+            raise TaskNotFoundError(f"cannot load task file {spec!r}: {type(exc).__name__}: {exc}") from exc
         return _card_from_object(getattr(module, "TASK", None), spec)
     if ":" in spec:
         module_name, _, attribute = spec.partition(":")
         try:
             module = importlib.import_module(module_name)
-        except ImportError as exc:
-            raise TaskNotFoundError(f"cannot import task module {module_name!r}: {exc}") from exc
+        except AutoGAIError:
+            raise
+        except (Exception, SystemExit) as exc:  # ImportError, or whatever the module raises at import
+            raise TaskNotFoundError(
+                f"cannot import task module {module_name!r}: {type(exc).__name__}: {exc}"
+            ) from exc
         return _card_from_object(getattr(module, attribute, None), spec)
     valid = ", ".join(sorted(_REGISTRY))
     raise TaskNotFoundError(f"unknown task {spec!r}; valid tasks: {valid} (or a .py file defining TASK)")

@@ -169,9 +169,9 @@ class PopulationEnv:
             for r, b in enumerate(live):
                 row_info = {name: value[b] for name, value in info.items()}
                 row_action = self.adapter.to_env(flat_coords[r])
-                m = task.metrics_fn(flat_obs[r], row_action, float(rewards[r]), next_obs[r], row_info)
+                m = task.step_metrics(flat_obs[r], row_action, float(rewards[r]), next_obs[r], row_info)
                 metrics.append(m)
-                fitness[r] = task.fitness_fn(m, float(rewards[r]))
+                fitness[r] = task.step_fitness(m, float(rewards[r]))
             reset_obs[:] = next_obs
             if done.any():
                 if not done.all():
@@ -183,9 +183,9 @@ class PopulationEnv:
                 o, reward, term, trunc, info = env.step(action)
                 next_obs[r] = o
                 rewards[r], terminated[r], done[r] = float(reward), bool(term), bool(term or trunc)
-                m = task.metrics_fn(flat_obs[r], action, float(reward), next_obs[r], info)
+                m = task.step_metrics(flat_obs[r], action, float(reward), next_obs[r], info)
                 metrics.append(m)
-                fitness[r] = task.fitness_fn(m, float(reward))
+                fitness[r] = task.step_fitness(m, float(reward))
                 reset_obs[r] = env.reset()[0] if done[r] else o
         self._obs = self._shape(reset_obs)
         return PopulationStep(
