@@ -272,3 +272,25 @@ def test_a_broken_task_card_is_one_line_and_writes_nothing(
     assert code == 1 and len(err) == 1, err
     assert re.search(reason, err[0]) and "\x1b" not in err[0], err[0]
     assert not run.exists()
+
+
+@pytest.mark.parametrize(
+    ("task", "space", "reason"),
+    [
+        ("pendulum", "discrete", "task pendulum has a single action space; drop --action-space"),
+        (
+            "uav-nearfield",
+            "hyb",
+            "--action-space 'hyb' is not supported by task uav-nearfield; choose one of",
+        ),
+    ],
+)
+@pytest.mark.parametrize("command", ["propose", "train", "search"])
+def test_an_action_space_the_card_lacks_is_the_same_line_in_every_command(
+    task: str, space: str, reason: str, command: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run = tmp_path / "run"
+    code = main([command, "--task", task, "--action-space", space, "--run-dir", str(run)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 1 and len(err) == 1 and err[0].startswith(f"autogai: error: {reason}"), err
+    assert not run.exists()

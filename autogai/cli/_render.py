@@ -167,9 +167,12 @@ class SearchProgressView:
             transient=False,
         )
         self.task_id = self.progress.add_task("starting", total=None, best="")
-        self.progress.start()
+        self.started = False  # the bar appears with the first update: a refused search prints one line
 
     def update(self, p: Any) -> None:
+        if not self.started:
+            self.progress.start()
+            self.started = True
         best = f"best {p.best_score:.4g} ({p.best_design})" if p.best_score is not None else ""
         description = f"gen {p.generation + 1}/{p.generations} · {p.designs} designs · {p.phase}"
         self.progress.update(
@@ -181,4 +184,5 @@ class SearchProgressView:
         )
 
     def close(self) -> None:
-        self.progress.stop()
+        if self.started:
+            self.progress.stop()

@@ -113,7 +113,7 @@ def propose(
     from autogai.tasks.registry import get_task
 
     card = get_task(task)
-    card.check_step({"action_mode": action_space} if action_space else None)
+    card.check_step(card.action_space_kwargs(action_space))
     target = Path(run_dir) if run_dir is not None else _default_run_dir(card.id)
     run = RunDirectory(target)
     run.ensure_writable()

@@ -190,12 +190,7 @@ def train_command(
     check_choice("--device", device, ("cpu", "cuda", "auto"))
     if time_limit is not None and not time_limit > 0:
         raise ConfigError(f"--time-limit={time_limit!r} must be positive")
-    env_kwargs: dict[str, Any] = {}
-    if action_space is not None:
-        if not card.action_modes:
-            raise ConfigError(f"task {card.id} has a single action space; drop --action-space")
-        check_choice("--action-space", action_space, card.action_modes)
-        env_kwargs["action_mode"] = action_space
+    env_kwargs = card.action_space_kwargs(action_space)
     params = _reward_params(reward_param)
 
     reward_source = design_source

@@ -140,17 +140,7 @@ class _Search:
         self.options = options
         self.progress_fn = progress
         self.task = get_task(options.task)
-        if (
-            options.action_space
-            and self.task.action_modes
-            and options.action_space not in self.task.action_modes
-        ):
-            raise ConfigError(
-                f"--action-space {options.action_space!r} is not supported by task {self.task.id}; "
-                f"choose one of: {', '.join(self.task.action_modes)}"
-            )
-        if options.action_space and not self.task.action_modes:
-            raise ConfigError(f"task {self.task.id} has a single action space; drop --action-space")
+        action_kwargs = self.task.action_space_kwargs(options.action_space)
         if options.workers < 0:
             raise ConfigError(f"--workers {options.workers} must be 0 or more")
         base = get_preset(options.preset)
@@ -163,7 +153,7 @@ class _Search:
         )
         if options.storage:
             storage_scheme(options.storage)  # reject a bad scheme before anything is written
-        self.task.check_step({"action_mode": options.action_space} if options.action_space else None)
+        self.task.check_step(action_kwargs)
         self.run = RunDirectory(Path(options.run_dir) if options.run_dir else default_run_dir(options))
         self.run.ensure_writable()
         self.run_name = self.run.name

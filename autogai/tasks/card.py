@@ -230,6 +230,20 @@ class TaskCard:
                 f"task {self.id}: cannot make env {self.env_id!r}: {type(exc).__name__}: {exc}"
             ) from exc
 
+    def action_space_kwargs(self, action_space: str | None) -> dict[str, Any]:
+        """The env kwargs that select ``action_space`` (``--action-space``): ``{}`` for None, else
+        ``{"action_mode": action_space}`` when the card offers that mode; a ``ConfigError`` otherwise."""
+        if action_space is None:
+            return {}
+        if not self.action_modes:
+            raise ConfigError(f"task {self.id} has a single action space; drop --action-space")
+        if action_space not in self.action_modes:
+            raise ConfigError(
+                f"--action-space {action_space!r} is not supported by task {self.id}; "
+                f"choose one of: {', '.join(self.action_modes)}"
+            )
+        return {"action_mode": action_space}
+
     def check_step(self, env_kwargs: Mapping[str, Any] | None = None) -> None:
         """One random step through the card's env, ``metrics_fn`` and ``fitness_fn``: a broken card fails
         here with one ``ConfigError``, before a command writes anything."""
