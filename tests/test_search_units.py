@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -107,6 +108,47 @@ def test_dead_local_worker_trial_is_failed_and_requeued(tmp_path) -> None:
     assert study.get_trials()[1].params == {"x": 0.25}
     assert budget_units(study) == 1  # the retry replaces its original
     assert recover_dead_local_trials(storage, "run") == []
+
+
+def test_a_trial_claimed_but_never_signed_is_requeued_after_the_grace_period(tmp_path: Path) -> None:
+    # A search killed between Study.ask (WAITING -> RUNNING) and signing the trial with its worker leaves
+    # a trial with no pid and no heartbeat: a resumed search must not wait for it for ever.
+    import optuna
+
+    from autogai.search.storage import default_storage_url, make_storage
+    from autogai.search.studies import (
+        budget_units,
+        claim_waiting_trial,
+        enqueue_to,
+        fail_orphaned_trials,
+        get_or_create_study,
+        recover_dead_local_trials,
+    )
+
+    storage = make_storage(default_storage_url(tmp_path))
+    study = get_or_create_study(storage, "run/d-3")
+    enqueue_to(study, 2, first_params=[{"x": 0.5}])
+    orphan = study.ask()  # claimed, then the process died before it signed the trial
+    assert orphan.number == 0 and orphan.user_attrs.get("worker") is None
+    assert claim_waiting_trial(storage, study) is not None  # a live worker signs its trial at once
+    assert fail_orphaned_trials(storage, study) == []  # younger than the grace period: a live claim
+    assert fail_orphaned_trials(storage, study, grace_s=0.0) == [0]
+    states = {t.number: t.state for t in study.get_trials()}
+    assert states == {
+        0: optuna.trial.TrialState.FAIL,
+        1: optuna.trial.TrialState.RUNNING,
+        2: optuna.trial.TrialState.WAITING,
+    }
+    retry = study.get_trials()[2]
+    # never sampled, so the enqueued values travel as the retry's fixed params
+    assert (
+        retry.system_attrs.get("fixed_params") == {"x": 0.5} and retry.system_attrs.get("failed_trial") == 0
+    )
+    assert "died before it started" in study.get_trials()[0].user_attrs["reason"]
+    assert budget_units(study) == 2  # the retry replaces its original
+    assert recover_dead_local_trials(storage, "run") == []  # nothing left to recover
+    claimed = claim_waiting_trial(storage, study)
+    assert claimed is not None and claimed[0].number == 2 and claimed[0].suggest_float("x", 0, 1) == 0.5
 
 
 # --- search space -----------------------------------------------------------------------------------

@@ -104,7 +104,7 @@ class RunStore:
     def fail_stale(self, names: Sequence[str]) -> None:
         """Heartbeats: fail and re-queue trials of workers (anywhere) that stopped beating."""
         for name in names:
-            fail_stale_trials(load_study(self.storage, name))
+            fail_stale_trials(self.storage, load_study(self.storage, name))
 
     # --- reading back ------------------------------------------------------------------------------
     def _existing(self) -> set[str]:

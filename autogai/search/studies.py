@@ -255,12 +255,78 @@ def heartbeat(storage: optuna.storages.BaseStorage, trial_id: int) -> Iterator[N
         thread.join(timeout=5)
 
 
-def fail_stale_trials(study: optuna.Study) -> None:
-    """Heartbeat-based: fail RUNNING trials whose worker stopped beating and re-queue them."""
+def fail_stale_trials(storage: optuna.storages.BaseStorage, study: optuna.Study) -> None:
+    """Heartbeat-based: fail RUNNING trials whose worker stopped beating and re-queue them; also the
+    orphans no worker ever signed (:func:`fail_orphaned_trials`)."""
     import optuna
 
     _quiet_optuna()
     optuna.storages.fail_stale_trials(study)
+    fail_orphaned_trials(storage, study)
+
+
+def _fail_and_requeue(
+    storage: optuna.storages.BaseStorage,
+    study: optuna.Study,
+    number: int,
+    reason: str,
+    retry: optuna.storages.RetryHeartbeatStaleTrialCallback,
+) -> bool:
+    """Fail RUNNING trial ``number`` of ``study`` with ``reason`` and enqueue its retry; False if another
+    process finished or failed it first."""
+    import optuna
+    from optuna.trial import TrialState
+
+    trial_id = storage.get_trial_id_from_study_id_trial_number(
+        storage.get_study_id_from_name(study.study_name), number
+    )
+    try:
+        storage.set_trial_user_attr(trial_id, "reason", reason)
+        if not storage.set_trial_state_values(trial_id, state=TrialState.FAIL):
+            return False
+    except optuna.exceptions.UpdateFinishedTrialError:
+        return False
+    retry(study, storage.get_trial(trial_id))
+    logger.info("%s trial %d: %s", study.study_name, number, reason)
+    return True
+
+
+def fail_orphaned_trials(
+    storage: optuna.storages.BaseStorage,
+    study: optuna.Study,
+    *,
+    grace_s: float | None = None,
+    max_retry: int | None = None,
+) -> list[int]:
+    """Fail and re-queue RUNNING trials that carry no worker identity ``grace_s`` seconds after they started.
+
+    A worker claims a trial with ``Study.ask`` (WAITING -> RUNNING) and signs it a few milliseconds later;
+    killed in between, it leaves a trial that neither the heartbeat check (it never beat) nor the dead-pid
+    check (no pid) can see, and a resumed search would wait for it for ever. A live worker signs within
+    milliseconds, so an unsigned trial older than the heartbeat grace period has no one working on it.
+    Returns the re-queued trial numbers.
+    """
+    import datetime
+
+    import optuna
+    from optuna.trial import TrialState
+
+    from autogai.search.storage import HEARTBEAT_GRACE_S, MAX_RETRIES
+
+    grace = HEARTBEAT_GRACE_S if grace_s is None else grace_s
+    retry = optuna.storages.RetryHeartbeatStaleTrialCallback(
+        max_retry=MAX_RETRIES if max_retry is None else max_retry
+    )
+    now = datetime.datetime.now()  # Optuna stamps datetime_start with the claiming process's local time
+    recovered: list[int] = []
+    for frozen in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        started = frozen.datetime_start
+        if frozen.user_attrs.get("worker") or started is None or (now - started).total_seconds() < grace:
+            continue
+        reason = "the worker that claimed this trial died before it started (never signed); re-queued"
+        if _fail_and_requeue(storage, study, frozen.number, reason, retry):
+            recovered.append(frozen.number)
+    return recovered
 
 
 def recover_dead_local_trials(
@@ -284,22 +350,14 @@ def recover_dead_local_trials(
     recovered: list[tuple[str, int]] = []
     for name in run_study_names(storage, run_name):
         study = load_study(storage, name)
-        study_id = storage.get_study_id_from_name(name)
         for frozen in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
             who = frozen.user_attrs.get("worker") or {}
             if who.get("host") != host or not isinstance(who.get("pid"), int) or pid_alive(who["pid"]):
                 continue
-            trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, frozen.number)
             reason = f"worker process {who['pid']} on {host} died while running this trial; re-queued"
-            try:
-                storage.set_trial_user_attr(trial_id, "reason", reason)
-                if not storage.set_trial_state_values(trial_id, state=TrialState.FAIL):
-                    continue
-            except optuna.exceptions.UpdateFinishedTrialError:
-                continue
-            retry(study, storage.get_trial(trial_id))
-            recovered.append((name, frozen.number))
-            logger.info("%s trial %d: %s", name, frozen.number, reason)
+            if _fail_and_requeue(storage, study, frozen.number, reason, retry):
+                recovered.append((name, frozen.number))
+        recovered += [(name, n) for n in fail_orphaned_trials(storage, study, max_retry=max_retry)]
     return recovered
 
 

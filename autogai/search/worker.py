@@ -162,7 +162,7 @@ class Worker:
         for name in heldout + tuning:
             study = self._study(name)
             if check_stale:
-                fail_stale_trials(study)
+                fail_stale_trials(self.storage, study)
             limit = (
                 max(budget.heldout_seeds, budget.population_size)
                 if name in heldout
