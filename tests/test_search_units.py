@@ -81,20 +81,22 @@ def test_queue_claims_each_trial_once_and_never_creates_trials(tmp_path) -> None
     assert len(study.get_trials()) == 2 and budget_units(study) == 2
 
 
+def _queued_study(tmp_path: Path, name: str, trials: int, first: dict[str, float]):
+    """A study of run ``run`` in a fresh SQLite storage with ``trials`` queued, the first fixed at ``first``."""
+    from autogai.search.studies import enqueue_to, get_or_create_study
+
+    storage = make_storage(default_storage_url(tmp_path))
+    study = get_or_create_study(storage, name)
+    enqueue_to(study, trials, first_params=[first])
+    return storage, study
+
+
 def test_dead_local_worker_trial_is_failed_and_requeued(tmp_path) -> None:
     import optuna
 
-    from autogai.search.studies import (
-        budget_units,
-        claim_waiting_trial,
-        enqueue_to,
-        get_or_create_study,
-        recover_dead_local_trials,
-    )
+    from autogai.search.studies import budget_units, claim_waiting_trial, recover_dead_local_trials
 
-    storage = make_storage(default_storage_url(tmp_path))
-    study = get_or_create_study(storage, "run/d-2")
-    enqueue_to(study, 1, first_params=[{"x": 0.25}])
+    storage, study = _queued_study(tmp_path, "run/d-2", 1, {"x": 0.25})
     trial, trial_id = claim_waiting_trial(storage, study)
     trial.suggest_float("x", 0, 1)
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
@@ -115,19 +117,14 @@ def test_a_trial_claimed_but_never_signed_is_requeued_after_the_grace_period(tmp
     # a trial with no pid and no heartbeat: a resumed search must not wait for it for ever.
     import optuna
 
-    from autogai.search.storage import default_storage_url, make_storage
     from autogai.search.studies import (
         budget_units,
         claim_waiting_trial,
-        enqueue_to,
         fail_orphaned_trials,
-        get_or_create_study,
         recover_dead_local_trials,
     )
 
-    storage = make_storage(default_storage_url(tmp_path))
-    study = get_or_create_study(storage, "run/d-3")
-    enqueue_to(study, 2, first_params=[{"x": 0.5}])
+    storage, study = _queued_study(tmp_path, "run/d-3", 2, {"x": 0.5})
     orphan = study.ask()  # claimed, then the process died before it signed the trial
     assert orphan.number == 0 and orphan.user_attrs.get("worker") is None
     assert claim_waiting_trial(storage, study) is not None  # a live worker signs its trial at once
