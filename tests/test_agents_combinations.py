@@ -11,25 +11,14 @@ import numpy as np
 import pytest
 import torch
 from gymnasium import spaces
+from training_helpers import tiny_agent_config
 
-from autogai.agents import TD3Config, TD3Population
+from autogai.agents import TD3Population
 from autogai.core.types import EnhancerCombo
 
 torch.set_num_threads(1)
 
-CONFIG = TD3Config(
-    net_arch=(16, 16),
-    batch_size=16,
-    learning_starts=16,
-    buffer_size=1_000,
-    diffusion_steps=2,
-    diffusion_hidden=16,
-    bc_weight=0.1,
-    transformer_dim=8,
-    vae_latent_dim=4,
-    vae_hidden=16,
-    device="cpu",
-)
+CONFIG = tiny_agent_config(buffer_size=1_000, bc_weight=0.1, vae_latent_dim=4)
 # Two agents of one shape with their own learning rate and tau (the per-agent Adam and Polyak paths).
 CONFIGS = [CONFIG, CONFIG.replace(learning_rate=3e-4, tau=0.02)]
 OBS_DIM = 6

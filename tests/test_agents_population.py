@@ -8,24 +8,14 @@ import numpy as np
 import pytest
 import torch
 from gymnasium import spaces
+from training_helpers import tiny_agent_config
 
-from autogai.agents import ReplayBatch, TD3Config, TD3Population
+from autogai.agents import ReplayBatch, TD3Population
 from autogai.core.errors import ConfigError
 
 torch.set_num_threads(1)
 
-CONFIG = TD3Config(
-    net_arch=(16, 16),
-    batch_size=16,
-    learning_starts=16,
-    buffer_size=256,
-    diffusion_steps=2,
-    diffusion_hidden=16,
-    transformer_dim=8,
-    vae_latent_dim=3,
-    vae_hidden=16,
-    device="cpu",
-)
+CONFIG = tiny_agent_config()
 OBS = spaces.Box(-1.0, 1.0, (5,), np.float32)
 BOX = spaces.Box(-1.0, 1.0, (2,), np.float32)
 

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 from gymnasium import spaces
+from training_helpers import tiny_agent_config
 
 from autogai.agents import ActionAdapter, ReplayBatch, ReplayBuffer, TD3Config, TD3Population
 from autogai.agents.backbones import TransformerBackbone, default_token_groups
@@ -20,18 +21,7 @@ from autogai.training.evaluation import nonfinite_rows
 
 torch.set_num_threads(1)
 
-TINY = TD3Config(
-    net_arch=(16, 16),
-    batch_size=8,
-    learning_starts=8,
-    buffer_size=256,
-    diffusion_steps=3,
-    diffusion_hidden=16,
-    transformer_dim=8,
-    vae_latent_dim=3,
-    vae_hidden=16,
-    device="cpu",
-)
+TINY = tiny_agent_config(batch_size=8, learning_starts=8, diffusion_steps=3)
 OBS = spaces.Box(-1.0, 1.0, (5,), np.float32)
 BOX = spaces.Box(-1.0, 1.0, (2,), np.float32)
 

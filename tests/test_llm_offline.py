@@ -34,6 +34,27 @@ def _params(source: str) -> dict[str, Any]:
     return program.params
 
 
+def _guard_names(program: Any) -> list[str]:
+    """Components penalising the UAV card's failure flags (leaving the area or the near field)."""
+    return [
+        c.name
+        for c in program.components
+        if re.search(r"m\.(out_of_area|outside_near_field)\b", c.expression)
+    ]
+
+
+def _feedback(design: Any, score: float, **details: Any) -> DesignFeedback:
+    """What a generation's ranking tells the proposer about ``design``."""
+    return DesignFeedback(
+        design_id=design.id,
+        name=design.name,
+        enhancers=design.enhancers.short_name,
+        reward_source=design.reward_source,
+        score_mean=score,
+        **details,
+    )
+
+
 @pytest.mark.parametrize("task_id", ["uav-nearfield", "pendulum"])
 def test_k_distinct_valid_designs(kb: Any, task_id: str, tmp_path: Path) -> None:
     task = get_task(task_id)
@@ -70,22 +91,15 @@ def test_second_round_changes_designs_in_response_to_feedback(kb: Any) -> None:
     assert len(names) >= 2
     # The guards on the task's failure flags are never dropped (a later test checks that); any other
     # component that anti-correlates with fitness is.
-    guards = {
-        c.name
-        for c in program.components
-        if re.search(r"m\.(out_of_area|outside_near_field)\b", c.expression)
-    }
+    guards = set(_guard_names(program))
     bad, good = next(n for n in reversed(names) if n not in guards), names[0]
     weight = next(iter(program.params))
     spec = program.params[weight]
     best_value = (float(spec["low"]) + float(spec["high"])) / 2
     feedback = [
-        DesignFeedback(
-            design_id=best.id,
-            name=best.name,
-            enhancers=best.enhancers.short_name,
-            reward_source=best.reward_source,
-            score_mean=35.0,
+        _feedback(
+            best,
+            35.0,
             baseline_score=31.0,
             components={
                 good: ComponentSummary(mean=40.0, min=30.0, max=50.0, fitness_correlation=0.8),
@@ -93,13 +107,7 @@ def test_second_round_changes_designs_in_response_to_feedback(kb: Any) -> None:
             },
             best_params={f"reward.{weight}": best_value},
         ),
-        DesignFeedback(
-            design_id=first[1].design.id,
-            name=first[1].design.name,
-            enhancers=first[1].design.enhancers.short_name,
-            reward_source=first[1].design.reward_source,
-            score_mean=20.0,
-        ),
+        _feedback(first[1].design, 20.0),
     ]
     second = proposer.propose(
         task, n=3, feedback=feedback, generation=1, past_designs=[r.design for r in first]
@@ -178,19 +186,12 @@ def test_reflection_never_drops_the_guard_on_a_failure_flag(kb: Any) -> None:
     first = proposer.propose(task, n=2)
     best = first[0].design
     program = parse_program(best.reward_source)
-    guard_names = [
-        c.name
-        for c in program.components
-        if re.search(r"m\.(out_of_area|outside_near_field)\b", c.expression)
-    ]
+    guard_names = _guard_names(program)
     assert guard_names
     feedback = [
-        DesignFeedback(
-            design_id=best.id,
-            name=best.name,
-            enhancers=best.enhancers.short_name,
-            reward_source=best.reward_source,
-            score_mean=35.0,
+        _feedback(
+            best,
+            35.0,
             components={
                 name: ComponentSummary(mean=-3.0, min=-5.0, max=0.0, fitness_correlation=-0.9)
                 for name in guard_names

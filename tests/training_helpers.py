@@ -36,6 +36,13 @@ def tiny_config(**changes: Any) -> Any:
     return TD3Config(**{**TINY, **changes})
 
 
+def tiny_agent_config(**changes: Any) -> Any:
+    """The agent tests' populations, smaller still: batches of 16, a 256-transition buffer, a two-step
+    diffusion chain, a 3-dimensional VAE latent."""
+    sizes = {"batch_size": 16, "learning_starts": 16, "buffer_size": 256, "diffusion_steps": 2}
+    return tiny_config(**{**sizes, "vae_latent_dim": 3, **changes})
+
+
 # Pendulum: a program that rewards upright, with two named components.
 PENDULUM_UPRIGHT = """
 PARAMS = {"w": {"default": 1.0, "low": 0.1, "high": 10.0}}

@@ -191,6 +191,7 @@ def train_command(
     if time_limit is not None and not time_limit > 0:
         raise ConfigError(f"--time-limit={time_limit!r} must be positive")
     env_kwargs = card.action_space_kwargs(action_space)
+    card.check_step(env_kwargs)  # a broken card fails here, before a run directory exists
     params = _reward_params(reward_param)
 
     reward_source = design_source

@@ -415,7 +415,6 @@ def train(
             raise ConfigError(f"time_limit_s={spec.time_limit_s!r} must be positive")
 
     start = time.monotonic()
-    task.check_step(env_kwargs)  # a broken card fails before anything is built or written
     # The session is built first: a configuration it refuses (device, memory, shapes) leaves no directory.
     rejection: RewardRejectedError | None = None
     session: PopulationSession | None = None
