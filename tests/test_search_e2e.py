@@ -13,6 +13,8 @@ from pathlib import Path
 import pytest
 from search_helpers import SMOKE_FLAGS, cli, count_states, snapshot, start_cli
 
+from autogai.search.studies import is_scoring_study
+
 pytestmark = pytest.mark.integration
 
 TASK = "uav-nearfield"
@@ -55,9 +57,10 @@ def test_smoke_search_offline_end_to_end_and_inspection(
     rows = _board(run)
     assert any(r["is_baseline"] for r in rows)
     assert len(rows) >= 2
-    for row in rows:
-        assert row["n_seeds"] == 2, row
-        assert row["ci_low"] <= row["score_mean"] <= row["ci_high"]
+    for row in rows:  # one design and the baseline: both finalists, both on the 2 test seeds
+        assert row["n_seeds"] == 2 and row["score_source"] == "test", row
+        assert row["iqm_ci"][0] <= row["iqm"] <= row["iqm_ci"][1]
+        assert row["validation_iqm"] is not None
     config = json.loads((run / "config.json").read_text())
     assert config["task"] == TASK and config["llm"] == "offline"
 
@@ -189,7 +192,7 @@ def test_search_killed_mid_trial_resumes_without_loss_or_duplicates(tmp_path: Pa
         assert len(retries) == 1 and after[retries[0]]["state"] in ("COMPLETE", "PRUNED"), retries
     assert not any(v["state"] in ("RUNNING", "WAITING") for v in after.values())
     # No duplicates: every tuning study holds exactly its budget (retries replace their originals).
-    studies = {k[0] for k in after if not k[0].endswith("/heldout")}
+    studies = {k[0] for k in after if not is_scoring_study(k[0])}
     for study in studies:
         units = [k for k, v in after.items() if k[0] == study and v["retry_of"] is None]
         assert len(units) == 2, (study, units)
@@ -199,7 +202,7 @@ def _check_two_worker_run(url: str, run_name: str, trials: int) -> None:
     snap = snapshot(url, run_name)
     assert snap
     assert not any(v["state"] in ("RUNNING", "WAITING") for v in snap.values())
-    tuning = {k[0] for k in snap if not k[0].endswith("/heldout")}
+    tuning = {k[0] for k in snap if not is_scoring_study(k[0])}
     for study in tuning:
         assert len([k for k in snap if k[0] == study]) == trials, study
     pids = {v["worker"]["pid"] for v in snap.values() if v["worker"]}

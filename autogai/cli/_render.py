@@ -46,13 +46,15 @@ def leaderboard_table(rows: Sequence[Mapping[str, Any]], title: str = "leaderboa
         ("seeds", "right"),
         ("Δ IQM vs baseline [95% CI]", "left"),
         ("P(better)", "right"),
+        ("p (Holm)", "right"),
+        ("validation IQM", "right"),
         ("trials c/p/f", "right"),
     ):
         table.add_column(column, justify=justify)  # type: ignore[arg-type]
     for row in rows:
-        low, high = _pair(row, "iqm_ci", "ci_low", "ci_high")
+        low, high = _pair(row, "iqm_ci", "iqm_low", "iqm_high")
         ci = f"[{_num(low)}, {_num(high)}]" if low not in (None, "") else "–"
-        diff = row.get("diff_vs_baseline", row.get("vs_baseline"))
+        diff = row.get("diff_vs_baseline")
         d_low, d_high = _pair(row, "diff_vs_baseline_ci", "diff_low", "diff_high")
         if _truthy(row.get("is_baseline")):
             vs_text = "reference"
@@ -74,11 +76,13 @@ def leaderboard_table(rows: Sequence[Mapping[str, Any]], title: str = "leaderboa
             name[:28],
             str(row.get("enhancers", "")),
             str(row.get("generation", "")),
-            _num(row.get("iqm", row.get("score_iqm"))),
+            _num(row.get("iqm")),
             ci,
             seeds,
             vs_text,
             _num(row.get("prob_improvement"), 2),
+            _num(row.get("p_value_adjusted"), 2),
+            _num(row.get("validation_iqm")),
             f"{row.get('trials_complete', 0)}/{row.get('trials_pruned', 0)}/{row.get('trials_failed', 0)}",
         )
     return table
@@ -108,9 +112,10 @@ def print_summary_footer(summary: Any) -> None:
         if winners:
             best = winners[0]
             console.print(
-                f"Design {best['design_id']} beats the baseline: IQM {best['iqm']:.4g} vs {base['iqm']:.4g}, "
-                f"difference {best['diff_vs_baseline']:+.4g} ({_signed_interval(best['diff_vs_baseline_ci'])}), "
-                f"P(better) {_num(best.get('prob_improvement'), 2)}."
+                f"Design {best['design_id']} beats the baseline on {best['n_seeds']} test seeds: IQM "
+                f"{best['iqm']:.4g} vs {base['iqm']:.4g}, difference {best['diff_vs_baseline']:+.4g} "
+                f"({_signed_interval(best['diff_vs_baseline_ci'])}), P(better) "
+                f"{_num(best.get('prob_improvement'), 2)}, Holm-adjusted p {_num(best.get('p_value_adjusted'), 2)}."
             )
         else:
             best = next(
@@ -125,11 +130,18 @@ def print_summary_footer(summary: Any) -> None:
             if best is not None:
                 detail = (
                     f"; the best proposal {best['design_id']} differs by {best['diff_vs_baseline']:+.4g} "
-                    f"({_signed_interval(best.get('diff_vs_baseline_ci'))})"
+                    f"({_signed_interval(best.get('diff_vs_baseline_ci'))}, Holm-adjusted p "
+                    f"{_num(best.get('p_value_adjusted'), 2)})"
                 )
             console.print(f"No design beat the baseline (IQM {base['iqm']:.4g}){detail}.")
     counts = ", ".join(f"{k.lower()} {v}" for k, v in sorted(summary.trial_counts.items()))
-    console.print(f"trials: {counts}; wall time {summary.wall_time_s:.0f} s")
+    plan = summary.plan or {}
+    budget = plan.get("budget_s")
+    timing = f"wall time {summary.wall_time_s:.0f} s"
+    if budget:
+        timing += f" of a {budget:.0f} s budget"
+    timing += f"; coordinator CPU {summary.coordinator_cpu_s:.0f} s"
+    console.print(f"trials: {counts}; {timing}")
     usage = summary.llm_usage or {}
     if usage:
         console.print("LLM: " + ", ".join(f"{k} {v}" for k, v in usage.items()))
@@ -173,7 +185,11 @@ class SearchProgressView:
         if not self.started:
             self.progress.start()
             self.started = True
+        if p.message:
+            self.progress.console.print(escape(escape_control(p.message)))
         best = f"best {p.best_score:.4g} ({p.best_design})" if p.best_score is not None else ""
+        if getattr(p, "time_left_s", None) is not None:
+            best += f" · {max(0.0, p.time_left_s) / 60:.1f} min left"
         description = f"gen {p.generation + 1}/{p.generations} · {p.designs} designs · {p.phase}"
         self.progress.update(
             self.task_id,

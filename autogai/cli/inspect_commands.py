@@ -34,7 +34,7 @@ def leaderboard(
     run_dir: Path = typer.Argument(..., help="Run directory."),
     as_json: bool = typer.Option(False, "--json", help="Print leaderboard.json instead of a table."),
 ) -> int:
-    """Ranked designs with held-out score intervals, enhancers and trial counts."""
+    """Ranked designs with test (or, before the final test, validation) score intervals and trial counts."""
     from autogai.cli._render import print_leaderboard
 
     run, rows = _board(run_dir)
@@ -68,13 +68,27 @@ def show(
     meta.add_row("parent", str(data.get("parent") or "–"))
     score = data.get("score") or {}
     if score:
-        meta.add_row(
-            "score",
-            f"mean {score.get('mean'):.4g}, IQM {score.get('iqm'):.4g}, 95% CI "
-            f"[{score.get('ci_low'):.4g}, {score.get('ci_high'):.4g}] over {score.get('n_runs')} held-out seeds",
-        )
-        if data.get("vs_baseline") is not None and data.get("proposer") != "baseline":
-            meta.add_row("vs baseline", f"{data['vs_baseline']:+.4g}")
+        for label, key, seeds in (
+            ("test score", "iqm", "n_seeds"),
+            ("validation score", "validation_iqm", None),
+        ):
+            value, interval = score.get(key), score.get(key + "_ci") or [None, None]
+            if value is None:
+                continue
+            text = f"IQM {value:.4g}"
+            if None not in interval:
+                text += f", 95% CI [{interval[0]:.4g}, {interval[1]:.4g}]"
+            if seeds and key == "iqm" and score.get("score_source") == "test":
+                text += f" over {score.get(seeds)} test seeds"
+            elif key == "iqm":
+                continue  # before the final test, the row's score is its validation score
+            meta.add_row(label, text)
+        if data.get("diff_vs_baseline") is not None and data.get("proposer") != "baseline":
+            adjusted = data.get("p_value_adjusted")
+            extra = f" (Holm-adjusted p {adjusted:.3g})" if adjusted is not None else ""
+            meta.add_row("vs baseline", f"{data['diff_vs_baseline']:+.4g}{extra}")
+    if data.get("chosen_config"):
+        meta.add_row("configuration", f"chosen on validation seeds: {data['chosen_config']}")
     if data.get("rank"):
         meta.add_row("rank", str(data["rank"]))
     for key, value in (data.get("report_metrics") or {}).items():

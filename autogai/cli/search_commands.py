@@ -37,7 +37,26 @@ def search(
     designs: int = typer.Option(None, "--designs", help="Designs proposed per generation."),
     trials: int = typer.Option(None, "--trials", help="Optuna trials per design in the first halving rung."),
     seeds: int = typer.Option(
-        None, "--seeds", help="Held-out seeds each design's best configuration is scored on."
+        None,
+        "--seeds",
+        help="Test seeds the finalists are retrained on once, at the end (at least 10 for a verdict).",
+    ),
+    time_budget: str = typer.Option(
+        None,
+        "--time-budget",
+        help="Wall-clock budget of the whole search, e.g. 15m, 90m, 2h (quick: 15m, standard: 90m); "
+        "the counts are planned to fit it on this machine.",
+    ),
+    seed: int = typer.Option(
+        0, "--seed", help="Search seed: the same seed, task, plan and one worker repeat a run."
+    ),
+    plan: Path = typer.Option(
+        None, "--plan", help="Repeat a saved plan (RUN/plan.json) instead of planning again."
+    ),
+    scenario: str = typer.Option(
+        None,
+        "--scenario",
+        help="fixed | random (UAV task): random trains on random scenarios and scores on held-out ones.",
     ),
     workers: int = typer.Option(
         None,
@@ -63,15 +82,17 @@ def search(
     total_steps: int = typer.Option(None, "--steps", help="Override the preset's training steps per trial."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No live progress, only the final table."),
 ) -> int:
-    """Run the design loop: propose -> validate -> tune with Optuna -> rank on held-out seeds -> feed back."""
-    from autogai.core.validation import check_choice
+    """Run the design loop: propose -> tune -> choose on validation seeds -> feed back; then test the
+    finalists once on fresh seeds for the verdict."""
+    from autogai.core.validation import check_choice, check_range
     from autogai.pipeline.loop import SearchOptions, run_search
+    from autogai.search.plan import parse_duration, usable_cores
 
     check_choice("--device", device, ("cpu", "cuda", "auto"))
+    check_range("--seed", seed, 0, 2**31 - 1)
+    time_budget_s = parse_duration(time_budget) if time_budget is not None else None
     if workers is None:
-        import os
-
-        workers = 1 if preset == "smoke" else max(1, min(2, os.cpu_count() or 1))
+        workers = 1 if preset == "smoke" else max(1, min(2, usable_cores()))
     options = SearchOptions(
         task=task,
         action_space=action_space,
@@ -88,6 +109,10 @@ def search(
         device=device,
         embeddings=embeddings,
         budget_overrides={"total_steps": total_steps} if total_steps else {},
+        time_budget_s=time_budget_s,
+        seed=seed,
+        plan_path=plan,
+        scenario=scenario,
     )
     if storage:
         from autogai.search.storage import check_storage_location
@@ -96,14 +121,20 @@ def search(
     import signal
 
     from autogai.cli._render import SearchProgressView, print_leaderboard, print_summary_footer
+    from autogai.core.text import escape_control
 
     def _terminate(*_: object) -> None:
         raise KeyboardInterrupt  # stop cleanly: workers re-queue their trials, the run resumes later
 
     signal.signal(signal.SIGTERM, _terminate)
     view = None if quiet else SearchProgressView()
+
+    def quiet_progress(p: Any) -> None:  # the plan and time-budget decisions still reach the terminal
+        if p.message:
+            typer.echo(escape_control(p.message), err=True)
+
     try:
-        summary = run_search(options, progress=None if view is None else view.update)
+        summary = run_search(options, progress=quiet_progress if view is None else view.update)
     finally:
         if view is not None:
             view.close()

@@ -70,8 +70,8 @@ def build_feedback(
             for k, v in (source.user_attrs.get("violation_rates") or {}).items()
             if isinstance(v, (int, float))
         }
-    score = result.score
-    # The design's score is the IQM over held-out seeds (with its bootstrap interval), as on the leaderboard.
+    score = result.validation_score
+    # The proposer sees validation scores only: test seeds are used once, for the final verdict.
     mean = score.iqm if score is not None and math.isfinite(score.iqm) else None
     ci = (score.ci_low, score.ci_high) if score is not None and mean is not None else None
     return DesignFeedback(

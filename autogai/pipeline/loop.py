@@ -8,6 +8,7 @@ stay, the trials of a killed search are failed and re-queued, proposals are not 
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import logging
 import math
@@ -15,13 +16,14 @@ import os
 import re
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from autogai.core.errors import ConfigError, RunDirectoryError
 from autogai.core.logging import mask_secrets
 from autogai.core.types import Design, DesignFeedback, EnhancerCombo
+from autogai.core.validation import check_choice
 from autogai.pipeline.feedback import build_feedback
 from autogai.pipeline.ranking import (
     DesignResult,
@@ -32,6 +34,12 @@ from autogai.pipeline.ranking import (
 )
 from autogai.pipeline.rundir import RunDirectory
 from autogai.search.budget import SearchBudget, get_preset
+from autogai.search.plan import SearchPlan, Throughput, format_duration
+
+PLAN_FILE = "plan.json"
+COUNTS_EVERY_S = 5.0
+CALIBRATION_FRACTION = 0.08
+"""A calibration population runs this fraction of a real run's steps (warm-up and evaluations scaled alike)."""
 
 logger = logging.getLogger(__name__)
 
@@ -61,6 +69,14 @@ class SearchOptions:
     temperature: float = 0.7
     budget_overrides: Mapping[str, Any] = field(default_factory=dict)
     """Any other SearchBudget field (e.g. ``total_steps``), for benchmarks and experiments."""
+    time_budget_s: float | None = None
+    """Wall-clock budget of the whole search (``--time-budget``); the preset's own when None."""
+    seed: int = 0
+    """The search's seed: the same seed, task, plan and one worker repeat a search exactly."""
+    plan_path: Path | None = None
+    """A saved ``plan.json`` to repeat instead of planning again (``--plan``)."""
+    scenario: str | None = None
+    """``random``: train on random scenarios, validate and test on held-out ones (tasks that have them)."""
 
 
 @dataclass
@@ -76,6 +92,8 @@ class SearchProgress:
     best_score: float | None = None
     best_design: str | None = None
     message: str = ""
+    time_left_s: float | None = None
+    """Seconds left of a time budget (None without one)."""
 
 
 @dataclass
@@ -88,6 +106,9 @@ class SearchSummary:
     wall_time_s: float
     llm_usage: Mapping[str, Any] = field(default_factory=dict)
     trial_counts: Mapping[str, int] = field(default_factory=dict)
+    plan: Mapping[str, Any] = field(default_factory=dict)
+    coordinator_cpu_s: float = 0.0
+    """CPU seconds the coordinator process used (it should idle while workers train)."""
 
     @property
     def best(self) -> dict[str, Any] | None:
@@ -106,6 +127,8 @@ def default_run_dir(options: SearchOptions) -> Path:
     from autogai.core.paths import runs_root
 
     parts = [options.task if not options.task.endswith(".py") else Path(options.task).stem, options.preset]
+    if options.scenario:
+        parts.insert(1, options.scenario)
     if options.action_space:
         parts.insert(1, options.action_space)
     parts.append(_slug(options.llm or "offline"))
@@ -123,6 +146,29 @@ def baseline_design(task: Any) -> Design:
     )
 
 
+def _iqm_or_minus_inf(values: Any) -> float:
+    from autogai.core.statistics import iqm
+
+    value = iqm(values)
+    return value if math.isfinite(value) else float("-inf")
+
+
+def _read_json(path: Path, what: str) -> dict[str, Any]:
+    import json
+
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError as exc:
+        raise ConfigError(f"{what} file {str(path)!r} does not exist") from exc
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise ConfigError(
+            f"{what} file {str(path)!r} cannot be read ({type(exc).__name__}); plan again"
+        ) from exc
+    if not isinstance(data, dict):
+        raise ConfigError(f"{what} file {str(path)!r} does not hold a JSON object; plan again")
+    return data
+
+
 def _reward_param_specs(source: str) -> dict[str, dict[str, Any]]:
     from autogai.rewards import RewardProgram
 
@@ -133,7 +179,6 @@ class _Search:
     """State of one running search (kept in an object so the steps read top to bottom)."""
 
     def __init__(self, options: SearchOptions, progress: ProgressFn | None) -> None:
-        from autogai.search.objective import TrialContext
         from autogai.search.storage import default_storage_url, redact_url, storage_scheme
         from autogai.tasks import get_task
 
@@ -143,39 +188,86 @@ class _Search:
         action_kwargs = self.task.action_space_kwargs(options.action_space)
         if options.workers < 0:
             raise ConfigError(f"--workers {options.workers} must be 0 or more")
-        base = get_preset(options.preset)
-        self.budget: SearchBudget = base.with_overrides(
-            generations=options.generations,
-            designs_per_generation=options.designs,
-            trials_per_design=options.trials,
-            heldout_seeds=options.seeds,
-            **dict(options.budget_overrides),
-        )
+        self.budget: SearchBudget = self.resolve_budget(options)
+        self.env_kwargs: dict[str, Any] = {}
+        if options.scenario is not None:
+            check_choice("--scenario", options.scenario, ("fixed", "random"))
+            if options.scenario == "random":
+                self.env_kwargs["scenario"] = "random"
         if options.storage:
             storage_scheme(options.storage)  # reject a bad scheme before anything is written
-        self.task.check_step(action_kwargs)
+        self.task.check_step({**action_kwargs, **self.env_kwargs})
         self.run = RunDirectory(Path(options.run_dir) if options.run_dir else default_run_dir(options))
         self.run.ensure_writable()
         self.run_name = self.run.name
         self.storage_url = options.storage or default_storage_url(self.run.path)
+        self.redacted_storage = redact_url(self.storage_url)
+        self.storage: Any = None
+        self.pool: Any = None
+        self.trials_total = 0
+        self.start = time.monotonic()
+        self.spent_before_s = 0.0
+        """Search seconds of earlier sessions of this run (a resumed run continues its budget)."""
+        self.generation = 0
+        self.phase = "starting"
+        self.best: tuple[float, str] | None = None
+        self.plan: SearchPlan | None = None
+        self.specs_of: dict[str, dict[str, dict[str, Any]]] = {}
+        self._counts: tuple[float, dict[str, int]] = (0.0, {})
+
+    @staticmethod
+    def resolve_budget(options: SearchOptions) -> SearchBudget:
+        """The preset with the user's overrides. Counts given explicitly turn the preset's time budget off
+        (the search then runs exactly those counts); counts and ``--time-budget`` together are refused."""
+        counts = {
+            "generations": options.generations,
+            "designs_per_generation": options.designs,
+            "trials_per_design": options.trials,
+            "test_seeds": options.seeds,
+        }
+        explicit = [name for name, value in counts.items() if value is not None]
+        budget = get_preset(options.preset).with_overrides(**counts, **dict(options.budget_overrides))
+        if options.time_budget_s is not None:
+            if explicit:
+                flags = ", ".join("--" + name.split("_")[0] for name in explicit)
+                raise ConfigError(
+                    f"--time-budget plans the counts itself; drop {flags} or drop --time-budget"
+                )
+            return budget.with_overrides(time_budget_s=options.time_budget_s)
+        if explicit or options.plan_path is not None:
+            return replace(budget, time_budget_s=None)
+        return budget
+
+    def build_config(self) -> None:
+        """The trial context workers read and the run's ``config.json`` (after the plan fixed the counts)."""
+        from autogai.search.objective import TrialContext
+
+        options = self.options
         self.context = TrialContext(
             run_name=self.run_name,
             task=options.task if options.task.endswith(".py") or ":" in options.task else self.task.id,
             budget=self.budget,
             action_space=options.action_space,
             device=options.device,
+            env_kwargs=self.env_kwargs,
+            seed=options.seed,
         )
         identity = {k: v for k, v in self.budget.to_dict().items() if k != "generations"}
         self.config = {
             "run_name": self.run_name,
             "task": self.task.id,
             "action_space": options.action_space,
+            "scenario": options.scenario or "fixed",
+            "scoring_scenarios": "held-out"
+            if self.env_kwargs.get("scenario") == "random"
+            else "the task's own",
+            "seed": options.seed,
             "llm": options.llm or "offline",
             "llm_base_url": mask_secrets(options.llm_base_url) if options.llm_base_url else None,
             "preset": options.preset,
             "budget": self.budget.to_dict(),
             "budget_identity": identity,
-            "storage": redact_url(self.storage_url),
+            "storage": self.redacted_storage,
             "workers": options.workers,
             "device": options.device,
             "embeddings": options.embeddings or os.environ.get("AUTOGAI_EMBEDDINGS", "local"),
@@ -183,13 +275,51 @@ class _Search:
             "created_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
             "autogai_version": __import__("autogai").__version__,
         }
-        self.storage: Any = None
-        self.pool: Any = None
-        self.trials_total = 0
-        self.start = time.monotonic()
-        self.generation = 0
-        self.phase = "starting"
-        self.best: tuple[float, str] | None = None
+
+    # --- the plan ------------------------------------------------------------------------------
+
+    def make_plan(self) -> SearchPlan:
+        """A saved plan (``--plan``, or this run's own ``plan.json`` on resume), else one fitted to the time
+        budget after measuring this machine, else the budget's own counts."""
+        from autogai.search.plan import fixed_plan, plan_search
+
+        if self.options.plan_path is not None:
+            return SearchPlan.from_dict(_read_json(Path(self.options.plan_path), "plan"))
+        stored = self.run.path / PLAN_FILE
+        if stored.is_file():
+            return SearchPlan.from_dict(_read_json(stored, "plan"))
+        if self.budget.time_budget_s is None:
+            return fixed_plan(self.budget)
+        self.emit("measuring this machine's training speed")
+        throughput = self.calibrate()
+        return plan_search(self.budget, self.budget.time_budget_s, throughput)
+
+    def calibrate(self) -> Throughput:
+        """Two short populations of the baseline design (sizes of a tuning batch and of a test population),
+        scaled down from a real run, timed in this process before any worker starts."""
+        from autogai.search.objective import calibration_run
+        from autogai.search.plan import calibrate, calibration_budget, usable_cores
+
+        scaled = calibration_budget(self.budget, CALIBRATION_FRACTION)
+        parallel = max(1, min(self.options.workers or 1, usable_cores()))
+
+        def timed(agents: int) -> tuple[float, float]:
+            return calibration_run(self.task, scaled, agents, self.env_kwargs, self.options.action_space)
+
+        return calibrate(
+            timed,
+            small=self.budget.population_size,
+            large=max(self.budget.test_seeds, self.budget.population_size + 1),
+            parallel=parallel,
+        )
+
+    def time_left(self) -> float | None:
+        if self.plan is None or self.plan.budget_s is None:
+            return None
+        return self.plan.budget_s - self.spent_s()
+
+    def spent_s(self) -> float:
+        return self.spent_before_s + (time.monotonic() - self.start)
 
     # --- progress ------------------------------------------------------------------------------
 
@@ -198,7 +328,7 @@ class _Search:
             self.phase = phase
         if self.progress_fn is None:
             return
-        counts = self.store.counts() if self.storage is not None else {}
+        counts = self.counts()
         done = sum(v for k, v in counts.items() if k in ("COMPLETE", "PRUNED", "FAIL"))
         total = done + counts.get("RUNNING", 0) + counts.get("WAITING", 0)
         self.progress_fn(
@@ -212,8 +342,20 @@ class _Search:
                 best_score=self.best[0] if self.best else None,
                 best_design=self.best[1] if self.best else None,
                 message=message,
+                time_left_s=self.time_left(),
             )
         )
+
+    def counts(self) -> dict[str, int]:
+        """Trial counts for the display, read at most every few seconds: reading every trial of the run is
+        the coordinator's only real work while workers train, and it must stay idle."""
+        if self.storage is None:
+            return {}
+        stamp, counts = self._counts
+        if time.monotonic() - stamp > COUNTS_EVERY_S:
+            counts = self.store.counts()
+            self._counts = (time.monotonic(), counts)
+        return counts
 
     # --- set-up --------------------------------------------------------------------------------
 
@@ -250,7 +392,11 @@ class _Search:
         logs.mkdir(exist_ok=True)
         self.pool = [
             spawn_worker(
-                self.storage_url, self.run_name, device=self.options.device, log_path=logs / f"worker-{i}.log"
+                self.storage_url,
+                self.run_name,
+                device=self.options.device,
+                log_path=logs / f"worker-{i}.log",
+                slot=i,
             )
             for i in range(self.options.workers)
         ]
@@ -271,6 +417,7 @@ class _Search:
                 self.run_name,
                 device=self.options.device,
                 log_path=self.run.path / "logs" / f"worker-{index}.log",
+                slot=index,
             )
 
     def stop_workers(self) -> None:
@@ -356,7 +503,7 @@ class _Search:
             designs.append(design)
         return designs
 
-    def validate(self, design: Design) -> dict[str, dict[str, Any]] | None:
+    def check_reward(self, design: Design) -> dict[str, dict[str, Any]] | None:
         """Reward PARAMS specs of a valid design, or None (and design.json says why) when it is rejected."""
         from autogai.rewards import validate_reward_program
 
@@ -371,16 +518,14 @@ class _Search:
         return _reward_param_specs(design.reward_source)
 
     def evaluate(self, designs: list[Design], generation: int, baseline_id: str) -> None:
-        """Successive halving of trials across ``designs``, then held-out retraining of each best config."""
-        from autogai.search.objective import heldout_seed
-        from autogai.search.records import best_trial
+        """Tune every design (successive halving across designs on validation scores when the budget has
+        rungs), then re-score each design's top configurations on the validation seeds."""
         from autogai.search.space import default_trial_params, sanitize_hints
 
         studies: dict[str, str] = {}
-        specs_of: dict[str, dict[str, Any]] = {}
         hints_of: dict[str, list[dict[str, Any]]] = {}
         for design in designs:
-            specs = self.validate(design)
+            specs = self.check_reward(design)
             if specs is None:
                 continue
             fixed, notes = sanitize_hints(design.hyperparameter_hints, design.enhancers, self.budget, specs)
@@ -393,9 +538,10 @@ class _Search:
                 "run": self.run_name,
             }
             studies[design.id] = self.store.tuning_study(design.id, attrs)
-            specs_of[design.id] = specs
+            self.specs_of[design.id] = specs
             # The first trial: defaults (TD3's and the reward's own) overridden by the proposer's hints.
             hints_of[design.id] = [{**default_trial_params(design.enhancers, self.budget, specs), **fixed}]
+        by_id = {d.id: d for d in designs}
         active = list(studies)
         for rung in range(self.budget.halving_rungs + 1):
             target = self.budget.trials_per_design * (rung + 1)
@@ -406,46 +552,101 @@ class _Search:
                 f"generation {generation}: tuning {len(active)} designs (rung {rung})",
             )
             self.update_best(studies)
+            self.validate_designs([by_id[d] for d in active], generation)
             if rung == self.budget.halving_rungs or len(active) <= 2:
                 break
-            # Successive halving across designs: the better half (and always the baseline) goes on.
-            ranked = sorted(active, key=lambda d: self._best_value(d), reverse=True)
+            # Successive halving across designs on validation scores: the better half (and always the
+            # baseline) goes on.
+            results = collect_results(self.store, [by_id[d] for d in active])
+            ranked = sorted(
+                active, key=lambda d: _iqm_or_minus_inf(results[d].validation_values), reverse=True
+            )
             keep = ranked[: max(1, math.ceil(len(ranked) / 2))]
             if baseline_id in active and baseline_id not in keep:
                 keep.append(baseline_id)
             active = keep
-        heldout_names = []
-        for design_id in studies:
-            best = best_trial(self.store.tuning_trials(design_id))
-            if best is None:
+
+    def validate_designs(self, designs: list[Design], generation: int) -> None:
+        """Re-score each design's top-k configurations (TD3's defaults with the reward's default PARAMS
+        always among them) on the validation seeds, one population per design."""
+        from autogai.search.objective import scoring_seeds
+        from autogai.search.records import config_key
+        from autogai.search.space import default_trial_params
+
+        seeds = scoring_seeds(self.options.seed, "validation", self.budget.validation_seeds)
+        names = []
+        for design in designs:
+            complete = sorted(
+                (t for t in self.store.tuning_trials(design.id) if t.complete),
+                key=lambda t: float(t.value or 0.0),
+                reverse=True,
+            )
+            if not complete:
                 self.run.update_design_json(
-                    design_id,
+                    design.id,
                     status="unscored",
-                    note="no tuning trial completed, so there is nothing to re-evaluate",
+                    note="no tuning trial completed, so there is nothing to validate",
                 )
                 continue
-            design = next(d for d in designs if d.id == design_id)
+            specs = self.specs_of[design.id]
+            candidates = [("defaults", default_trial_params(design.enhancers, self.budget, specs))]
+            candidates += [(f"tuning trial {t.number}", dict(t.params)) for t in complete]
+            chosen: dict[str, tuple[str, dict[str, Any]]] = {}
+            for source, params in candidates:
+                chosen.setdefault(config_key(params), (source, params))
+                if len(chosen) == self.budget.validation_top_k:
+                    break
+            runs = [
+                {"seed": seed, "params": params, "config_key": key, "source": source}
+                for key, (source, params) in chosen.items()
+                for seed in seeds
+            ]
             attrs = {
                 "design": design.to_dict(),
-                "kind": "heldout",
-                "reward_params": specs_of[design_id],
-                "best_params": dict(best.params),
-                "best_trial": best.number,
+                "kind": "validation",
+                "reward_params": specs,
+                "generation": generation,
                 "run": self.run_name,
             }
-            hname, stored = self.store.heldout_study(design_id, attrs)
-            params = dict(stored.get("best_params") or best.params)
-            self.store.enqueue(
-                hname,
-                self.budget.heldout_seeds,
-                user_attrs=[
-                    {"seed": heldout_seed(i), "params": params} for i in range(self.budget.heldout_seeds)
-                ],
-            )
-            heldout_names.append(hname)
-        self.wait_for(
-            heldout_names, f"generation {generation}: held-out seeds ({len(heldout_names)} designs)"
+            name, _ = self.store.scoring_study(design.id, "validation", attrs)
+            self.store.enqueue_runs(name, runs)
+            names.append(name)
+        self.wait_for(names, f"generation {generation}: validating {len(names)} designs")
+
+    def run_final_test(self, results: Mapping[str, DesignResult], baseline_id: str) -> list[str]:
+        """Retrain the finalists (best validation IQMs) and the baseline, each with its chosen configuration,
+        once on the test seeds; returns the finalists' ids (baseline first)."""
+        from autogai.search.objective import scoring_seeds
+
+        ranked = sorted(
+            (r for d, r in results.items() if d != baseline_id and r.chosen is not None),
+            key=lambda r: _iqm_or_minus_inf(r.validation_values),
+            reverse=True,
         )
+        finalists = [baseline_id] + [r.design.id for r in ranked[: self.budget.finalists]]
+        seeds = scoring_seeds(self.options.seed, "test", self.budget.test_seeds)
+        names = []
+        for design_id in finalists:
+            result = results[design_id]
+            chosen = result.chosen
+            if chosen is None:  # the baseline itself could not be validated
+                continue
+            attrs = {
+                "design": result.design.to_dict(),
+                "kind": "test",
+                "reward_params": self.specs_of.get(design_id)
+                or _reward_param_specs(result.design.reward_source),
+                "run": self.run_name,
+            }
+            name, _ = self.store.scoring_study(design_id, "test", attrs)
+            runs = [
+                {"seed": seed, "params": chosen.params, "config_key": chosen.key, "source": chosen.source}
+                for seed in seeds
+            ]
+            self.store.enqueue_runs(name, runs)
+            names.append(name)
+        self.wait_for(names, f"final test: {len(names)} designs on {len(seeds)} test seeds")
+        return finalists
 
     def _best_value(self, design_id: str) -> float:
         from autogai.search.records import best_trial
@@ -462,29 +663,48 @@ class _Search:
     # --- ranking and feedback ------------------------------------------------------------------
 
     def rank(
-        self, designs: list[Design], baseline_id: str
+        self, designs: list[Design], baseline_id: str, *, phase: str = "validation"
     ) -> tuple[list[dict[str, Any]], dict[str, DesignResult]]:
         results = collect_results(self.store, designs)
-        rows = leaderboard_rows(results, baseline_id)
+        rows = leaderboard_rows(results, baseline_id, phase=phase)
         write_leaderboard(
-            self.run, rows, task_id=self.task.id, oracle_fitness=self.oracle(), references=self.references()
+            self.run,
+            rows,
+            task_id=self.task.id,
+            oracle_fitness=self.oracle(),
+            references=self.references(),
+            phase=phase,
+            plan=self.plan.to_dict() if self.plan is not None else None,
         )
         for row in rows:
             result = results[row["design_id"]]
             write_design_tables(self.run, result)
-            if result.score is not None:
+            if row["iqm"] is not None or row["validation_iqm"] is not None:
                 self.run.update_design_json(
                     row["design_id"],
-                    status="scored",
-                    score=result.score.to_dict(),
+                    status="tested" if row["score_source"] == "test" else "validated",
+                    score={
+                        key: row[key]
+                        for key in (
+                            "score_source",
+                            "iqm",
+                            "iqm_ci",
+                            "n_seeds",
+                            "validation_iqm",
+                            "validation_iqm_ci",
+                        )
+                    },
                     rank=row["rank"],
                     best_params=row["best_params"],
+                    chosen_config=row["chosen_config"],
                     tuning_best=row["tuning_best"],
                     report_metrics=row["report_metrics"],
-                    vs_baseline=row["vs_baseline"],
+                    diff_vs_baseline=row["diff_vs_baseline"],
+                    p_value_adjusted=row["p_value_adjusted"],
                 )
-        if rows and rows[0]["iqm"] is not None:
-            self.best = (rows[0]["iqm"], rows[0]["design_id"])
+        scored = [r for r in rows if r["iqm"] is not None]
+        if scored:
+            self.best = (scored[0]["iqm"], scored[0]["design_id"])
         return rows, results
 
     _oracle: float | bool | None = False
@@ -514,14 +734,21 @@ class _Search:
     # --- the loop ------------------------------------------------------------------------------
 
     def run_loop(self) -> SearchSummary:
+        self.plan = self.make_plan()
+        self.budget = self.plan.apply(self.budget)
+        self.build_config()
         self.run.check_config(self.config)
         with self.run.search_lock():
             recovered = self.open_storage()
             self.run.write_config(self.config)
+            self.run.write_json(PLAN_FILE, self.plan.to_dict())
             if recovered:
                 logger.warning("re-queued %d trial(s) of a search that was killed", len(recovered))
+            logger.info("%s", self.plan.describe())
+            self.emit("planned", message=self.plan.describe())
             proposer = self.make_proposer()
             state = self.run.read_state()
+            self.spent_before_s = float(state.get("search_seconds", 0.0))
             baseline = baseline_design(self.task)
             state["baseline_id"] = baseline.id
             if not self.run.read_design_json(baseline.id):
@@ -535,9 +762,13 @@ class _Search:
             final_status = "stopped"
             try:
                 feedback: list[DesignFeedback] = []
+                generation_seconds: list[float] = []
                 for generation in range(self.budget.generations):
                     self.generation = generation
                     entry = next((e for e in state["generations"] if e["index"] == generation), None)
+                    if entry is None and self.out_of_time(generation, generation_seconds, state):
+                        break
+                    started = time.monotonic()
                     if entry is None:
                         designs = self.propose(proposer, generation, feedback, known)
                         entry = {
@@ -546,23 +777,33 @@ class _Search:
                             "status": "proposed",
                         }
                         state["generations"].append(entry)
-                        self.run.write_state(state)
+                        self.save_state(state)
                     designs = [self.run.load_design(i) for i in entry["design_ids"]]
                     known.update({d.id: d for d in designs})
                     to_evaluate = ([baseline] if generation == 0 else []) + designs
                     if entry["status"] != "scored":
                         self.evaluate(to_evaluate, generation, baseline.id)
+                        entry["seconds"] = round(time.monotonic() - started, 1)
+                    generation_seconds.append(float(entry.get("seconds", 0.0)))
                     rows, results = self.rank(list(known.values()), baseline.id)
                     feedback = self.feedback(results, baseline.id, entry["design_ids"] + [baseline.id])
-                    self.remember_good_designs(rows, known)
+                    remembered = self.remember_good_designs(rows, known)
+                    state["remembered"] = sorted(set(state.get("remembered", [])) | set(remembered))
                     entry["status"] = "scored"
-                    self.run.write_state(state)
+                    self.save_state(state)
+                results = collect_results(self.store, list(known.values()))
+                state["finalists"] = self.run_final_test(results, baseline.id)
+                rows, _ = self.rank(list(known.values()), baseline.id, phase="test")
+                state["tested"] = True
+                self.save_state(state)
                 final_status = "done"
             finally:
                 if self.storage is not None:
                     # "stopped" (error, Ctrl-C) as well as "done" sends external workers home.
                     self.store.set_status(final_status)
                 self.stop_workers()
+                with contextlib.suppress(Exception):  # never mask the error that brought us here
+                    self.save_state(state)
             usage = {}
             try:
                 usage = dict(proposer.usage())
@@ -578,13 +819,51 @@ class _Search:
                 wall_time_s=time.monotonic() - self.start,
                 llm_usage=usage,
                 trial_counts=self.store.counts(),
+                plan={**self.plan.to_dict(), "generations_run": len(state["generations"])},
+                coordinator_cpu_s=time.process_time(),
             )
+
+    def save_state(self, state: dict[str, Any]) -> None:
+        """state.json, with the search seconds spent so far (a resumed run continues its budget)."""
+        state["search_seconds"] = round(self.spent_s(), 1)
+        self.run.write_state(state)
+
+    def out_of_time(self, generation: int, generation_seconds: list[float], state: Mapping[str, Any]) -> bool:
+        """Whether a time-budgeted search must skip generation ``generation`` (>= 1) to keep its final test
+        inside the budget. The next generation is predicted from the last one measured (generation 0 also
+        tuned the baseline), the test phase from the plan scaled by how far the measured generations were
+        from their prediction."""
+        from autogai.search.plan import final_test_seconds, predicted_generation_seconds
+
+        left = self.time_left()
+        if generation == 0 or left is None or self.plan is None or not generation_seconds:
+            return False
+        predicted_done = sum(
+            predicted_generation_seconds(self.plan, self.budget, g) for g in range(generation)
+        )
+        measured_done = sum(generation_seconds)
+        drift = measured_done / predicted_done if predicted_done > 0 else 1.0
+        next_generation = predicted_generation_seconds(self.plan, self.budget, generation) * drift
+        test = (final_test_seconds(self.plan, self.budget, self.budget.finalists) or 0.0) * drift
+        if left >= next_generation + test:
+            return False
+        logger.warning(
+            "stopping after generation %d: %s left, generation %d would need ~%s and the final test ~%s",
+            generation - 1,
+            format_duration(left),
+            generation,
+            format_duration(next_generation),
+            format_duration(test),
+        )
+        self.emit(message=f"time budget: skipping generations from {generation} on to keep the final test")
+        return True
 
     def feedback(
         self, results: Mapping[str, DesignResult], baseline_id: str, ids: list[str]
     ) -> list[DesignFeedback]:
         baseline = results.get(baseline_id)
-        base = baseline.score.iqm if baseline is not None and baseline.score is not None else None
+        score = baseline.validation_score if baseline is not None else None
+        base = score.iqm if score is not None else None
         out = []
         for design_id in ids:
             if design_id in results:
@@ -593,20 +872,24 @@ class _Search:
                 out.append(fb)
         return out
 
-    def remember_good_designs(self, rows: list[dict[str, Any]], known: Mapping[str, Design]) -> None:
-        """Designs that beat the baseline (difference interval above 0) go into the knowledge base's
-        results collection, after every generation, so the next proposals can read them."""
+    def remember_good_designs(self, rows: list[dict[str, Any]], known: Mapping[str, Design]) -> list[str]:
+        """Designs that beat the baseline on the validation seeds (difference interval above 0, Holm-corrected)
+        go into the knowledge base's results collection after every generation, so the next proposals can
+        read them; test scores never reach the proposer or the knowledge base. Returns the stored ids."""
+        stored = []
         for row in rows:
-            if row["is_baseline"] or not row.get("beats_baseline"):
+            if row["is_baseline"] or not row.get("beats_baseline") or row["score_source"] != "validation":
                 continue
             design = known.get(row["design_id"])
             if design is None:
                 continue
             summary = (self.run.read_design_json(design.id) or {}).get("feedback", "")
             try:
-                self.kb.add_result(self.task.id, design, float(row["score_mean"]), summary)
+                self.kb.add_result(self.task.id, design, float(row["iqm"]), summary)
+                stored.append(design.id)
             except Exception as exc:  # the knowledge base is a help, not a requirement of the search
                 logger.warning("could not store design %s in the knowledge base: %s", design.id, exc)
+        return stored
 
 
 def run_search(options: SearchOptions, *, progress: ProgressFn | None = None) -> SearchSummary:

@@ -1,7 +1,15 @@
-"""Ranking: the best configuration of every design, retrained on held-out seeds, scored with the IQM and
-its 95% bootstrap interval and compared with the baseline design by the interval of the IQM difference and
-the probability of improvement (rliable's practice); leaderboard files and each design's trials.csv /
-curves.csv. A design *beats the baseline* only when the difference interval lies above 0."""
+"""Ranking: every design's configuration chosen on validation seeds, the finalists retrained once on test
+seeds, scored with the IQM and its 95% bootstrap interval and compared with the baseline design by the
+interval of the IQM difference, the probability of improvement (rliable's practice) and a one-sided
+permutation test whose p-values are Holm-corrected across the run's finalists.
+
+Two kinds of leaderboard come out of here. After each generation (``phase="validation"``) designs are ranked
+on their validation scores: that ranking chooses finalists and feeds the proposer, and declares no verdict.
+After the test phase (``phase="test"``) only test scores rank the finalists and decide wins: a design *beats
+the baseline* when its difference interval lies above 0 (and is not degenerate) **and** its Holm-adjusted
+p-value is below :data:`ALPHA`. Designs that did not reach the final keep their validation score in
+``validation_iqm`` and no ``iqm``.
+"""
 
 from __future__ import annotations
 
@@ -22,6 +30,27 @@ from autogai.pipeline.stats import ScoreSummary, summarize_scores
 if TYPE_CHECKING:
     from autogai.search.records import RunStore, TrialRecord
 
+ALPHA = 0.05
+"""Family-wise error rate of the run's "beats the baseline" claims."""
+
+
+@dataclass
+class ConfigScore:
+    """One configuration of a design re-scored on the validation seeds."""
+
+    key: str
+    params: dict[str, Any]
+    values: np.ndarray
+    """Fitness per completed validation seed ``[n_runs]``."""
+    source: str
+    """``defaults`` or ``tuning trial N``."""
+
+    @property
+    def iqm(self) -> float:
+        from autogai.core.statistics import iqm
+
+        return iqm(self.values)
+
 
 @dataclass
 class DesignResult:
@@ -30,11 +59,10 @@ class DesignResult:
     design: Design
     tuning: list[TrialRecord] = field(default_factory=list)
     """Trials of the tuning study."""
-    heldout: list[TrialRecord] = field(default_factory=list)
-    """Frozen trials of the held-out study (one per seed)."""
-    score: ScoreSummary | None = None
-    heldout_values: np.ndarray = field(default_factory=lambda: np.zeros(0))
-    """Fitness of each completed held-out seed ``[n_runs]``; failed seeds have none."""
+    validation: list[TrialRecord] = field(default_factory=list)
+    """Runs of the validation study: (configuration, validation seed) pairs."""
+    test: list[TrialRecord] = field(default_factory=list)
+    """Runs of the test study (one per test seed; only finalists have any)."""
 
     @property
     def best_trial(self) -> TrialRecord | None:
@@ -47,15 +75,69 @@ class DesignResult:
         best = self.best_trial
         return None if best is None or best.value is None else float(best.value)
 
-    def heldout_complete(self) -> list[TrialRecord]:
-        return [t for t in self.heldout if t.complete]
+    def config_scores(self) -> list[ConfigScore]:
+        """The validated configurations, in the order they were queued."""
+        scores: dict[str, ConfigScore] = {}
+        for t in self.validation:
+            key = str(t.user_attrs.get("config_key", ""))
+            if key not in scores:
+                scores[key] = ConfigScore(
+                    key,
+                    dict(t.user_attrs.get("params") or {}),
+                    np.zeros(0),
+                    str(t.user_attrs.get("source", "")),
+                )
+            if t.complete:
+                scores[key].values = np.append(scores[key].values, float(t.value or 0.0))
+        return list(scores.values())
+
+    @property
+    def chosen(self) -> ConfigScore | None:
+        """The configuration with the best validation IQM (the first queued among equals)."""
+        scored = [c for c in self.config_scores() if c.values.size]
+        return max(scored, key=lambda c: c.iqm) if scored else None
+
+    @property
+    def validation_values(self) -> np.ndarray:
+        chosen = self.chosen
+        return chosen.values if chosen is not None else np.zeros(0)
+
+    @property
+    def validation_score(self) -> ScoreSummary | None:
+        values = self.validation_values
+        return summarize_scores(values) if values.size else None
+
+    def runs(self, kind: str) -> list[TrialRecord]:
+        return self.validation if kind == "validation" else self.test
+
+    @property
+    def test_values(self) -> np.ndarray:
+        return np.array([t.value for t in self.test if t.complete], dtype=np.float64)  # [n_runs]
+
+    @property
+    def test_score(self) -> ScoreSummary | None:
+        values = self.test_values
+        return summarize_scores(values) if values.size else None
+
+    def scored_runs(self) -> list[TrialRecord]:
+        """The completed runs behind the design's current score: test runs where there are any, else the
+        chosen configuration's validation runs."""
+        complete = [t for t in self.test if t.complete]
+        if complete:
+            return complete
+        chosen = self.chosen
+        return [
+            t
+            for t in self.validation
+            if t.complete and chosen and t.user_attrs.get("config_key") == chosen.key
+        ]
 
     @property
     def representative_trial(self) -> TrialRecord | None:
         """The trial whose curve and components describe the design: the best tuning trial, else the first
-        completed held-out run (a design whose tuning all failed), else None."""
-        complete = self.heldout_complete()
-        return self.best_trial or (complete[0] if complete else None)
+        scored run (a design whose tuning all failed), else None."""
+        runs = self.scored_runs()
+        return self.best_trial or (runs[0] if runs else None)
 
     def state_counts(self) -> dict[str, int]:
         counts: dict[str, int] = {}
@@ -65,9 +147,9 @@ class DesignResult:
         return counts
 
     def mean_attr(self, key: str) -> dict[str, float]:
-        """Mean over completed held-out runs of a dict-valued trial attribute (report metrics, ...)."""
+        """Mean over the scored runs of a dict-valued trial attribute (report metrics, ...)."""
         sums: dict[str, list[float]] = {}
-        for t in self.heldout_complete():
+        for t in self.scored_runs():
             for name, value in (t.user_attrs.get(key) or {}).items():
                 if isinstance(value, (int, float)) and math.isfinite(value):
                     sums.setdefault(name, []).append(float(value))
@@ -75,7 +157,7 @@ class DesignResult:
 
     def errors(self) -> list[str]:
         reasons: list[str] = []
-        for t in [*self.tuning, *self.heldout]:
+        for t in [*self.tuning, *self.validation, *self.test]:
             reason = t.user_attrs.get("reason")
             if t.state in ("FAIL", "PRUNED") and reason and "pruned" not in str(reason).lower():
                 text = f"trial {t.number} {t.user_attrs.get('status', t.state.lower())}: {reason}"
@@ -87,14 +169,12 @@ class DesignResult:
 def collect_results(store: RunStore, designs: Iterable[Design]) -> dict[str, DesignResult]:
     results: dict[str, DesignResult] = {}
     for design in designs:
-        result = DesignResult(design)
-        result.tuning = store.tuning_trials(design.id)
-        result.heldout = store.heldout_trials(design.id)
-        values = np.array([t.value for t in result.heldout_complete()], dtype=np.float64)  # [n_runs]
-        result.heldout_values = values
-        if values.size:
-            result.score = summarize_scores(values)
-        results[design.id] = result
+        results[design.id] = DesignResult(
+            design,
+            tuning=store.tuning_trials(design.id),
+            validation=store.scoring_trials(design.id, "validation"),
+            test=store.scoring_trials(design.id, "test"),
+        )
     return results
 
 
@@ -104,22 +184,32 @@ def _clean(x: Any) -> Any:
     return x
 
 
-def leaderboard_rows(results: Mapping[str, DesignResult], baseline_id: str | None) -> list[dict[str, Any]]:
-    """Rows sorted by held-out IQM (unscored designs last)."""
-    from autogai.core.statistics import compare
+def _pair(low: float, high: float) -> list[Any]:
+    return [_clean(float(low)), _clean(float(high))]
+
+
+def leaderboard_rows(
+    results: Mapping[str, DesignResult], baseline_id: str | None, *, phase: str = "validation"
+) -> list[dict[str, Any]]:
+    """Rows sorted by score (unscored designs last); see the module docstring for the two phases."""
+    from autogai.core.statistics import compare, holm_adjust, improvement_p_value
+
+    def values_of(r: DesignResult) -> np.ndarray:
+        return r.test_values if phase == "test" else r.validation_values
 
     baseline = results.get(baseline_id) if baseline_id else None
-    base_values = baseline.heldout_values if baseline is not None else np.zeros(0)
+    base_values = values_of(baseline) if baseline is not None else np.zeros(0)
     rows = []
     for design_id, r in results.items():
-        s = r.score
-        counts = r.state_counts()
-        versus = (
-            compare(r.heldout_values, base_values)
-            if s and base_values.size and design_id != baseline_id
-            else None
-        )
-        failed_seeds = sum(1 for t in r.heldout if t.state == "FAIL")
+        values = values_of(r)
+        s = summarize_scores(values) if values.size else None
+        validation = r.validation_score
+        chosen = r.chosen
+        is_baseline = design_id == baseline_id
+        versus = compare(values, base_values) if s and base_values.size and not is_baseline else None
+        p_value = improvement_p_value(values, base_values) if versus else None
+        runs = r.runs(phase)
+        failed = sum(1 for t in runs if t.state == "FAIL")
         row: dict[str, Any] = {
             "design_id": design_id,
             "name": r.design.name,
@@ -127,37 +217,43 @@ def leaderboard_rows(results: Mapping[str, DesignResult], baseline_id: str | Non
             "generation": r.design.generation,
             "proposer": r.design.proposer,
             "parent": r.design.parent,
-            "is_baseline": design_id == baseline_id,
+            "is_baseline": is_baseline,
+            "score_source": phase if s else None,
             "iqm": _clean(s.iqm) if s else None,
-            "iqm_ci": [_clean(s.ci_low), _clean(s.ci_high)] if s else None,
+            "iqm_ci": _pair(s.ci_low, s.ci_high) if s else None,
             "n_seeds": s.n_runs if s else 0,
-            "failed_seeds": failed_seeds,
+            "failed_seeds": failed,
             "mean": _clean(s.mean) if s else None,
+            "validation_iqm": _clean(validation.iqm) if validation else None,
+            "validation_iqm_ci": _pair(validation.ci_low, validation.ci_high) if validation else None,
+            "validation_seeds": validation.n_runs if validation else 0,
             "diff_vs_baseline": _clean(versus.difference) if versus else None,
-            "diff_vs_baseline_ci": [_clean(versus.difference_low), _clean(versus.difference_high)]
-            if versus
-            else None,
+            "diff_vs_baseline_ci": _pair(versus.difference_low, versus.difference_high) if versus else None,
             "prob_improvement": _clean(versus.probability_of_improvement) if versus else None,
-            "prob_improvement_ci": [_clean(versus.probability_low), _clean(versus.probability_high)]
-            if versus
-            else None,
-            "beats_baseline": bool(versus.better) if versus else False,
-            # Older names kept for the terminal table and the report: the IQM and its interval.
-            "score_mean": _clean(s.iqm) if s else None,
-            "score_iqm": _clean(s.iqm) if s else None,
-            "ci_low": _clean(s.ci_low) if s else None,
-            "ci_high": _clean(s.ci_high) if s else None,
-            "vs_baseline": _clean(versus.difference) if versus else None,
+            "prob_improvement_ci": _pair(versus.probability_low, versus.probability_high) if versus else None,
+            "degenerate_interval": bool(versus.degenerate) if versus else False,
+            "p_value": p_value,
+            "p_value_adjusted": None,
+            "beats_baseline": False,
             "tuning_best": r.tuning_best,
-            "trials_complete": counts.get("COMPLETE", 0),
-            "trials_pruned": counts.get("PRUNED", 0),
-            "trials_failed": counts.get("FAIL", 0),
+            "trials_complete": r.state_counts().get("COMPLETE", 0),
+            "trials_pruned": r.state_counts().get("PRUNED", 0),
+            "trials_failed": r.state_counts().get("FAIL", 0),
             "report_metrics": r.mean_attr("report_metrics"),
             "violation_rates": r.mean_attr("eval_violation_rates"),
-            "best_params": dict(r.best_trial.params) if r.best_trial is not None else {},
+            "best_params": dict(chosen.params) if chosen is not None else {},
+            "chosen_config": chosen.source if chosen is not None else None,
+            "_versus": versus,
         }
         rows.append(row)
-    rows.sort(key=lambda row: (row["score_mean"] is None, -(row["score_mean"] or 0.0)))
+    # Holm across every comparison with the baseline made in this phase (the run's family of claims).
+    tested = [row for row in rows if row["p_value"] is not None]
+    for row, adjusted in zip(tested, holm_adjust([row["p_value"] for row in tested]), strict=True):
+        row["p_value_adjusted"] = float(adjusted)
+        row["beats_baseline"] = bool(row["_versus"].better and adjusted < ALPHA)
+    for row in rows:
+        del row["_versus"]
+    rows.sort(key=lambda row: (row["iqm"] is None, -(row["iqm"] or 0.0), row["validation_iqm"] is None))
     for rank, row in enumerate(rows, start=1):
         row["rank"] = rank
     return rows
@@ -171,16 +267,20 @@ _CSV_COLUMNS = (
     "generation",
     "proposer",
     "is_baseline",
+    "score_source",
     "iqm",
-    "ci_low",
-    "ci_high",
+    "iqm_low",
+    "iqm_high",
     "n_seeds",
     "failed_seeds",
     "mean",
+    "validation_iqm",
     "diff_vs_baseline",
     "diff_low",
     "diff_high",
     "prob_improvement",
+    "p_value",
+    "p_value_adjusted",
     "beats_baseline",
     "tuning_best",
     "trials_complete",
@@ -197,6 +297,8 @@ def write_leaderboard(
     task_id: str,
     oracle_fitness: float | None,
     references: Mapping[str, float] | None = None,
+    phase: str = "validation",
+    plan: Mapping[str, Any] | None = None,
 ) -> None:
     metric_names = sorted({k for row in rows for k in row.get("report_metrics", {})})
     with open(run.path / "leaderboard.csv", "w", newline="") as handle:
@@ -205,12 +307,17 @@ def write_leaderboard(
         for row in rows:
             metrics = row.get("report_metrics", {})
             diff = row.get("diff_vs_baseline_ci") or [None, None]
-            flat = {**row, "diff_low": diff[0], "diff_high": diff[1]}
+            ci = row.get("iqm_ci") or [None, None]
+            flat = {**row, "diff_low": diff[0], "diff_high": diff[1], "iqm_low": ci[0], "iqm_high": ci[1]}
             writer.writerow(
                 [_fmt(flat.get(c)) for c in _CSV_COLUMNS] + [_fmt(metrics.get(m)) for m in metric_names]
             )
     payload = {
         "task": task_id,
+        "phase": phase,
+        "alpha": ALPHA,
+        "correction": "Holm (one-sided permutation test of the IQM difference vs the baseline)",
+        "plan": dict(plan or {}),
         "oracle_fitness": oracle_fitness,
         "references": dict(references or {}),
         "designs": list(rows),
@@ -227,10 +334,14 @@ def _fmt(value: Any) -> Any:
 
 
 def write_design_tables(run: RunDirectory, result: DesignResult) -> None:
-    """trials.csv (every trial of tuning and held-out) and curves.csv (best tuning trial + held-out runs)."""
+    """trials.csv (every trial: tuning, validation, test) and curves.csv (best tuning trial + scored runs)."""
     directory = run.design_dir(result.design.id)
     directory.mkdir(parents=True, exist_ok=True)
-    trials = [("tuning", t) for t in result.tuning] + [("heldout", t) for t in result.heldout]
+    trials = (
+        [("tuning", t) for t in result.tuning]
+        + [("validation", t) for t in result.validation]
+        + [("test", t) for t in result.test]
+    )
     param_names = sorted({p for _, t in trials for p in t.params})
     fixed = [
         "study",
@@ -272,11 +383,11 @@ def write_design_tables(run: RunDirectory, result: DesignResult) -> None:
             curve_rows.append(
                 {"source": "tuning", "trial": best.number, "seed": best.user_attrs.get("seed"), **row}
             )
-    for t in result.heldout_complete():
+    for study, t in trials:
+        if study == "tuning" or not t.complete:
+            continue
         for row in t.user_attrs.get("curve") or []:
-            curve_rows.append(
-                {"source": "heldout", "trial": t.number, "seed": t.user_attrs.get("seed"), **row}
-            )
+            curve_rows.append({"source": study, "trial": t.number, "seed": t.user_attrs.get("seed"), **row})
     columns: list[str] = []
     for row in curve_rows:
         for key in row:

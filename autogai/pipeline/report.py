@@ -63,9 +63,7 @@ def _plot_scores(rows: list[dict[str, Any]], path: Path, references: dict[str, f
         ax.axvline(value, linestyle=":", color=color, label=f"{name} ({value:.4g})")
     ax.set_yticks(range(len(scored)))
     ax.set_yticklabels([_label(r) for r in reversed(scored)])
-    ax.set_xlabel(
-        "held-out fitness: IQM over seeds with its 95% bootstrap interval (red: beats the baseline)"
-    )
+    ax.set_xlabel("test fitness: IQM over seeds with its 95% bootstrap interval (red: beats the baseline)")
     ax.set_title("Design scores")
     if references:
         ax.legend(fontsize=7, loc="best")
@@ -89,8 +87,11 @@ def _plot_learning_curves(
     drew = False
     for row in rows:
         by_step: dict[float, list[float]] = defaultdict(list)
-        for c in _curves(run, row["design_id"]):
-            if c.get("source") == "heldout":
+        curves = _curves(run, row["design_id"])
+        # The runs behind the row's score: test runs of a finalist, else its validation runs.
+        source = "test" if any(c.get("source") == "test" for c in curves) else "validation"
+        for c in curves:
+            if c.get("source") == source:
                 step, fitness = _float(c.get("step")), _float(c.get("fitness"))
                 if math.isfinite(step) and math.isfinite(fitness):
                     by_step[step].append(fitness)
@@ -109,7 +110,7 @@ def _plot_learning_curves(
         for (name, value), color in zip(references.items(), _REFERENCE_STYLES, strict=False):
             ax.axhline(value, linestyle=":", color=color, label=f"{name} ({value:.4g})")
         ax.set_xlabel("environment steps")
-        ax.set_ylabel("evaluation fitness (held-out seeds: IQM, 95% bootstrap band)")
+        ax.set_ylabel("evaluation fitness (test or validation seeds: IQM, 95% band)")
         ax.set_title("Learning curves of each design's best configuration")
         ax.legend(fontsize=7)
         fig.tight_layout()
@@ -123,7 +124,7 @@ def _plot_components(run: RunDirectory, row: dict[str, Any], path: Path) -> bool
 
     curves = [c for c in _curves(run, row["design_id"]) if c.get("source") == "tuning"]
     if not curves:
-        curves = [c for c in _curves(run, row["design_id"]) if c.get("source") == "heldout"]
+        curves = [c for c in _curves(run, row["design_id"]) if c.get("source") in ("validation", "test")]
         first_seed = curves[0].get("seed") if curves else None
         curves = [c for c in curves if c.get("seed") == first_seed]
     columns = list(curves[0]) if curves else []
@@ -193,7 +194,7 @@ def _plot_pareto(rows: list[dict[str, Any]], path: Path) -> tuple[str, str] | No
         ax.plot(values[front, 0][order], values[front, 1][order], "r--", alpha=0.5, label="Pareto front")
         ax.set_xlabel(f"{x_name} (higher is better)")
         ax.set_ylabel(f"{y_name} (lower is better)")
-        ax.set_title("Rate vs power of each design (held-out evaluation)")
+        ax.set_title("Rate vs power of each design (scored runs)")
         ax.legend()
         fig.tight_layout()
         fig.savefig(path, dpi=110)
@@ -317,10 +318,13 @@ pre{{background:#f6f6f6;padding:1em;overflow:auto}}</style></head><body>
 <h1>autogai run {html.escape(run.name)}</h1>
 <p>Task <b>{html.escape(str(board.get("task")))}</b>, preset {html.escape(str(config.get("preset")))},
 proposer {html.escape(str(config.get("llm")))}, action space {html.escape(str(config.get("action_space") or "default"))}.
-Scores are the task fitness (never the reward) of each design's best configuration retrained on held-out seeds:
-the interquartile mean (IQM) over seeds with its 95% percentile-bootstrap interval. A design beats the baseline
-only when the 95% interval of its IQM difference to the baseline lies above zero; P(better) is the probability
-that a run of the design scores above a run of the baseline.{f" Oracle fitness: {oracle:.4g}." if isinstance(oracle, (int, float)) else ""}</p>
+Each design's configuration is chosen on validation seeds; the finalists and the baseline are then retrained
+once on test seeds that nothing else saw, and only those scores rank them: the task fitness (never the reward),
+as the interquartile mean (IQM) over seeds with its 95% percentile-bootstrap interval. A design beats the
+baseline only when the 95% interval of its IQM difference to the baseline lies above zero and its one-sided
+p-value, Holm-corrected across the finalists, is below {board.get("alpha", 0.05)}; P(better) is the probability
+that a run of the design scores above a run of the baseline. Designs that did not reach the final show their
+validation score only.{f" Oracle fitness: {oracle:.4g}." if isinstance(oracle, (int, float)) else ""}</p>
 <h2>Leaderboard</h2>{"".join(table)}
 {"".join(sections)}
 {best_code}

@@ -155,6 +155,13 @@ class RunDirectory:
             return {"generations": []}
         return json.loads(self.state_path.read_text())
 
+    def write_json(self, name: str, data: Mapping[str, Any]) -> None:
+        """A JSON file of the run (e.g. ``plan.json``), replaced atomically."""
+        path = self.path / name
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(_dump(data))
+        tmp.replace(path)
+
     def write_state(self, state: Mapping[str, Any]) -> None:
         tmp = self.state_path.with_suffix(".tmp")
         tmp.write_text(_dump(state))

@@ -1,12 +1,15 @@
-"""Budget presets of a search: how long each trial trains, how many trials and designs, held-out seeds.
+"""Budget presets of a search: how long each run trains, how many trials, designs and generations, and the
+three kinds of seeds (tuning, validation, test) that never meet.
 
-``smoke`` runs in seconds (tests, CI); ``quick`` is the README demo (a full loop in about ten minutes on
-two CPU cores); ``standard`` takes an hour or two; ``paper`` is the paper's scale (6000 episodes of 100
-slots per training run, arXiv 2405.20568).
+``smoke`` runs in seconds (tests, CI); ``quick`` is the README demo: 15 minutes of search on any machine
+(:mod:`autogai.search.plan` fits the counts into that time after measuring this machine); ``standard`` is
+a 90-minute budget; ``paper`` is the paper's scale (6000 episodes of 100 slots per training run,
+arXiv 2405.20568), counted in steps.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
@@ -34,10 +37,18 @@ class SearchBudget:
     """Propose -> evaluate -> feed back rounds."""
     designs_per_generation: int
     """Designs the proposer is asked for per generation."""
-    heldout_seeds: int
-    """Seeds the best configuration of each design is retrained on to score it (never tuning seeds)."""
+    test_seeds: int
+    """Seeds the finalists are retrained on once, at the end; only these scores make the verdict."""
     heldout_eval_episodes: int
-    """Evaluation episodes per held-out seed."""
+    """Evaluation episodes per validation or test run (runs on seeds that tuning never saw)."""
+    validation_seeds: int = 3
+    """Seeds a design's top configurations are re-scored on to choose between them (never tuning or test)."""
+    validation_top_k: int = 3
+    """Configurations re-scored on the validation seeds: TD3's defaults and the best tuning trials."""
+    finalists: int = 2
+    """Designs (besides the baseline) retrained on the test seeds after the last generation."""
+    time_budget_s: float | None = None
+    """Wall-clock budget of the whole search; the counts above are then planned to fit it."""
     net_arch_choices: tuple[tuple[int, ...], ...] = ((64, 64), (256, 256))
     """Hidden widths the sampler chooses from."""
     batch_size_choices: tuple[int, ...] = (64, 128, 256)
@@ -67,8 +78,11 @@ class SearchBudget:
             "trials_per_design",
             "generations",
             "designs_per_generation",
-            "heldout_seeds",
+            "test_seeds",
             "heldout_eval_episodes",
+            "validation_seeds",
+            "validation_top_k",
+            "finalists",
             "buffer_size",
             "train_freq",
             "gradient_steps",
@@ -77,6 +91,8 @@ class SearchBudget:
             check_positive_int(name, getattr(self, name))
         check_positive_int("learning_starts", self.learning_starts, allow_zero=True)
         check_positive_int("halving_rungs", self.halving_rungs, allow_zero=True)
+        if self.time_budget_s is not None and not (0 < self.time_budget_s < math.inf):
+            raise ConfigError(f"time_budget_s={self.time_budget_s!r} must be a positive number of seconds")
         check_choice("pruner", self.pruner, ("median", "halving", "none"))
         check_choice("sampler", self.sampler, ("tpe", "random"))
         check_choice("enhancer_scale", self.enhancer_scale, ("small", "full"))
@@ -113,8 +129,11 @@ PRESETS: dict[str, SearchBudget] = {
         halving_rungs=1,
         generations=1,
         designs_per_generation=2,
-        heldout_seeds=2,
+        test_seeds=2,
         heldout_eval_episodes=1,
+        validation_seeds=2,
+        validation_top_k=2,
+        finalists=1,
         net_arch_choices=((32, 32),),
         batch_size_choices=(32,),
         buffer_size=5_000,
@@ -127,8 +146,7 @@ PRESETS: dict[str, SearchBudget] = {
         # reward reaches IQM 24.3 / 32.7 / 34.6 / 33.8 at 4k / 6k / 8k / 10k steps, a fitness-aligned reward
         # 36.0 / 36.2 / 37.2 / 37.6; hovering at the start earns 31.0 (bench/uav_budget.py). At 10k the
         # baseline clearly beats hovering and a better reward separates from it (final intervals
-        # [24.6, 35.7] vs [36.1, 38.5]); shorter budgets rank exploration noise. make quickstart stays
-        # under 15 minutes on 2 cores.
+        # [24.6, 35.7] vs [36.1, 38.5]); shorter budgets rank exploration noise.
         total_steps=10_000,
         learning_starts=1_000,
         eval_every=2_000,
@@ -140,8 +158,13 @@ PRESETS: dict[str, SearchBudget] = {
         halving_rungs=0,
         generations=2,
         designs_per_generation=2,
-        heldout_seeds=10,
+        test_seeds=10,
         heldout_eval_episodes=1,
+        validation_seeds=3,
+        validation_top_k=3,
+        finalists=2,
+        # The counts above are a fallback; the 15-minute budget replans them on the machine at hand.
+        time_budget_s=900.0,
         net_arch_choices=((64, 64),),
         batch_size_choices=(128,),
         buffer_size=20_000,
@@ -158,8 +181,9 @@ PRESETS: dict[str, SearchBudget] = {
         halving_rungs=2,
         generations=3,
         designs_per_generation=4,
-        heldout_seeds=5,
+        test_seeds=10,
         heldout_eval_episodes=10,
+        time_budget_s=5400.0,
         net_arch_choices=((64, 64), (256, 256)),
         batch_size_choices=(64, 128, 256),
         buffer_size=100_000,
@@ -174,7 +198,7 @@ PRESETS: dict[str, SearchBudget] = {
         halving_rungs=2,
         generations=4,
         designs_per_generation=6,
-        heldout_seeds=5,
+        test_seeds=10,
         heldout_eval_episodes=20,
         net_arch_choices=((256, 256), (400, 300)),
         batch_size_choices=(128, 256),

@@ -24,8 +24,15 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-HELDOUT_SEED_OFFSET = 1_000_000
-"""Held-out seeds are ``HELDOUT_SEED_OFFSET + i``; tuning seeds are below it, so the two never meet."""
+SEED_BLOCK = 1_000_000
+"""Tuning seeds lie in ``[0, SEED_BLOCK)``, validation seeds in the next block, test seeds in the one after:
+the three kinds never meet, whatever the search seed."""
+VALIDATION_SEED_OFFSET = SEED_BLOCK
+TEST_SEED_OFFSET = 2 * SEED_BLOCK
+SCORING_KINDS = ("validation", "test")
+RANDOM_SCENARIO_EPISODES = 10
+"""Held-out scenarios each validation or test run is scored on when the task draws scenarios at random."""
+"""Trials that retrain a fixed configuration on a seed tuning never saw."""
 
 
 @dataclass(frozen=True)
@@ -38,6 +45,8 @@ class TrialContext:
     action_space: str | None = None
     device: str = "cpu"
     env_kwargs: Mapping[str, Any] = field(default_factory=dict)
+    seed: int = 0
+    """The search's seed: tuning, validation and test seeds and the samplers' seeds derive from it."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -47,6 +56,7 @@ class TrialContext:
             "action_space": self.action_space,
             "device": self.device,
             "env_kwargs": dict(self.env_kwargs),
+            "seed": self.seed,
         }
 
     @classmethod
@@ -58,6 +68,7 @@ class TrialContext:
             action_space=data.get("action_space"),
             device=str(data.get("device", "cpu")),
             env_kwargs=dict(data.get("env_kwargs") or {}),
+            seed=int(data.get("seed", 0)),
         )
 
     def resolved_env_kwargs(self) -> dict[str, Any]:
@@ -67,12 +78,34 @@ class TrialContext:
         return kwargs
 
 
-def tuning_seed(run_name: str, design_id: str, trial_number: int) -> int:
-    return derive_seed(run_name, design_id, trial_number) % HELDOUT_SEED_OFFSET
+def tuning_seed(search_seed: int, design_id: str, trial_number: int) -> int:
+    return derive_seed(search_seed, design_id, trial_number) % SEED_BLOCK
 
 
-def heldout_seed(index: int) -> int:
-    return HELDOUT_SEED_OFFSET + index
+def scoring_seeds(search_seed: int, kind: str, n: int) -> list[int]:
+    """``n`` distinct ``validation`` or ``test`` seeds of a search: every design gets the same ones (common
+    random numbers make designs comparable), another search seed gets other ones."""
+    offset = {"validation": VALIDATION_SEED_OFFSET, "test": TEST_SEED_OFFSET}[kind]
+    base = derive_seed(search_seed, kind) % (SEED_BLOCK - n)
+    return [offset + base + i for i in range(n)]
+
+
+def scoring_scenarios(context: TrialContext, kind: str, n: int) -> list[int] | None:
+    """Held-out scenario seeds a validation or test run is evaluated on, when the search trains on a scenario
+    distribution (``scenario="random"``); None otherwise (the task's own evaluation). Validation and test draw
+    from disjoint blocks of the held-out split, so neither is the other's."""
+    if kind not in SCORING_KINDS or context.env_kwargs.get("scenario") != "random":
+        return None
+    from autogai.envs.uav_scenario import scenario_seeds
+
+    block = 2**40
+    base = derive_seed(context.seed, kind, "scenarios") + (block if kind == "test" else 0)
+    return scenario_seeds("heldout", n, base_seed=base)
+
+
+def seed_kind(seed: int) -> str:
+    """``tuning``, ``validation`` or ``test``: which block a seed comes from."""
+    return ("tuning", "validation", "test")[min(2, int(seed) // SEED_BLOCK)]
 
 
 @dataclass
@@ -148,13 +181,13 @@ def run_batch(
         ]
     for position, trial in enumerate(trials):
         attrs: dict[str, Any] = {"kind": kind}
-        if kind == "heldout":
-            fixed = dict(trial.user_attrs.get("params") or study_attrs.get("best_params") or {})
-            source_trial: Any = optuna.trial.FixedTrial(fixed)
-            seed = int(trial.user_attrs.get("seed", heldout_seed(trial.number)))
+        if kind in SCORING_KINDS:
+            source_trial: Any = optuna.trial.FixedTrial(dict(trial.user_attrs.get("params") or {}))
+            seed = int(trial.user_attrs["seed"])
+            attrs["config_key"] = trial.user_attrs.get("config_key")
         else:
             source_trial = trial
-            seed = tuning_seed(context.run_name, design.id, trial.number)
+            seed = tuning_seed(context.seed, design.id, trial.number)
         try:
             td3_params = suggest_td3_params(source_trial, enhancers, budget)
             reward_params = suggest_reward_params(source_trial, reward_specs)
@@ -189,7 +222,9 @@ def _evaluation_episodes(task: Any, context: TrialContext, kind: str) -> int:
         deterministic = deterministic(context.resolved_env_kwargs())
     if deterministic:
         return 1
-    return context.budget.heldout_eval_episodes if kind == "heldout" else context.budget.eval_episodes
+    if kind in SCORING_KINDS and context.env_kwargs.get("scenario") == "random":
+        return max(context.budget.heldout_eval_episodes, RANDOM_SCENARIO_EPISODES)
+    return context.budget.heldout_eval_episodes if kind in SCORING_KINDS else context.budget.eval_episodes
 
 
 def _train_group(
@@ -218,7 +253,7 @@ def _train_group(
         if should_stop is not None and should_stop():
             raise KeyboardInterrupt("worker asked to stop")
         value = _finite(fitness)
-        if kind == "heldout" or value is None:
+        if kind in SCORING_KINDS or value is None:
             return True
         trial = group[agent].trial
         trial.report(value, step)
@@ -236,6 +271,7 @@ def _train_group(
             eval_every=budget.eval_every,
             eval_episodes=eval_episodes,
             report=report,
+            eval_scenario_seeds=scoring_scenarios(context, kind, eval_episodes),
         )
     except KeyboardInterrupt:
         raise
@@ -273,10 +309,60 @@ def _outcome(item: _Prepared, result: Any, kind: str) -> TrialOutcome:
     fitness = _finite(data.get("fitness"))
     if result.status == "completed" and fitness is not None:
         return TrialOutcome("COMPLETE", fitness, attrs)
-    if kind == "heldout":
-        # A held-out run that did not complete (timeout included) is a failure, not a score.
+    if kind in SCORING_KINDS:
+        # A validation or test run that did not complete (timeout included) is a failure, not a score.
         return TrialOutcome("FAIL", None, attrs)
     if result.status in ("pruned", "diverged", "timeout"):
         # rl-baselines3-zoo's convention: NaN/divergence ends a trial as pruned, not as a crash.
         return TrialOutcome("PRUNED", None, attrs)
     return TrialOutcome("FAIL", None, attrs)  # reward errors, or a run that produced no evaluation
+
+
+def calibration_run(
+    task: Any, budget: SearchBudget, agents: int, env_kwargs: Mapping[str, Any], action_space: str | None
+) -> tuple[float, float]:
+    """Train the task's baseline design with TD3's defaults as a population of ``agents`` for ``budget``'s
+    steps; returns (seconds per population step after the first evaluation, set-up seconds before it).
+
+    The first evaluation comes after the random warm-up; timing from it to the end measures the steps that
+    dominate a real run (updates, evaluations at the real cadence) without the one-off set-up.
+    """
+    import time
+
+    import optuna
+
+    from autogai.search.space import default_trial_params
+    from autogai.training import AgentSpec, train
+
+    enhancers = EnhancerCombo()
+    params = default_trial_params(enhancers, budget, {})
+    fixed: Any = optuna.trial.FixedTrial(params)
+    config = build_td3_config(suggest_td3_params(fixed, enhancers, budget), "cpu")
+    stamps: list[tuple[int, float]] = []
+
+    def report(agent: int, step: int, fitness: float) -> bool:
+        if agent == 0:
+            stamps.append((step, time.perf_counter()))
+        return True
+
+    kwargs = dict(env_kwargs)
+    if action_space:
+        kwargs["action_mode"] = action_space
+    started = time.perf_counter()
+    train(
+        task,
+        [AgentSpec(seed=derive_seed("calibration", i), td3_config=config) for i in range(agents)],
+        enhancers=enhancers,
+        total_steps=budget.total_steps,
+        env_kwargs=kwargs,
+        eval_every=budget.eval_every,
+        eval_episodes=budget.eval_episodes,
+        report=report,
+    )
+    finished = time.perf_counter()
+    if len(stamps) < 2 or stamps[-1][0] <= stamps[0][0]:
+        return (finished - started) / budget.total_steps, 0.0
+    (first_step, first_time), (last_step, last_time) = stamps[0], stamps[-1]
+    per_step = (last_time - first_time) / (last_step - first_step)
+    setup = max(0.0, first_time - started - per_step * first_step)
+    return per_step, setup

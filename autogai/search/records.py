@@ -16,10 +16,10 @@ from autogai.search.studies import (
     enqueue_to,
     fail_stale_trials,
     get_or_create_study,
-    heldout_study_name,
     load_study,
     meta_study_name,
     recover_dead_local_trials,
+    scoring_study_name,
     trial_counts,
 )
 
@@ -40,6 +40,15 @@ class TrialRecord:
     @property
     def complete(self) -> bool:
         return self.state == "COMPLETE" and self.value is not None
+
+
+def config_key(params: Mapping[str, Any]) -> str:
+    """A short, stable name of one configuration (its parameters, order-free)."""
+    import hashlib
+    import json
+
+    text = json.dumps(dict(params), sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
 def best_trial(trials: Iterable[TrialRecord]) -> TrialRecord | None:
@@ -80,10 +89,12 @@ class RunStore:
         get_or_create_study(self.storage, name, dict(attrs))
         return name
 
-    def heldout_study(self, design_id: str, attrs: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
-        """Open (or create) a design's held-out study; returns its name and its stored attributes (a
-        resumed run keeps the configuration it chose before)."""
-        name = heldout_study_name(self.run_name, design_id)
+    def scoring_study(
+        self, design_id: str, kind: str, attrs: Mapping[str, Any]
+    ) -> tuple[str, dict[str, Any]]:
+        """Open (or create) a design's ``validation`` or ``test`` study; returns its name and its stored
+        attributes (a resumed run keeps the configurations it chose before)."""
+        name = scoring_study_name(self.run_name, design_id, kind)
         study = get_or_create_study(self.storage, name, dict(attrs))
         return name, dict(study.user_attrs)
 
@@ -97,9 +108,42 @@ class RunStore:
     ) -> int:
         return enqueue_to(load_study(self.storage, name), target, first_params, user_attrs)
 
+    def enqueue_runs(self, name: str, runs: Sequence[Mapping[str, Any]]) -> int:
+        """Queue fixed-configuration runs (validation or test: ``seed``, ``params``, ``config_key``) that the
+        study does not hold yet; idempotent, so a resumed search and a second halving rung add only what is
+        new. Returns how many were added."""
+        from autogai.search.studies import QUEUED_ATTR
+
+        study = load_study(self.storage, name)
+        have = {
+            (t.user_attrs.get("config_key"), t.user_attrs.get("seed"))
+            for t in study.get_trials(deepcopy=False)
+        }
+        added = 0
+        for run in runs:
+            if (run["config_key"], run["seed"]) in have:
+                continue
+            study.enqueue_trial({}, user_attrs={**dict(run), QUEUED_ATTR: True}, skip_if_exists=False)
+            added += 1
+        return added
+
     def pending(self, names: Sequence[str]) -> int:
-        """Trials of ``names`` still WAITING or RUNNING."""
-        return sum(1 for name in names for t in self.trials(name) if t.state in ("WAITING", "RUNNING"))
+        """Trials of ``names`` still WAITING or RUNNING (states only: the coordinator polls this while
+        workers train, so it must not read every trial's attributes)."""
+        from optuna.trial import TrialState
+
+        total = 0
+        for name in names:
+            try:
+                study_id = self.storage.get_study_id_from_name(name)
+            except KeyError:  # not created yet
+                continue
+            total += len(
+                self.storage.get_all_trials(
+                    study_id, deepcopy=False, states=(TrialState.WAITING, TrialState.RUNNING)
+                )
+            )
+        return total
 
     def fail_stale(self, names: Sequence[str]) -> None:
         """Heartbeats: fail and re-queue trials of workers (anywhere) that stopped beating."""
@@ -128,5 +172,6 @@ class RunStore:
     def tuning_trials(self, design_id: str) -> list[TrialRecord]:
         return self.trials(design_study_name(self.run_name, design_id))
 
-    def heldout_trials(self, design_id: str) -> list[TrialRecord]:
-        return self.trials(heldout_study_name(self.run_name, design_id))
+    def scoring_trials(self, design_id: str, kind: str) -> list[TrialRecord]:
+        """Trials of the design's ``validation`` or ``test`` study (empty when it has none)."""
+        return self.trials(scoring_study_name(self.run_name, design_id, kind))

@@ -5,8 +5,10 @@ Layout in the storage (one storage per run, or one PostgreSQL database shared by
 - ``<run>/_run``: the run's metadata study (no trials): its user attributes hold the resolved search
   configuration workers need (task, action space, budget, device) and the run status.
 - ``<run>/<design-id>``: one tuning study per design, the design in its user attributes.
-- ``<run>/<design-id>/heldout``: the design's best configuration retrained on held-out seeds
-  (one trial per seed).
+- ``<run>/<design-id>/validation``: the design's top tuning configurations (TD3's defaults among them)
+  re-scored on validation seeds, one trial per (configuration, seed); the best validation IQM wins.
+- ``<run>/<design-id>/test``: a finalist's chosen configuration retrained once on the test seeds at the
+  end of the search (one trial per seed); only these scores make the verdict.
 
 Work is handed out through Optuna's own trial queue: the pipeline enqueues exactly the trials a rung
 needs (``Study.enqueue_trial``) and workers take WAITING trials with the storage's compare-and-set
@@ -32,7 +34,10 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 META_SUFFIX = "_run"
-HELDOUT_SUFFIX = "heldout"
+VALIDATION_SUFFIX = "validation"
+TEST_SUFFIX = "test"
+SCORING_SUFFIXES = (VALIDATION_SUFFIX, TEST_SUFFIX)
+"""Studies whose trials are seeds of fixed configurations: a worker claims all their waiting trials at once."""
 
 
 def meta_study_name(run_name: str) -> str:
@@ -43,8 +48,15 @@ def design_study_name(run_name: str, design_id: str) -> str:
     return f"{run_name}/{design_id}"
 
 
-def heldout_study_name(run_name: str, design_id: str) -> str:
-    return f"{run_name}/{design_id}/{HELDOUT_SUFFIX}"
+def scoring_study_name(run_name: str, design_id: str, kind: str) -> str:
+    """The design's ``validation`` or ``test`` study."""
+    if kind not in SCORING_SUFFIXES:
+        raise ValueError(f"kind={kind!r}; expected one of {SCORING_SUFFIXES}")
+    return f"{run_name}/{design_id}/{kind}"
+
+
+def is_scoring_study(name: str) -> bool:
+    return name.rsplit("/", 1)[-1] in SCORING_SUFFIXES
 
 
 def _quiet_optuna() -> None:

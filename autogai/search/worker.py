@@ -27,11 +27,11 @@ from autogai.search.budget import SearchBudget
 from autogai.search.objective import TrialContext, TrialOutcome, run_batch
 from autogai.search.storage import make_storage, redact_url
 from autogai.search.studies import (
-    HELDOUT_SUFFIX,
     claim_lock_path,
     claim_waiting_trials,
     fail_stale_trials,
     heartbeat,
+    is_scoring_study,
     load_study,
     read_run_config,
     run_study_names,
@@ -43,6 +43,8 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 RUN_STATUS_DONE = "done"
+MAX_SCORING_POPULATION = 256
+"""Upper bound on the validation/test runs of one study claimed at once (all of them, in practice)."""
 
 
 def make_sampler(budget: SearchBudget, seed: int) -> optuna.samplers.BaseSampler:
@@ -88,6 +90,7 @@ class Worker:
         exit_when_idle: bool = False,
         poll_interval_s: float = 0.5,
         max_trials: int | None = None,
+        slot: int | None = None,
     ) -> None:
         self.storage_url = storage_url
         self.run_name = run_name
@@ -105,7 +108,11 @@ class Worker:
         self._studies: dict[str, optuna.Study] = {}
         self._study_attrs: dict[str, dict[str, Any]] = {}
         self._last_stale_check = 0.0
-        self._rng = random.Random(os.getpid())
+        # A local worker's slot (0..W-1) seeds its samplers, so one worker repeats a search exactly from the
+        # search's seed; a worker joining from elsewhere has no slot and seeds from its process.
+        self.slot = slot
+        self._seed_part: int | str = slot if slot is not None else f"pid{os.getpid()}-{time.time_ns()}"
+        self._rng = random.Random(derive_seed(self.context.seed, "rotation", self._seed_part))
         self._claim_lock = claim_lock_path(storage_url)
 
     def warm_up(self) -> None:
@@ -129,7 +136,7 @@ class Worker:
 
     def _study(self, name: str) -> optuna.Study:
         if name not in self._studies:
-            seed = derive_seed(name, os.getpid(), time.time_ns())
+            seed = derive_seed(self.context.seed, name, self._seed_part)
             self._studies[name] = load_study(
                 self.storage,
                 name,
@@ -147,12 +154,12 @@ class Worker:
         return read_run_config(self.storage, self.run_name).get("status") in (RUN_STATUS_DONE, "stopped")
 
     def claim(self) -> tuple[optuna.Study, list[tuple[optuna.Trial, int]]] | None:
-        """A batch of WAITING trials of one study: all held-out seeds of a design at once (they share
-        one configuration, so they are one population), or up to ``population_size`` tuning trials."""
+        """A batch of WAITING trials of one study: all waiting validation or test seeds of a design at once
+        (fixed configurations of one shape: one population), or up to ``population_size`` tuning trials."""
         names = run_study_names(self.storage, self.run_name)
-        # Held-out studies first (they gate the end of a generation), then a random rotation so two
+        # Validation and test studies first (they gate the end of a phase), then a rotation so two
         # workers rarely race for the same queue.
-        heldout = [n for n in names if n.endswith("/" + HELDOUT_SUFFIX)]
+        heldout = [n for n in names if is_scoring_study(n)]
         tuning = [n for n in names if n not in heldout]
         if tuning:
             k = self._rng.randrange(len(tuning))
@@ -163,11 +170,7 @@ class Worker:
             study = self._study(name)
             if check_stale:
                 fail_stale_trials(self.storage, study)
-            limit = (
-                max(budget.heldout_seeds, budget.population_size)
-                if name in heldout
-                else budget.population_size
-            )
+            limit = MAX_SCORING_POPULATION if name in heldout else budget.population_size
             claimed = claim_waiting_trials(self.storage, study, limit, lock_path=self._claim_lock)
             if claimed:
                 if check_stale:
@@ -269,7 +272,12 @@ def _set_parent_death_signal() -> None:  # pragma: no cover - runs in the child 
 
 
 def spawn_worker(
-    storage_url: str, run_name: str, *, device: str | None = None, log_path: Path | None = None
+    storage_url: str,
+    run_name: str,
+    *,
+    device: str | None = None,
+    log_path: Path | None = None,
+    slot: int | None = None,
 ) -> subprocess.Popen[bytes]:
     """Start one local worker process (``python -m autogai.search.worker``) tied to this process."""
     command = [
@@ -285,6 +293,8 @@ def spawn_worker(
     ]
     if device:
         command += ["--device", device]
+    if slot is not None:
+        command += ["--slot", str(slot)]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
     preexec: Callable[[], None] | None = (
         _set_parent_death_signal if sys.platform.startswith("linux") else None
@@ -305,6 +315,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--parent-pid", type=int, default=None)
     parser.add_argument("--exit-when-idle", action="store_true")
     parser.add_argument("--max-trials", type=int, default=None)
+    parser.add_argument("--slot", type=int, default=None)
     parser.add_argument("-v", "--verbose", action="count", default=0)
     args = parser.parse_args(argv)
     from autogai.core.errors import AutoGAIError
@@ -319,6 +330,7 @@ def main(argv: list[str] | None = None) -> int:
             parent_pid=args.parent_pid,
             exit_when_idle=args.exit_when_idle,
             max_trials=args.max_trials,
+            slot=args.slot,
         )
     except AutoGAIError as exc:
         print(f"autogai worker: error: {exc}", file=sys.stderr)

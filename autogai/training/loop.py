@@ -94,6 +94,7 @@ class PopulationSession:
         env_kwargs: Mapping[str, Any] | None = None,
         envs_per_agent: int = 1,
         total_steps: int | None = None,
+        eval_scenario_seeds: Sequence[int] | None = None,
     ) -> None:
         from autogai.agents import TD3Config, TD3Population, check_same_population
         from autogai.rewards import RewardProgram, SandboxedReward
@@ -106,6 +107,10 @@ class PopulationSession:
         configs = [s.td3_config if s.td3_config is not None else TD3Config() for s in self.specs]
         self.config = check_same_population(configs)
         self.env_kwargs = dict(env_kwargs or {})
+        self.eval_scenario_seeds = (
+            None if eval_scenario_seeds is None else [int(s) for s in eval_scenario_seeds]
+        )
+        """Scenarios every evaluation episode runs on (held-out ones for validation and test runs)."""
         self.reward_source = reward_source if reward_source is not None else task.baseline_reward
         seed_everything(self.specs[0].seed)
 
@@ -277,13 +282,15 @@ class PopulationSession:
 
     def evaluate(self, episodes: int, *, with_oracle: bool = False) -> dict[int, EvaluationResult]:
         """Every live agent's deterministic policy on the task fitness: ``{spec index: result}``."""
+        scenarios = self.eval_scenario_seeds
         results = evaluate_population(
             self.population,
             self.task,
-            episodes=episodes,
+            episodes=episodes if scenarios is None else len(scenarios),
             seed=self.eval_seed,
             env_kwargs=self.env_kwargs,
             with_oracle=with_oracle,
+            scenario_seeds=scenarios,
         )
         return dict(zip(self.positions, results, strict=True))
 
@@ -390,6 +397,7 @@ def train(
     progress: bool = False,
     tensorboard: bool = False,
     extra_meta: Mapping[str, Any] | None = None,
+    eval_scenario_seeds: Sequence[int] | None = None,
 ) -> list[TrainResult]:
     """Train a population (one agent per :class:`AgentSpec`, all of one shape) and return one result per
     agent, in the order of ``agents``. Never raises for a diverged agent, a failing reward program, a
@@ -397,7 +405,8 @@ def train(
     before anything runs.
 
     ``reward_source`` defaults to the card's baseline reward. ``total_steps`` env steps per agent env;
-    ``eval_every`` steps between evaluations (0: only the final one) of ``eval_episodes`` episodes each.
+    ``eval_every`` steps between evaluations (0: only the final one) of ``eval_episodes`` episodes each,
+    or one episode on each of ``eval_scenario_seeds`` (tasks with a scenario distribution).
     With ``run_dir``: ``config.json``, ``reward.py``, ``curves.csv`` (an ``agent`` column),
     ``checkpoint/`` (every agent still in the population) and ``result.json`` (a list) are written there.
     """
@@ -427,6 +436,7 @@ def train(
             env_kwargs=env_kwargs,
             envs_per_agent=envs_per_agent,
             total_steps=total_steps,
+            eval_scenario_seeds=eval_scenario_seeds,
         )
     except RewardRejectedError as exc:
         rejection = exc

@@ -1,0 +1,376 @@
+"""Plans a search inside a wall-clock budget: how many generations, designs, trials, validation and test
+seeds fit in the time a user gives, on *this* machine.
+
+A budget counted in environment steps takes twice as long on a machine half as fast; the AutoML tools people
+trust take a time budget instead (FLAML's ``time_budget``, AutoGluon's ``time_limit``) and plan inside it.
+Here the search first measures this machine's training throughput (:func:`calibrate`: two short populations
+of the sizes the search will train, scaled down from the real run), then :func:`plan_search` chooses the
+counts whose predicted duration fits, reserving the final test phase first. The plan is written to the run
+directory (``plan.json``); a resumed or repeated run reads it back instead of planning again.
+
+Steps per training run stay the preset's: they are the step count at which the task's baseline reliably beats
+the trivial policy (measured for each preset), and fewer steps would rank exploration noise. What the budget
+buys is breadth (designs, generations), tuning depth (trials) and the power of the verdict (seeds).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any
+
+from autogai.core.errors import ConfigError
+from autogai.search.budget import SearchBudget
+
+SAFETY = 0.92
+"""Fraction of the budget the plan fills: the rest absorbs proposing, ranking and timing noise."""
+MIN_TEST_SEEDS = 10
+"""Fewer test seeds than this give no verdict worth printing (rliable's practice; our coverage tests)."""
+MAX_GENERATIONS = 6
+MAX_DESIGNS = 4
+
+
+@dataclass(frozen=True)
+class Throughput:
+    """Measured cost of training on this machine: seconds for a population of ``P`` agents to run one
+    environment step each (evaluations included at the real cadence), modelled as ``a + b * P``."""
+
+    per_step_fixed_s: float
+    """``a``: what a population step costs however many agents share it (env, reward round trip, Python)."""
+    per_step_per_agent_s: float
+    """``b``: what each agent adds to a step (its share of the batched updates)."""
+    parallel: int
+    """Populations that can train at once without sharing a core (workers, capped by usable cores)."""
+    setup_s: float = 1.0
+    """Building a population (envs, reward sandbox, networks) before its first step."""
+    measured: Mapping[str, float] = field(default_factory=dict)
+    """The raw calibration timings, for the plan file."""
+
+    def run_seconds(self, agents: int, steps: int) -> float:
+        """Predicted wall time of one training run of a population of ``agents`` for ``steps`` steps."""
+        return self.setup_s + steps * (self.per_step_fixed_s + self.per_step_per_agent_s * max(1, agents))
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Throughput:
+        return cls(
+            float(data["per_step_fixed_s"]),
+            float(data["per_step_per_agent_s"]),
+            int(data["parallel"]),
+            float(data.get("setup_s", 1.0)),
+            dict(data.get("measured") or {}),
+        )
+
+
+@dataclass(frozen=True)
+class SearchPlan:
+    """The counts a search runs with, and what the planner predicted for them."""
+
+    budget_s: float | None
+    """The wall-clock budget (None: a budget counted in steps, no time limit)."""
+    generations: int
+    designs_per_generation: int
+    trials_per_design: int
+    validation_seeds: int
+    validation_top_k: int
+    test_seeds: int
+    finalists: int
+    """Designs besides the baseline retrained on the test seeds at the end."""
+    total_steps: int
+    predicted_s: float | None = None
+    """Predicted duration of the whole search (None without a throughput measurement)."""
+    predicted_test_s: float | None = None
+    throughput: Throughput | None = None
+
+    def apply(self, budget: SearchBudget) -> SearchBudget:
+        """The budget with this plan's counts."""
+        return budget.with_overrides(
+            generations=self.generations,
+            designs_per_generation=self.designs_per_generation,
+            trials_per_design=self.trials_per_design,
+            validation_seeds=self.validation_seeds,
+            validation_top_k=self.validation_top_k,
+            test_seeds=self.test_seeds,
+            finalists=self.finalists,
+            total_steps=self.total_steps,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["throughput"] = None if self.throughput is None else self.throughput.to_dict()
+        return data
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> SearchPlan:
+        try:
+            throughput = data.get("throughput")
+            return cls(
+                budget_s=None if data.get("budget_s") is None else float(data["budget_s"]),
+                generations=int(data["generations"]),
+                designs_per_generation=int(data["designs_per_generation"]),
+                trials_per_design=int(data["trials_per_design"]),
+                validation_seeds=int(data["validation_seeds"]),
+                validation_top_k=int(data["validation_top_k"]),
+                test_seeds=int(data["test_seeds"]),
+                finalists=int(data["finalists"]),
+                total_steps=int(data["total_steps"]),
+                predicted_s=None if data.get("predicted_s") is None else float(data["predicted_s"]),
+                predicted_test_s=None
+                if data.get("predicted_test_s") is None
+                else float(data["predicted_test_s"]),
+                throughput=None if not throughput else Throughput.from_dict(throughput),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ConfigError(f"the plan is damaged or from another version ({exc!s}); plan again") from exc
+
+    def describe(self) -> str:
+        """One paragraph for the terminal."""
+        parts = [
+            f"{self.generations} generation(s) x {self.designs_per_generation} design(s)",
+            f"{self.trials_per_design} tuning trials each",
+            f"top {self.validation_top_k} configurations on {self.validation_seeds} validation seeds",
+            f"{self.finalists} finalist(s) + baseline on {self.test_seeds} test seeds",
+            f"{self.total_steps} steps per run",
+        ]
+        text = "plan: " + ", ".join(parts)
+        if self.budget_s is not None and self.predicted_s is not None:
+            text += f"; predicted {format_duration(self.predicted_s)} of a {format_duration(self.budget_s)} budget"
+        return text
+
+
+def fixed_plan(budget: SearchBudget) -> SearchPlan:
+    """The plan of a budget counted in steps: its own counts, no prediction."""
+    return SearchPlan(
+        budget_s=None,
+        generations=budget.generations,
+        designs_per_generation=budget.designs_per_generation,
+        trials_per_design=budget.trials_per_design,
+        validation_seeds=budget.validation_seeds,
+        validation_top_k=budget.validation_top_k,
+        test_seeds=budget.test_seeds,
+        finalists=budget.finalists,
+        total_steps=budget.total_steps,
+    )
+
+
+# --- durations --------------------------------------------------------------------------------------------
+
+
+_UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def parse_duration(text: str) -> float:
+    """``90s``, ``15m``, ``1.5h`` (or a bare number of seconds) -> seconds; ConfigError otherwise."""
+    raw = str(text).strip().lower()
+    unit = _UNITS.get(raw[-1:]) if raw else None
+    number = raw[:-1] if unit else raw
+    try:
+        value = float(number) * (unit or 1.0)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value) or value <= 0:
+        raise ConfigError(f"time budget {text!r} is not a positive duration such as 90s, 15m or 2h")
+    if value > 7 * 24 * 3600:
+        raise ConfigError(f"time budget {text!r} is longer than a week; give at most 168h")
+    return value
+
+
+def format_duration(seconds: float) -> str:
+    seconds = max(0.0, float(seconds))
+    if seconds < 90:
+        return f"{seconds:.0f}s"
+    if seconds < 5400:
+        return f"{seconds / 60:.1f}m"
+    return f"{seconds / 3600:.2f}h"
+
+
+# --- calibration ------------------------------------------------------------------------------------------
+
+TimeFn = Callable[[int], tuple[float, float]]
+"""``agents -> (seconds per step, set-up seconds)``: times one population of the search's kind."""
+
+
+def calibrate(time_population: TimeFn, *, small: int, large: int, parallel: int) -> Throughput:
+    """Fit ``a + b * P`` seconds per population step from two timed populations of ``small`` and ``large``
+    agents (scaled-down copies of a real run, see :func:`calibration_budget`)."""
+    small, large = max(1, small), max(small + 1, large)
+    step_small, setup_small = time_population(small)
+    step_large, setup_large = time_population(large)
+    per_agent = max(0.0, (step_large - step_small) / (large - small))
+    fixed = max(1e-6, step_small - per_agent * small)
+    return Throughput(
+        per_step_fixed_s=fixed,
+        per_step_per_agent_s=per_agent,
+        parallel=max(1, parallel),
+        setup_s=max(setup_small, setup_large),
+        measured={
+            f"step_s_P{small}": round(step_small, 6),
+            f"step_s_P{large}": round(step_large, 6),
+            f"setup_s_P{small}": round(setup_small, 3),
+            f"setup_s_P{large}": round(setup_large, 3),
+        },
+    )
+
+
+def calibration_budget(budget: SearchBudget, fraction: float) -> SearchBudget:
+    """The budget scaled down by ``fraction`` in every step count (warm-up, evaluation cadence, length), so
+    a calibration run has the real run's mix of random steps, updates and evaluations."""
+    scale = max(1, round(budget.total_steps * fraction)) / budget.total_steps
+    return replace(
+        budget,
+        total_steps=max(1, round(budget.total_steps * scale)),
+        learning_starts=round(budget.learning_starts * scale),
+        eval_every=max(1, round(budget.eval_every * scale)),
+    )
+
+
+# --- planning ---------------------------------------------------------------------------------------------
+
+
+def _rounds(jobs: int, parallel: int) -> int:
+    return math.ceil(jobs / parallel) if jobs > 0 else 0
+
+
+@dataclass(frozen=True)
+class _Shape:
+    generations: int
+    designs: int
+    trials: int
+    validation_seeds: int
+    top_k: int
+    test_seeds: int
+    finalists: int
+
+
+def _generation_seconds(designs: int, shape: _Shape, budget: SearchBudget, throughput: Throughput) -> float:
+    """Tuning (batches of ``population_size`` trials) then validation (one population of top-k x seeds per
+    design), each phase's jobs spread over the parallel workers (list scheduling of equal jobs)."""
+    steps, batch, parallel = budget.total_steps, budget.population_size, throughput.parallel
+    tuning_job = throughput.run_seconds(min(batch, shape.trials), steps)
+    validation_job = throughput.run_seconds(shape.top_k * shape.validation_seeds, steps)
+    batches = designs * math.ceil(shape.trials / batch)
+    return _rounds(batches, parallel) * tuning_job + _rounds(designs, parallel) * validation_job
+
+
+def predict(shape: _Shape, budget: SearchBudget, throughput: Throughput) -> tuple[float, float]:
+    """(whole search, test phase) seconds for ``shape``: phases run with barriers between them."""
+    total = sum(
+        _generation_seconds(shape.designs + (1 if g == 0 else 0), shape, budget, throughput)
+        for g in range(shape.generations)  # generation 0 also tunes the baseline
+    )
+    test_job = throughput.run_seconds(shape.test_seeds, budget.total_steps)
+    test = _rounds(shape.finalists + 1, throughput.parallel) * test_job
+    return total + test, test
+
+
+def _candidates(budget: SearchBudget) -> Iterable[_Shape]:
+    batch = budget.population_size
+    for generations in range(1, MAX_GENERATIONS + 1):
+        for designs in range(1, MAX_DESIGNS + 1):
+            for trials in sorted({batch, 2 * batch, 3 * batch}):
+                for validation_seeds in (2, 3, 5):
+                    for finalists in range(1, min(budget.finalists, generations * designs) + 1):
+                        yield _Shape(
+                            generations,
+                            designs,
+                            trials,
+                            validation_seeds,
+                            budget.validation_top_k,
+                            max(MIN_TEST_SEEDS, budget.test_seeds),
+                            finalists,
+                        )
+
+
+def _preference(shape: _Shape) -> tuple[Any, ...]:
+    """Larger is better: first enough designs (and a second generation, so feedback is used), then two
+    tuning batches, validation seeds, finalists; more breadth after that."""
+    designs = shape.generations * shape.designs
+    return (
+        min(designs, 4),
+        shape.generations >= 2,
+        min(shape.trials, 8),
+        min(shape.validation_seeds, 3),
+        shape.finalists,
+        min(designs, 12),
+        shape.trials,
+        shape.validation_seeds,
+        -shape.generations,  # the same breadth in fewer, wider generations waits less at barriers
+    )
+
+
+def plan_search(budget: SearchBudget, budget_s: float, throughput: Throughput) -> SearchPlan:
+    """The preferred plan whose predicted duration fits ``SAFETY * budget_s``; ConfigError (one line that
+    says what budget would do) when not even a minimal honest verdict fits: the baseline and one design,
+    one tuning batch each, validated, and both retrained on ``MIN_TEST_SEEDS`` test seeds."""
+    usable = SAFETY * budget_s
+    best: tuple[tuple[Any, ...], _Shape, float, float] | None = None
+    for shape in _candidates(budget):
+        total, test = predict(shape, budget, throughput)
+        if total > usable:
+            continue
+        key = _preference(shape)
+        if best is None or key > best[0]:
+            best = (key, shape, total, test)
+    if best is None:
+        minimal = _Shape(1, 1, budget.population_size, 2, budget.validation_top_k, MIN_TEST_SEEDS, 1)
+        need, _ = predict(minimal, budget, throughput)
+        raise ConfigError(
+            f"a time budget of {format_duration(budget_s)} cannot hold an honest verdict on this machine: the "
+            f"baseline and one design, validated and retrained on {MIN_TEST_SEEDS} test seeds at "
+            f"{budget.total_steps} steps, need about {format_duration(need / SAFETY)}; give at least that "
+            "(or fewer --steps)"
+        )
+    _, shape, total, test = best
+    return SearchPlan(
+        budget_s=budget_s,
+        generations=shape.generations,
+        designs_per_generation=shape.designs,
+        trials_per_design=shape.trials,
+        validation_seeds=shape.validation_seeds,
+        validation_top_k=shape.top_k,
+        test_seeds=shape.test_seeds,
+        finalists=shape.finalists,
+        total_steps=budget.total_steps,
+        predicted_s=total,
+        predicted_test_s=test,
+        throughput=throughput,
+    )
+
+
+def predicted_generation_seconds(plan: SearchPlan, budget: SearchBudget, generation: int) -> float:
+    """Predicted seconds of one generation of ``plan`` (generation 0 also tunes the baseline); 0 without a
+    throughput measurement."""
+    if plan.throughput is None:
+        return 0.0
+    shape = _Shape(
+        1,
+        plan.designs_per_generation,
+        plan.trials_per_design,
+        plan.validation_seeds,
+        plan.validation_top_k,
+        plan.test_seeds,
+        plan.finalists,
+    )
+    designs = plan.designs_per_generation + (1 if generation == 0 else 0)
+    return _generation_seconds(designs, shape, budget, plan.throughput)
+
+
+def final_test_seconds(plan: SearchPlan, budget: SearchBudget, finalists: int) -> float | None:
+    """Predicted seconds of the final test phase with ``finalists`` designs besides the baseline."""
+    if plan.throughput is None:
+        return None
+    job = plan.throughput.run_seconds(plan.test_seeds, budget.total_steps)
+    return _rounds(finalists + 1, plan.throughput.parallel) * job
+
+
+def usable_cores() -> int:
+    """Cores this process may run on (``taskset`` and cgroup CPU sets narrow it; ``os.cpu_count`` doesn't)."""
+    import os
+
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
