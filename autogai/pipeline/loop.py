@@ -29,6 +29,7 @@ from autogai.pipeline.ranking import (
     DesignResult,
     collect_results,
     leaderboard_rows,
+    validation_candidates,
     write_design_tables,
     write_leaderboard,
 )
@@ -292,7 +293,7 @@ class _Search:
             return fixed_plan(self.budget)
         self.emit("measuring this machine's training speed")
         throughput = self.calibrate()
-        return plan_search(self.budget, self.budget.time_budget_s, throughput)
+        return plan_search(self.budget, self.budget.time_budget_s, throughput, spent_s=self.spent_s())
 
     def calibrate(self) -> Throughput:
         """Two short populations of the baseline design (sizes of a tuning batch and of a test population),
@@ -363,9 +364,10 @@ class _Search:
         """Open the run's storage, record the context for workers; returns re-queued trials of a killed run."""
         from autogai.search.records import RunStore
         from autogai.search.storage import make_storage
+        from autogai.search.studies import claim_lock_path
 
         self.storage = make_storage(self.storage_url)
-        self.store = RunStore(self.storage, self.run_name)
+        self.store = RunStore(self.storage, self.run_name, claim_lock=claim_lock_path(self.storage_url))
         return self.store.start(self.context.to_dict())
 
     def make_proposer(self) -> Any:
@@ -545,8 +547,9 @@ class _Search:
         active = list(studies)
         for rung in range(self.budget.halving_rungs + 1):
             target = self.budget.trials_per_design * (rung + 1)
-            for design_id in active:
-                self.store.enqueue(studies[design_id], target, first_params=hints_of[design_id])
+            with self.store.queueing():
+                for design_id in active:
+                    self.store.enqueue(studies[design_id], target, first_params=hints_of[design_id])
             self.wait_for(
                 [studies[d] for d in active],
                 f"generation {generation}: tuning {len(active)} designs (rung {rung})",
@@ -570,18 +573,20 @@ class _Search:
         """Re-score each design's top-k configurations (TD3's defaults with the reward's default PARAMS
         always among them) on the validation seeds, one population per design."""
         from autogai.search.objective import scoring_seeds
-        from autogai.search.records import config_key
-        from autogai.search.space import default_trial_params
 
         seeds = scoring_seeds(self.options.seed, "validation", self.budget.validation_seeds)
+        with self.store.queueing():
+            names = self.queue_validation(designs, seeds, generation)
+        self.wait_for(names, f"generation {generation}: validating {len(names)} designs")
+
+    def queue_validation(self, designs: list[Design], seeds: list[int], generation: int) -> list[str]:
+        """Queue the validation runs of ``designs``; returns their studies' names."""
+        from autogai.search.space import default_trial_params
+
         names = []
         for design in designs:
-            complete = sorted(
-                (t for t in self.store.tuning_trials(design.id) if t.complete),
-                key=lambda t: float(t.value or 0.0),
-                reverse=True,
-            )
-            if not complete:
+            tuning = self.store.tuning_trials(design.id)
+            if not any(t.complete for t in tuning):
                 self.run.update_design_json(
                     design.id,
                     status="unscored",
@@ -589,16 +594,12 @@ class _Search:
                 )
                 continue
             specs = self.specs_of[design.id]
-            candidates = [("defaults", default_trial_params(design.enhancers, self.budget, specs))]
-            candidates += [(f"tuning trial {t.number}", dict(t.params)) for t in complete]
-            chosen: dict[str, tuple[str, dict[str, Any]]] = {}
-            for source, params in candidates:
-                chosen.setdefault(config_key(params), (source, params))
-                if len(chosen) == self.budget.validation_top_k:
-                    break
+            defaults = default_trial_params(design.enhancers, self.budget, specs)
             runs = [
                 {"seed": seed, "params": params, "config_key": key, "source": source}
-                for key, (source, params) in chosen.items()
+                for key, source, params in validation_candidates(
+                    tuning, defaults, self.budget.validation_top_k
+                )
                 for seed in seeds
             ]
             attrs = {
@@ -611,7 +612,7 @@ class _Search:
             name, _ = self.store.scoring_study(design.id, "validation", attrs)
             self.store.enqueue_runs(name, runs)
             names.append(name)
-        self.wait_for(names, f"generation {generation}: validating {len(names)} designs")
+        return names
 
     def run_final_test(self, results: Mapping[str, DesignResult], baseline_id: str) -> list[str]:
         """Retrain the finalists (best validation IQMs) and the baseline, each with its chosen configuration,
@@ -626,27 +627,33 @@ class _Search:
         finalists = [baseline_id] + [r.design.id for r in ranked[: self.budget.finalists]]
         seeds = scoring_seeds(self.options.seed, "test", self.budget.test_seeds)
         names = []
-        for design_id in finalists:
-            result = results[design_id]
-            chosen = result.chosen
-            if chosen is None:  # the baseline itself could not be validated
-                continue
-            attrs = {
-                "design": result.design.to_dict(),
-                "kind": "test",
-                "reward_params": self.specs_of.get(design_id)
-                or _reward_param_specs(result.design.reward_source),
-                "run": self.run_name,
-            }
-            name, _ = self.store.scoring_study(design_id, "test", attrs)
-            runs = [
-                {"seed": seed, "params": chosen.params, "config_key": chosen.key, "source": chosen.source}
-                for seed in seeds
-            ]
-            self.store.enqueue_runs(name, runs)
-            names.append(name)
+        with self.store.queueing():
+            for design_id in finalists:
+                name = self.queue_test(results[design_id], seeds)
+                if name is not None:
+                    names.append(name)
         self.wait_for(names, f"final test: {len(names)} designs on {len(seeds)} test seeds")
         return finalists
+
+    def queue_test(self, result: DesignResult, seeds: list[int]) -> str | None:
+        """Queue a finalist's chosen configuration on the test seeds; returns its test study's name."""
+        chosen = result.chosen
+        if chosen is None:  # the baseline itself could not be validated
+            return None
+        design_id = result.design.id
+        attrs = {
+            "design": result.design.to_dict(),
+            "kind": "test",
+            "reward_params": self.specs_of.get(design_id) or _reward_param_specs(result.design.reward_source),
+            "run": self.run_name,
+        }
+        name, _ = self.store.scoring_study(design_id, "test", attrs)
+        runs = [
+            {"seed": seed, "params": chosen.params, "config_key": chosen.key, "source": chosen.source}
+            for seed in seeds
+        ]
+        self.store.enqueue_runs(name, runs)
+        return name
 
     def _best_value(self, design_id: str) -> float:
         from autogai.search.records import best_trial

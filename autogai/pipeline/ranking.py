@@ -166,6 +166,28 @@ class DesignResult:
         return reasons
 
 
+def validation_candidates(
+    tuning: Sequence[TrialRecord], defaults: Mapping[str, Any], k: int
+) -> list[tuple[str, str, dict[str, Any]]]:
+    """The ``k`` configurations a design re-scores on validation seeds, as (key, source, params): TD3's
+    defaults with the reward's default PARAMS first, then the best distinct completed tuning trials.
+
+    A single tuning seed ranks configurations mostly by luck where the landscape is volatile; keeping the
+    defaults in the running means a design is never judged only on a lucky draw."""
+    from autogai.search.records import config_key
+
+    complete = sorted((t for t in tuning if t.complete), key=lambda t: float(t.value or 0.0), reverse=True)
+    candidates = [("defaults", dict(defaults))] + [
+        (f"tuning trial {t.number}", dict(t.params)) for t in complete
+    ]
+    chosen: dict[str, tuple[str, dict[str, Any]]] = {}
+    for source, params in candidates:
+        chosen.setdefault(config_key(params), (source, params))
+        if len(chosen) == k:
+            break
+    return [(key, source, params) for key, (source, params) in chosen.items()]
+
+
 def collect_results(store: RunStore, designs: Iterable[Design]) -> dict[str, DesignResult]:
     results: dict[str, DesignResult] = {}
     for design in designs:

@@ -23,12 +23,19 @@ from typing import Any
 from autogai.core.errors import ConfigError
 from autogai.search.budget import SearchBudget
 
-SAFETY = 0.92
-"""Fraction of the budget the plan fills: the rest absorbs proposing, ranking and timing noise."""
+SAFETY = 0.96
+"""Fraction of the budget the plan fills: the rest absorbs timing noise (the run corrects itself after every
+generation, so the plan aims close to the budget rather than far below it)."""
 MIN_TEST_SEEDS = 10
 """Fewer test seeds than this give no verdict worth printing (rliable's practice; our coverage tests)."""
 MAX_GENERATIONS = 6
 MAX_DESIGNS = 4
+MAX_TEST_SEEDS = 20
+PROPOSAL_S = 3.0
+"""Proposing one design and checking its reward program in the sandbox (offline proposer; an LLM adds its
+own latency, which the generation-by-generation correction then absorbs)."""
+PHASE_S = 2.0
+"""What a phase costs besides training: workers noticing the queue, ranking, writing the run files."""
 
 
 @dataclass(frozen=True)
@@ -252,7 +259,8 @@ def _generation_seconds(designs: int, shape: _Shape, budget: SearchBudget, throu
     tuning_job = throughput.run_seconds(min(batch, shape.trials), steps)
     validation_job = throughput.run_seconds(shape.top_k * shape.validation_seeds, steps)
     batches = designs * math.ceil(shape.trials / batch)
-    return _rounds(batches, parallel) * tuning_job + _rounds(designs, parallel) * validation_job
+    training = _rounds(batches, parallel) * tuning_job + _rounds(designs, parallel) * validation_job
+    return training + designs * PROPOSAL_S + 2 * PHASE_S
 
 
 def predict(shape: _Shape, budget: SearchBudget, throughput: Throughput) -> tuple[float, float]:
@@ -262,7 +270,7 @@ def predict(shape: _Shape, budget: SearchBudget, throughput: Throughput) -> tupl
         for g in range(shape.generations)  # generation 0 also tunes the baseline
     )
     test_job = throughput.run_seconds(shape.test_seeds, budget.total_steps)
-    test = _rounds(shape.finalists + 1, throughput.parallel) * test_job
+    test = _rounds(shape.finalists + 1, throughput.parallel) * test_job + PHASE_S
     return total + test, test
 
 
@@ -273,20 +281,24 @@ def _candidates(budget: SearchBudget) -> Iterable[_Shape]:
             for trials in sorted({batch, 2 * batch, 3 * batch}):
                 for validation_seeds in (2, 3, 5):
                     for finalists in range(1, min(budget.finalists, generations * designs) + 1):
-                        yield _Shape(
-                            generations,
-                            designs,
-                            trials,
-                            validation_seeds,
-                            budget.validation_top_k,
-                            max(MIN_TEST_SEEDS, budget.test_seeds),
-                            finalists,
-                        )
+                        for test_seeds in range(
+                            max(MIN_TEST_SEEDS, budget.test_seeds), MAX_TEST_SEEDS + 1, 2
+                        ):
+                            yield _Shape(
+                                generations,
+                                designs,
+                                trials,
+                                validation_seeds,
+                                budget.validation_top_k,
+                                test_seeds,
+                                finalists,
+                            )
 
 
 def _preference(shape: _Shape) -> tuple[Any, ...]:
     """Larger is better: first enough designs (and a second generation, so feedback is used), then two
-    tuning batches, validation seeds, finalists; more breadth after that."""
+    tuning batches, validation seeds, finalists; more breadth after that, and test seeds (the verdict's
+    power) with whatever is left."""
     designs = shape.generations * shape.designs
     return (
         min(designs, 4),
@@ -297,15 +309,19 @@ def _preference(shape: _Shape) -> tuple[Any, ...]:
         min(designs, 12),
         shape.trials,
         shape.validation_seeds,
+        shape.test_seeds,
         -shape.generations,  # the same breadth in fewer, wider generations waits less at barriers
     )
 
 
-def plan_search(budget: SearchBudget, budget_s: float, throughput: Throughput) -> SearchPlan:
-    """The preferred plan whose predicted duration fits ``SAFETY * budget_s``; ConfigError (one line that
-    says what budget would do) when not even a minimal honest verdict fits: the baseline and one design,
-    one tuning batch each, validated, and both retrained on ``MIN_TEST_SEEDS`` test seeds."""
-    usable = SAFETY * budget_s
+def plan_search(
+    budget: SearchBudget, budget_s: float, throughput: Throughput, *, spent_s: float = 0.0
+) -> SearchPlan:
+    """The preferred plan whose predicted duration fits ``SAFETY * budget_s`` after the ``spent_s`` seconds
+    already used (start-up, calibration); ConfigError (one line that says what budget would do) when not even
+    a minimal honest verdict fits: the baseline and one design, one tuning batch each, validated, and both
+    retrained on ``MIN_TEST_SEEDS`` test seeds."""
+    usable = SAFETY * budget_s - spent_s
     best: tuple[tuple[Any, ...], _Shape, float, float] | None = None
     for shape in _candidates(budget):
         total, test = predict(shape, budget, throughput)
@@ -317,6 +333,7 @@ def plan_search(budget: SearchBudget, budget_s: float, throughput: Throughput) -
     if best is None:
         minimal = _Shape(1, 1, budget.population_size, 2, budget.validation_top_k, MIN_TEST_SEEDS, 1)
         need, _ = predict(minimal, budget, throughput)
+        need += spent_s
         raise ConfigError(
             f"a time budget of {format_duration(budget_s)} cannot hold an honest verdict on this machine: the "
             f"baseline and one design, validated and retrained on {MIN_TEST_SEEDS} test seeds at "
@@ -334,7 +351,7 @@ def plan_search(budget: SearchBudget, budget_s: float, throughput: Throughput) -
         test_seeds=shape.test_seeds,
         finalists=shape.finalists,
         total_steps=budget.total_steps,
-        predicted_s=total,
+        predicted_s=total + spent_s,
         predicted_test_s=test,
         throughput=throughput,
     )
@@ -363,7 +380,7 @@ def final_test_seconds(plan: SearchPlan, budget: SearchBudget, finalists: int) -
     if plan.throughput is None:
         return None
     job = plan.throughput.run_seconds(plan.test_seeds, budget.total_steps)
-    return _rounds(finalists + 1, plan.throughput.parallel) * job
+    return _rounds(finalists + 1, plan.throughput.parallel) * job + PHASE_S
 
 
 def usable_cores() -> int:

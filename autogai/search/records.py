@@ -7,6 +7,7 @@ wait for them, read them back as :class:`TrialRecord` values -- and never see a 
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -16,6 +17,7 @@ from autogai.search.studies import (
     enqueue_to,
     fail_stale_trials,
     get_or_create_study,
+    holding_claims,
     load_study,
     meta_study_name,
     recover_dead_local_trials,
@@ -60,9 +62,14 @@ def best_trial(trials: Iterable[TrialRecord]) -> TrialRecord | None:
 class RunStore:
     """A run's studies in an Optuna storage: the meta study, and per design a tuning and a held-out study."""
 
-    def __init__(self, storage: Any, run_name: str) -> None:
+    def __init__(self, storage: Any, run_name: str, *, claim_lock: str | None = None) -> None:
         self.storage = storage
         self.run_name = run_name
+        self.claim_lock = claim_lock
+
+    def queueing(self) -> contextlib.AbstractContextManager[None]:
+        """Hold local workers' claims while a phase is queued (see ``studies.holding_claims``)."""
+        return holding_claims(self.claim_lock)
 
     # --- the run -----------------------------------------------------------------------------------
     def start(self, context: Mapping[str, Any]) -> list[tuple[str, int]]:

@@ -179,6 +179,12 @@ def _file_lock(path: str | None) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
+def holding_claims(lock_path: str | None) -> contextlib.AbstractContextManager[None]:
+    """Keep this host's workers from claiming while a phase's trials are queued: a batch claimed half-way
+    through would split one population in two (slower, and the result of a seed would depend on timing)."""
+    return _file_lock(lock_path)
+
+
 def claim_lock_path(storage_url: str) -> str | None:
     """SQLite has no row locks (``SELECT ... FOR UPDATE``), so two processes could both move one trial
     from WAITING to RUNNING; a lock file beside the database serialises the claim. PostgreSQL/MySQL lock

@@ -136,7 +136,9 @@ class Worker:
 
     def _study(self, name: str) -> optuna.Study:
         if name not in self._studies:
-            seed = derive_seed(self.context.seed, name, self._seed_part)
+            # The study's name within the run (not the run's name): the same seed repeats a search in
+            # another run directory.
+            seed = derive_seed(self.context.seed, name.split("/", 1)[-1], self._seed_part)
             self._studies[name] = load_study(
                 self.storage,
                 name,
