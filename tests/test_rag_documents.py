@@ -9,14 +9,9 @@ from rag_helpers import FIXTURE_DOCS, MALFORMED, POWER_TERM, SHAPING, write_docs
 
 from autogai.core.errors import ConfigError
 from autogai.core.paths import knowledge_base_dir
-from autogai.rag.documents import (
-    KINDS,
-    NO_FRONT_MATTER,
-    KnowledgeDocumentError,
-    load_documents,
-    parse_document,
-    split_by_headings,
-)
+from autogai.rag.chunking import split_by_headings
+from autogai.rag.documents import KINDS, NO_FRONT_MATTER, load_documents, parse_document
+from autogai.rag.markdown import KnowledgeDocumentError
 
 
 def test_front_matter_fields_are_parsed(tmp_path: Path) -> None:

@@ -15,9 +15,11 @@ import pytest
 
 from autogai.cli.main import main
 from autogai.core.errors import ConfigError
-from autogai.rag.documents import KnowledgeDocumentError, load_documents, parse_reward_term
-from autogai.rag.offline_proposer import parse_program
+from autogai.rag.documents import load_documents
+from autogai.rag.markdown import KnowledgeDocumentError
+from autogai.rag.program_editing import parse_program
 from autogai.rag.prompts import render_all_for_task
+from autogai.rag.reward_terms import parse_reward_term
 from autogai.tasks import MetricSpec, get_task
 
 ROOT = Path(__file__).resolve().parents[1]
