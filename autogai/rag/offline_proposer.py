@@ -7,7 +7,8 @@ match the retrieval query, and pairs them with the enhancer combinations the enh
 for the action space. Later generations start from the best-scoring designs and apply the feedback rules
 of docs/search.md: drop components that anti-correlate with fitness, scale down components that dominate,
 drop constant ones, move ``PARAMS`` defaults to the best values found and narrow (or, at an edge, widen)
-their ranges, and try the next recommended enhancer combination; what worked is kept.
+their ranges, and try the next recommended enhancer combination; what worked is kept. This module decides
+which edits to make; the program model and the edits themselves are :mod:`autogai.rag.program_editing`.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 from autogai.core.types import Design, DesignFeedback, EnhancerCombo
 from autogai.rag.program_editing import (
     EditableProgram,
-    add_term,
+    add_failure_guards,
     apply_feedback_rules,
     copy_program,
     metrics_read,
@@ -90,6 +91,7 @@ class OfflineProposer(Proposer):
         self.validation_kwargs = dict(validation_kwargs or {})
         self.retrieval_k = retrieval_k
         self.max_penalties = max_penalties
+        self._told_no_intents: set[str] = set()  # task ids already told about (once per proposer)
 
     # -- knowledge ----------------------------------------------------------------------------------
 
@@ -445,6 +447,10 @@ class OfflineProposer(Proposer):
         query = retrieval_query(task, feedback)
         chunks = safe_query(self.kb, query, self.retrieval_k, task_id=task.id)
         terms = self._terms(task, chunks)
+        note = no_intents_note(task, terms)
+        if note is not None and task.id not in self._told_no_intents:
+            self._told_no_intents.add(task.id)
+            logger.warning("%s", note)
         recommended, guide_ids = enhancer_recommendations(self.kb, task, mode, chunks)
         recommended = _order_for_budget(recommended, budget_steps, feedback or ())
         tried = {EnhancerCombo.parse(f.enhancers).short_name for f in feedback or ()}
@@ -468,7 +474,7 @@ class OfflineProposer(Proposer):
         for candidate in variants:
             if valid >= n or attempts >= 3 * n + 3:
                 break
-            guards = _guard_failures(candidate.program, task, terms)
+            guards = add_failure_guards(candidate.program, task, terms)
             if guards:
                 candidate.trace.extend(guards)
                 candidate.rationale += " Hard constraints kept: " + "; ".join(guards) + "."
@@ -527,6 +533,26 @@ class OfflineProposer(Proposer):
         return records
 
 
+def no_intents_note(task: TaskCard, terms: Sequence[RewardTerm]) -> str | None:
+    """One line for a card that declares no metric intents (valid: intents are optional), None otherwise.
+
+    Without intents the knowledge base's task-agnostic terms bind to no metric of the card: the proposer can
+    compose only from terms written for this task id, and with none of those only re-weight the baseline.
+    """
+    if any(metric.intent is not None for metric in task.metrics):
+        return None
+    what = (
+        f"it composes only from the {len(terms)} reward term(s) written for {task.id}"
+        if terms
+        else "it proposes only the baseline reward (its weights varied) with the recommended enhancers"
+    )
+    return (
+        f"task card {task.id} declares no metric intents, so the offline proposer cannot compose rewards from "
+        f"the knowledge base's generic terms (an intent binds them to a metric): {what}; docs/task_cards.md "
+        '("Metrics and their intents") explains how to declare them'
+    )
+
+
 def _names(combos: Sequence[EnhancerCombo]) -> str:
     return ", ".join(combo.short_name for combo in combos)
 
@@ -534,31 +560,6 @@ def _names(combos: Sequence[EnhancerCombo]) -> str:
 def _family(role: str) -> str:
     """Penalties and regularisers both cost; objectives and shaping terms each stand alone."""
     return "cost" if role in ("penalty", "regulariser") else role
-
-
-def _guard_failures(program: EditableProgram, task: TaskCard, terms: Sequence[RewardTerm]) -> list[str]:
-    """Every metric the card marks as a failure (a hard constraint: UAV out of area or out of the near
-    field) must be penalised by the program: add the knowledge base's penalty term for each one that no
-    component reads. Reflection may drop components; it may never drop the guard. Returns what was added."""
-    read = metrics_read(" ".join(c.expression for c in program.components))
-    read |= metrics_read(" ".join(program.preamble))
-    added = []
-    for metric in (m.name for m in task.metrics if m.intent == "failure"):
-        if metric in read:
-            continue
-        term = next(
-            (
-                t
-                for t in terms
-                if t.role == "penalty" and metrics_read(t.expression) | set(t.requires) == {metric}
-            ),
-            None,
-        )
-        if term is None:
-            continue
-        component = add_term(program, term)
-        added.append(f"guard {component.name} on the failure flag {metric} (from {term.doc_id})")
-    return added
 
 
 def _reads(term: RewardTerm) -> set[str]:

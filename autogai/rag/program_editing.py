@@ -4,7 +4,8 @@ The shape is ``PARAMS = {...}`` plus ``compute_reward`` ending in ``components =
 ``return sum(components.values()), components``. :func:`parse_program` reads a program of that shape (it goes
 through :meth:`RewardProgram.from_source` first, the one parser of the contract); :meth:`EditableProgram.source`
 writes it back. The edits are the ones the proposer makes: add a knowledge-base term as a component
-(:func:`add_term`), scale a component (:func:`scale_component`), and the feedback rules of docs/search.md
+(:func:`add_term`), keep a penalty on every failure flag of the card (:func:`add_failure_guards`), scale a
+component (:func:`scale_component`), and the feedback rules of docs/search.md
 (:func:`apply_feedback_rules`). Which edits to make, and when, is the strategy of
 :mod:`autogai.rag.offline_proposer`.
 """
@@ -24,6 +25,7 @@ from autogai.rewards.program import RewardProgram
 if TYPE_CHECKING:
     from autogai.core.types import DesignFeedback
     from autogai.rag.reward_terms import RewardTerm
+    from autogai.tasks.card import TaskCard
 
 _PARAM_REF = re.compile(r"""p\[\s*(["'])(\w+)\1\s*\]""")
 _METRIC_REF = re.compile(r"\bm\.(\w+)")
@@ -176,6 +178,31 @@ def add_term(program: EditableProgram, term: RewardTerm) -> Component:
     component = Component(cname, " ".join(expression.split()), term.role, term.doc_id)
     program.components.append(component)
     return component
+
+
+def add_failure_guards(program: EditableProgram, task: TaskCard, terms: Sequence[RewardTerm]) -> list[str]:
+    """Every metric the card marks as a failure (a hard constraint: UAV out of area or out of the near
+    field) must be penalised by the program: add the knowledge base's penalty term for each one that no
+    component reads. Reflection may drop components; it may never drop the guard. Returns what was added."""
+    read = metrics_read(" ".join(c.expression for c in program.components))
+    read |= metrics_read(" ".join(program.preamble))
+    added = []
+    for metric in (m.name for m in task.metrics if m.intent == "failure"):
+        if metric in read:
+            continue
+        term = next(
+            (
+                t
+                for t in terms
+                if t.role == "penalty" and metrics_read(t.expression) | set(t.requires) == {metric}
+            ),
+            None,
+        )
+        if term is None:
+            continue
+        component = add_term(program, term)
+        added.append(f"guard {component.name} on the failure flag {metric} (from {term.doc_id})")
+    return added
 
 
 def copy_program(program: EditableProgram) -> EditableProgram:
