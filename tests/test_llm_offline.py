@@ -20,15 +20,6 @@ from autogai.tasks.registry import get_task
 VALIDATION = {"n_transitions": 32}
 
 
-@pytest.fixture(scope="module")
-def kb(tmp_path_factory: pytest.TempPathFactory) -> Any:
-    from autogai.rag.knowledge import KnowledgeBase
-
-    base = KnowledgeBase(persist_dir=tmp_path_factory.mktemp("store"), embeddings="hash")
-    base.ingest()
-    return base
-
-
 def _params(source: str) -> dict[str, Any]:
     program = parse_program(source)
     assert program is not None

@@ -159,8 +159,7 @@ def test_content_hash_changes_with_content(tmp_path: Path) -> None:
 
 def test_shipped_knowledge_base_parses_cleanly() -> None:
     directory = knowledge_base_dir()
-    if not directory.is_dir():
-        pytest.skip("no shipped knowledge_base/")
+    assert directory.is_dir(), f"the knowledge base ships in the repository: {directory} is missing"
     docs, skipped = load_documents(directory)
     assert skipped == [], skipped
     assert {doc.kind for doc in docs} <= set(KINDS)
