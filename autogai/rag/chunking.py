@@ -134,31 +134,30 @@ def _hard_split(text: str, limit: int) -> list[str]:
                 current = f"{current} {sentence}" if current else sentence
         if current:
             units.append(current)
-    pieces: list[str] = []
-    current = ""
-    for unit in units:
-        if current and len(current) + 1 + len(unit) > limit:
-            pieces.append(current)
-            current = unit
-        else:
-            current = f"{current}\n{unit}" if current else unit
-    if current:
-        pieces.append(current)
-    return pieces
+    return _join_greedily(units, limit, "\n")
 
 
 def _pack(paragraphs: Iterable[str], limit: int) -> list[str]:
     """Greedily join paragraphs into pieces of at most ``limit`` characters (long ones are hard-split)."""
+    parts = (
+        part
+        for paragraph in paragraphs
+        for part in ([paragraph] if len(paragraph) <= limit else _hard_split(paragraph, limit))
+    )
+    return _join_greedily(parts, limit, "\n\n")
+
+
+def _join_greedily(parts: Iterable[str], limit: int, separator: str) -> list[str]:
+    """Consecutive ``parts`` joined by ``separator`` into pieces of at most ``limit`` characters (a part
+    longer than the limit stays a piece of its own)."""
     pieces: list[str] = []
     current = ""
-    for paragraph in paragraphs:
-        parts = [paragraph] if len(paragraph) <= limit else _hard_split(paragraph, limit)
-        for part in parts:
-            if current and len(current) + 2 + len(part) > limit:
-                pieces.append(current)
-                current = part
-            else:
-                current = f"{current}\n\n{part}" if current else part
+    for part in parts:
+        if current and len(current) + len(separator) + len(part) > limit:
+            pieces.append(current)
+            current = part
+        else:
+            current = f"{current}{separator}{part}" if current else part
     if current:
         pieces.append(current)
     return pieces
