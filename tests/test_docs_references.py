@@ -15,6 +15,7 @@ PAGES = sorted((ROOT / "docs").glob("*.md"))
 _OUTSIDE_NOTE = re.compile(r"\b(?!README\b)[A-Z][A-Z_]+\.md\b")
 _DOCS_REF = re.compile(r"\bdocs/([\w-]+\.md)")
 _MARKDOWN_LINK = re.compile(r"\]\((?!https?://|#)([^)#\s]+)")
+_TEST_REF = re.compile(r"\btests/(test_\w+\.py)::(test_\w+)")
 
 
 def _docs_references() -> list[tuple[str, str]]:
@@ -66,3 +67,21 @@ def test_the_docs_cover_architecture_rewards_search_and_task_cards() -> None:
         "core",
     ):
         assert f"`autogai.{layer}`" in architecture, layer
+
+
+def test_tests_named_in_the_docs_exist() -> None:
+    """The docs name the tests that keep their claims true (docs/architecture.md); a renamed or deleted test
+    must not leave a claim pointing at nothing."""
+    named = {
+        (page.name, file, test)
+        for page in [*PAGES, ROOT / "README.md"]
+        for file, test in _TEST_REF.findall(page.read_text(encoding="utf-8"))
+    }
+    assert any(page == "architecture.md" for page, _, _ in named)
+    missing = [
+        f"{page}: tests/{file}::{test}"
+        for page, file, test in sorted(named)
+        if not (ROOT / "tests" / file).is_file()
+        or f"def {test}(" not in (ROOT / "tests" / file).read_text(encoding="utf-8")
+    ]
+    assert missing == [], missing

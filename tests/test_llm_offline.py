@@ -12,20 +12,12 @@ import pytest
 
 from autogai.core.types import ComponentSummary, DesignFeedback
 from autogai.pipeline.rundir import RunDirectory
-from autogai.rag.offline_proposer import HONESTY, OfflineProposer, parse_program
+from autogai.rag.offline_proposer import HONESTY, OfflineProposer
+from autogai.rag.program_editing import apply_feedback_rules, parse_program
 from autogai.rag.proposers import make_proposer
 from autogai.tasks.registry import get_task
 
 VALIDATION = {"n_transitions": 32}
-
-
-@pytest.fixture(scope="module")
-def kb(tmp_path_factory: pytest.TempPathFactory) -> Any:
-    from autogai.rag.knowledge import KnowledgeBase
-
-    base = KnowledgeBase(persist_dir=tmp_path_factory.mktemp("store"), embeddings="hash")
-    base.ingest()
-    return base
 
 
 def _params(source: str) -> dict[str, Any]:
@@ -130,8 +122,6 @@ def test_second_round_changes_designs_in_response_to_feedback(kb: Any) -> None:
 
 
 def test_feedback_rules_reweight_dominating_and_move_ranges() -> None:
-    from autogai.rag.offline_proposer import OfflineProposer as Offline
-
     source = """PARAMS = {
     "rate_weight": {"default": 10.0, "low": 1.0, "high": 50.0},
     "power_weight": {"default": 0.005, "low": 0.0005, "high": 0.05, "log": True},
@@ -160,7 +150,7 @@ def compute_reward(m, p):
         },
         best_params={"rate_weight": 20.0, "power_weight": 0.049},
     )
-    changes = Offline._adjust(program, feedback)
+    changes = apply_feedback_rules(program, feedback)
     assert [c.name for c in program.components] == ["rate", "power"]  # the constant component is gone
     assert any("dropped component alive" in c for c in changes)
     assert any("scaled component rate" in c for c in changes)  # 500 vs 5: dominates

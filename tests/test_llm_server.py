@@ -73,17 +73,8 @@ A diffusion actor helps multimodal action landscapes.
 """
 
 
-@pytest.fixture(scope="module")
-def kb(tmp_path_factory: pytest.TempPathFactory) -> Any:
-    from autogai.rag.knowledge import KnowledgeBase
-
-    root = tmp_path_factory.mktemp("kb")
-    (root / "docs").mkdir()
-    (root / "docs" / "pendulum-upright.md").write_text(KB_TERM)
-    (root / "docs" / "enhancers-small.md").write_text(KB_GUIDE)
-    base = KnowledgeBase(persist_dir=root / "store", embeddings="hash", source_dir=root / "docs")
-    base.ingest()
-    return base
+# the conftest's kb fixture ingests these instead of the shipped knowledge base
+KB_DOCUMENTS = {"pendulum-upright.md": KB_TERM, "enhancers-small.md": KB_GUIDE}
 
 
 @pytest.fixture(scope="module")

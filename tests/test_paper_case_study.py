@@ -6,10 +6,10 @@ import importlib.util
 import json
 import math
 import os
+import re
 import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -29,22 +29,25 @@ def _run(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+# One line per trained cell: ``fixed continuous plain 12.3 s``.
+TRAINED_CELL = re.compile(r"^(?:fixed|random) +\S+ +\S+ +[\d.]+ s$", re.MULTILINE)
+
+
 @pytest.fixture(scope="module")
-def smoke(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, subprocess.CompletedProcess[str], float]:
+def smoke(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, subprocess.CompletedProcess[str]]:
     out = tmp_path_factory.mktemp("case_study")
-    start = time.monotonic()
-    proc = _run("--smoke", "--out", str(out), "--img", str(out))
-    return out, proc, time.monotonic() - start
+    return out, _run("--smoke", "--out", str(out), "--img", str(out))
 
 
-def test_smoke_finishes_within_a_minute(smoke) -> None:
-    _, proc, elapsed = smoke
+def test_smoke_trains_every_cell(smoke) -> None:
+    out, proc = smoke
     assert proc.returncode == 0, proc.stderr[-2000:]
-    assert elapsed < 60, f"--smoke took {elapsed:.1f} s"
+    data = json.loads((out / "paper_case_study_smoke.json").read_text())
+    assert len(TRAINED_CELL.findall(proc.stdout)) == len(data["fixed"]) + len(data["random"]) > 0
 
 
 def test_smoke_raw_results_are_real_population_runs(smoke) -> None:
-    out, _, _ = smoke
+    out, _ = smoke
     data = json.loads((out / "paper_case_study_smoke.json").read_text())
     cells = {(c["combo"], c["mode"]): c for c in data["fixed"]}
     assert set(cells) == {(c, m) for c in ("plain", "gan") for m in ("continuous", "hybrid")}
@@ -63,7 +66,7 @@ def test_smoke_raw_results_are_real_population_runs(smoke) -> None:
 
 
 def test_smoke_generalisation_uses_heldout_scenarios_and_their_oracles(smoke) -> None:
-    out, _, _ = smoke
+    out, _ = smoke
     data = json.loads((out / "paper_case_study_smoke.json").read_text())
     assert len(data["random_combos"]) == 2 and set(data["random_combos"]) <= {"plain", "gan"}
     assert {c["combo"] for c in data["random"]} == {*data["random_combos"], "plain"}  # plain: the control
@@ -84,7 +87,7 @@ def test_smoke_generalisation_uses_heldout_scenarios_and_their_oracles(smoke) ->
 
 
 def test_smoke_tables_and_plots(smoke) -> None:
-    out, proc, _ = smoke
+    out, proc = smoke
     text = (out / "paper_case_study_smoke.txt").read_text()
     assert text in proc.stdout
     assert "### continuous (fixed scenario, oracle 42.85)" in text
@@ -98,13 +101,12 @@ def test_smoke_tables_and_plots(smoke) -> None:
 
 
 def test_resume_keeps_finished_cells(smoke, tmp_path: Path) -> None:
-    out, _, _ = smoke
+    out, _ = smoke
     shutil.copy(out / "paper_case_study_smoke.json", tmp_path)
     before = json.loads((tmp_path / "paper_case_study_smoke.json").read_text())
-    start = time.monotonic()
     proc = _run("--smoke", "--resume", "--out", str(tmp_path), "--img", str(tmp_path))
     assert proc.returncode == 0, proc.stderr[-2000:]
-    assert time.monotonic() - start < 20  # nothing was trained again
+    assert TRAINED_CELL.findall(proc.stdout) == []  # nothing was trained again
     after = json.loads((tmp_path / "paper_case_study_smoke.json").read_text())
     assert after["fixed"] == before["fixed"] and after["random"] == before["random"]
     assert len(after["commands"]) == 2 and after["commands"][1].endswith(f"--img {tmp_path}")

@@ -1,7 +1,7 @@
 """Retrieval quality on the shipped knowledge base with the real local embeddings (all-MiniLM-L6-v2).
 
-The store is built once per module in a temporary directory (loading the model and embedding ~200 chunks
-is most of this file's run time); every test here reads it.
+The store is built once per session in a temporary directory by the conftest's ``kb`` fixture (loading the
+model and embedding ~200 chunks is most of this file's run time); every test here reads it.
 """
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ from pathlib import Path
 import pytest
 
 from autogai.cli.main import main
-from autogai.core.paths import knowledge_base_dir
 from autogai.rag.knowledge import DEFAULT_LEXICAL_WEIGHT, KnowledgeBase
 
 # (query, document written for it). The first four are the brief's; the identifier-style ones are those
@@ -33,19 +32,12 @@ QUERIES = [
 ]
 
 
-@pytest.fixture(scope="module")
-def store(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    if not knowledge_base_dir().is_dir():
-        pytest.skip("no shipped knowledge_base/")
-    path = tmp_path_factory.mktemp("kb-local") / "store"
-    report = KnowledgeBase(path, embeddings="local", source_dir=knowledge_base_dir()).ingest()
-    assert report.skipped == [] and report.chunks_added > 0
-    return path
+KB_EMBEDDINGS = "local"  # the conftest's kb fixture: the shipped knowledge base with the real local model
 
 
 @pytest.fixture(scope="module")
-def kb(store: Path) -> KnowledgeBase:
-    return KnowledgeBase(store, embeddings="local", source_dir=knowledge_base_dir())
+def store(kb: KnowledgeBase) -> Path:
+    return kb.persist_dir
 
 
 def _reciprocal_rank(ranked_doc_ids: list[str], doc_id: str) -> float:

@@ -14,7 +14,8 @@ from autogai.cli.main import main
 from autogai.core.errors import ConfigError
 from autogai.core.types import Design, EnhancerCombo
 from autogai.rag.embeddings import HashingEmbeddings, embedding_slug, make_embeddings, parse_embedding_spec
-from autogai.rag.knowledge import BM25, KnowledgeBase, lexical_tokens
+from autogai.rag.knowledge import KnowledgeBase
+from autogai.rag.lexical import BM25, lexical_tokens
 
 
 def _kb(tmp_path: Path, source: Path | None = None, **kwargs) -> KnowledgeBase:

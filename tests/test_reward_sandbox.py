@@ -93,7 +93,8 @@ def test_stall_is_killed_after_the_call_timeout():
     started = time.monotonic()
     with pytest.raises(RewardRuntimeError, match="timed out"):
         sandbox.compute({**METRICS, "torque": 2.0}, OBS, ACTION, OBS)
-    assert time.monotonic() - started < 3.0
+    # one 1 s timeout, not a hang: the stalled program never returns, so only a hang could exceed this bound
+    assert time.monotonic() - started < 10.0
     assert not pid_alive(sandbox.pid)
     with pytest.raises(RewardRuntimeError, match="not running"):
         sandbox.compute(METRICS, OBS, ACTION, OBS)
@@ -102,13 +103,14 @@ def test_stall_is_killed_after_the_call_timeout():
 
 
 def test_cpu_limit_kills_a_runaway_worker():
-    with SandboxedReward(
-        STALL_WHEN_TORQUE_HIGH, TINY_TASK, call_timeout_s=30.0, cpu_limit_s=1.0, call_cpu_limit_s=None
-    ) as sandbox:
-        started = time.monotonic()
-        with pytest.raises(RewardRuntimeError, match=r"CPU time limit|killed"):
-            sandbox.compute({**METRICS, "torque": 2.0}, OBS, ACTION, OBS)
-        assert time.monotonic() - started < 15.0
+    # the reason, not the wall clock, says which limit ended it: the 30 s call timeout would say "timed out"
+    with (
+        SandboxedReward(
+            STALL_WHEN_TORQUE_HIGH, TINY_TASK, call_timeout_s=30.0, cpu_limit_s=1.0, call_cpu_limit_s=None
+        ) as sandbox,
+        pytest.raises(RewardRuntimeError, match=r"CPU time limit|killed"),
+    ):
+        sandbox.compute({**METRICS, "torque": 2.0}, OBS, ACTION, OBS)
 
 
 def test_array_metrics_take_the_pickle_path():
@@ -209,19 +211,17 @@ def test_reward_wrapper_raises_when_the_program_fails_mid_run():
 
 
 def test_reward_wrapper_contains_a_stall_mid_run():
-    """Training calls have a CPU budget: a computing stall ends at 0.25 s of CPU, long before the 5 s wall
-    limit, and the sandbox keeps serving."""
+    """Training calls have a CPU budget: a computing stall ends at 0.25 s of CPU (the reason says so; the 5 s
+    wall limit would say "timed out"), and the sandbox keeps serving."""
     before = child_pids()
     env = RewardWrapper(TINY_TASK.make_env(), STALL_WHEN_TORQUE_HIGH, TINY_TASK)
     try:
         env.reset(seed=0)
         env.step(np.array([0.5], dtype=np.float32))
-        started = time.monotonic()
         with pytest.raises(
             RewardRuntimeError, match=r"more than 0\.250 s of CPU \(budget 0\.250 s per call\)"
         ):
             env.step(np.array([2.0], dtype=np.float32))
-        assert time.monotonic() - started < 4.5  # the CPU budget, not the 5 s wall-clock limit, ended it
         assert env.sandbox.alive
         env.step(np.array([0.5], dtype=np.float32))
     finally:
@@ -281,7 +281,8 @@ def test_frozen_worker_cannot_block_the_caller():
         started = time.monotonic()
         with pytest.raises(RewardRuntimeError, match="timed out"):
             sandbox.compute_batch([(METRICS, big, ACTION, big)] * 8, timeout_s=1.0)
-        assert time.monotonic() - started < 3.0
+        # one 1 s timeout, not a hang: the stopped worker never answers, so only a hang could exceed this bound
+        assert time.monotonic() - started < 10.0
         assert wait_gone(sandbox.pid, 3.0)
 
 

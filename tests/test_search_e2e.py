@@ -82,7 +82,7 @@ def test_smoke_search_offline_end_to_end_and_inspection(
     assert snapshot(f"sqlite:///{run / 'optuna.db'}", run.name) == before
 
 
-def test_smoke_search_with_scripted_openai_server(tmp_path: Path) -> None:
+def test_smoke_search_with_scripted_openai_server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from llm_helpers import OpenAIServer, Reply
 
     from autogai.tasks import get_task
@@ -103,15 +103,8 @@ def test_smoke_search_with_scripted_openai_server(tmp_path: Path) -> None:
             "--llm-base-url",
             server.url,
         ]
-        env_key = os.environ.get("OPENAI_API_KEY")
-        os.environ["OPENAI_API_KEY"] = "sk-test-not-a-real-key"
-        try:
-            result = cli(args, tmp_path)
-        finally:
-            if env_key is None:
-                os.environ.pop("OPENAI_API_KEY", None)
-            else:
-                os.environ["OPENAI_API_KEY"] = env_key
+        monkeypatch.setenv("OPENAI_API_KEY", "sk-test-not-a-real-key")
+        result = cli(args, tmp_path)
         assert result.returncode == 0, result.stderr[-3000:]
         assert server.requests, "the search never called the LLM server"
     rows = _board(run)

@@ -63,7 +63,9 @@ def test_a_pruned_trial_leaves_its_population_and_the_others_finish(tmp_path: Pa
 
 
 @pytest.mark.integration
-def test_two_generation_search_feeds_generation_zero_back_into_generation_one(tmp_path: Path) -> None:
+def test_two_generation_search_feeds_generation_zero_back_into_generation_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     run = tmp_path / "two-gens"
     flags = [f for f in SMOKE_FLAGS]
     flags[flags.index("--generations") + 1] = "2"
@@ -85,9 +87,9 @@ def test_two_generation_search_feeds_generation_zero_back_into_generation_one(tm
         stored = json.loads((run / "designs" / design_id / "design.json").read_text())
         assert stored["parent"] in scored_before  # a child of a scored design, not a fresh composition
     # The results collection holds exactly the designs that beat the baseline on validation seeds.
-    import os
-
-    os.environ.update({k: v for k, v in search_env(tmp_path).items() if k.startswith("AUTOGAI_")})
+    for name, value in search_env(tmp_path).items():
+        if name.startswith("AUTOGAI_"):
+            monkeypatch.setenv(name, value)  # undone after the test: later tests see their own settings
     from autogai.rag.knowledge import KnowledgeBase
 
     kb = KnowledgeBase(embeddings="hash")

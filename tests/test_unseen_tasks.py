@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import logging
 import math
 import re
 from pathlib import Path
@@ -15,9 +16,12 @@ import pytest
 
 from autogai.cli.main import main
 from autogai.core.errors import ConfigError
-from autogai.rag.documents import KnowledgeDocumentError, load_documents, parse_reward_term
-from autogai.rag.offline_proposer import parse_program
+from autogai.rag.documents import load_documents
+from autogai.rag.markdown import KnowledgeDocumentError
+from autogai.rag.offline_proposer import no_intents_note
+from autogai.rag.program_editing import parse_program
 from autogai.rag.prompts import render_all_for_task
+from autogai.rag.reward_terms import parse_reward_term
 from autogai.tasks import MetricSpec, get_task
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -189,6 +193,42 @@ def test_mountain_car_designs_start_from_the_fitness_and_shape_position_and_mome
         c.name for c in parse_program(shaped[0]["reward_source"]).components
     }
     assert "term-generic-momentum-shaping" in {s.split("#")[0] for s in shaped[0]["sources"]}
+
+
+def test_a_card_without_intents_is_told_in_one_line_what_the_offline_proposer_cannot_compose(
+    store: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Intents are optional: the mountain car's card with every intent removed is still a valid card.
+    card_file = tmp_path / "plain_mountain_car.py"
+    card_file.write_text(
+        "import dataclasses\n"
+        "from autogai.tasks import get_task\n"
+        f"_CARD = get_task({MOUNTAIN_CAR!r})\n"
+        "TASK = dataclasses.replace(\n"
+        "    _CARD,\n"
+        "    id='plain-mountain-car',\n"
+        "    metrics=tuple(dataclasses.replace(m, intent=None, target=None) for m in _CARD.metrics),\n"
+        ")\n"
+    )
+    run = tmp_path / "run"
+    args = ["propose", "--task", str(card_file), "-n", "2", "--run-dir", str(run), "--embeddings", "hash"]
+    with caplog.at_level(logging.WARNING, logger="autogai.rag.offline_proposer"):
+        assert main([*args, "--store", str(store)]) == 0, capsys.readouterr().out
+    notes = [r.getMessage() for r in caplog.records if "declares no metric intents" in r.getMessage()]
+    assert len(notes) == 1 and "\n" not in notes[0], notes
+    assert "task card plain-mountain-car declares no metric intents" in notes[0]
+    assert "it proposes only the baseline reward (its weights varied)" in notes[0]
+    assert "cannot compose rewards from the knowledge base's generic terms" in notes[0]
+    assert 'docs/task_cards.md ("Metrics and their intents")' in notes[0]
+    assert "## Metrics and their intents" in (ROOT / "docs" / "task_cards.md").read_text()
+    # and the line is true: every design keeps exactly the baseline's components
+    baseline = {c.name for c in parse_program(get_task(str(card_file)).baseline_reward).components}
+    designs = [json.loads(p.read_text()) for p in sorted(run.glob("designs/*/design.json"))]
+    assert designs and all(
+        {c.name for c in parse_program(d["reward_source"]).components} == baseline for d in designs
+    )
+    # a card that declares intents gets no such line
+    assert no_intents_note(get_task(MOUNTAIN_CAR), []) is None
 
 
 def test_cartpole_card_fits_its_discrete_env() -> None:

@@ -1,5 +1,8 @@
-"""agents layer: one TD3 for populations of agents, with four generative-model enhancer slots (torch lives
-here and below only).
+"""agents layer: one TD3 for populations of agents, with four generative-model enhancer slots.
+
+The only layer that imports torch at import time; the training loop, the local embeddings and seeding import
+it inside the functions that use it, and the CLI, pipeline, search, rewards, tasks and envs layers never
+(import-linter contract in pyproject.toml; tests/test_architecture.py; docs/architecture.md).
 
 Public API: :class:`TD3Config`, :class:`TD3Population` (P = 1 is the single agent), :class:`ActionAdapter`,
 :class:`ReplayBuffer` / :class:`ReplayBatch`. The design is described in ``docs/agents.md``; the paper:

@@ -7,22 +7,29 @@ match the retrieval query, and pairs them with the enhancer combinations the enh
 for the action space. Later generations start from the best-scoring designs and apply the feedback rules
 of docs/search.md: drop components that anti-correlate with fitness, scale down components that dominate,
 drop constant ones, move ``PARAMS`` defaults to the best values found and narrow (or, at an edge, widen)
-their ranges, and try the next recommended enhancer combination; what worked is kept.
+their ranges, and try the next recommended enhancer combination; what worked is kept. This module decides
+which edits to make; the program model and the edits themselves are :mod:`autogai.rag.program_editing`.
 """
 
 from __future__ import annotations
 
-import ast
 import itertools
 import logging
 import math
-import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from autogai.core.errors import RewardRejectedError
 from autogai.core.types import Design, DesignFeedback, EnhancerCombo
+from autogai.rag.program_editing import (
+    EditableProgram,
+    add_failure_guards,
+    apply_feedback_rules,
+    copy_program,
+    metrics_read,
+    parse_program,
+    program_from_terms,
+)
 from autogai.rag.prompts import resolve_action_mode
 from autogai.rag.proposal import (
     ProposalRecord,
@@ -33,11 +40,10 @@ from autogai.rag.proposal import (
     validate_source,
     validation_reason,
 )
-from autogai.rewards.program import RewardProgram
 
 if TYPE_CHECKING:
-    from autogai.rag.documents import RewardTerm
     from autogai.rag.knowledge import KnowledgeBase, RetrievedChunk
+    from autogai.rag.reward_terms import RewardTerm
     from autogai.tasks.card import TaskCard
 
 logger = logging.getLogger(__name__)
@@ -45,137 +51,11 @@ logger = logging.getLogger(__name__)
 HONESTY = "autogai offline proposer (deterministic and retrieval-driven; no language model was used)"
 
 _RESERVED_M = {"obs", "next_obs", "action"}
-_PARAM_REF = re.compile(r"""p\[\s*(["'])(\w+)\1\s*\]""")
-_METRIC_REF = re.compile(r"\bm\.(\w+)")
-
-
-@dataclass
-class Component:
-    """One component of a composed program: ``components[name] = expression``."""
-
-    name: str
-    expression: str
-    role: str = "objective"
-    doc_id: str = ""
-
-
-@dataclass
-class Program:
-    """A reward program in the offline proposer's canonical shape (PARAMS + one components dict)."""
-
-    params: dict[str, dict[str, Any]]
-    components: list[Component]
-    preamble: list[str] = field(default_factory=list)
-    """Statements of ``compute_reward`` before the components dict (kept verbatim when reflecting)."""
-    header: list[str] = field(default_factory=list)
-
-    def source(self) -> str:
-        lines = [f"# {line}".rstrip() for line in self.header]
-        used = self.used_params()
-        params = {k: v for k, v in self.params.items() if k in used}
-        if params:
-            lines.append("PARAMS = {")
-            for name, spec in params.items():
-                lines.append(f"    {name!r}: {_format_spec(spec)},".replace("'", '"'))
-            lines.append("}")
-        else:
-            lines.append("PARAMS = {}")
-        lines += ["", "", "def compute_reward(m, p):"]
-        lines += [f"    {stmt}" for stmt in self.preamble]
-        lines.append("    components = {")
-        for comp in self.components:
-            lines.append(f'        "{comp.name}": {comp.expression},')
-        lines.append("    }")
-        lines.append("    return sum(components.values()), components")
-        return "\n".join(lines) + "\n"
-
-    def used_params(self) -> set[str]:
-        text = "\n".join([*self.preamble, *(c.expression for c in self.components)])
-        return {match.group(2) for match in _PARAM_REF.finditer(text)}
-
-
-def _format_number(value: float) -> str:
-    value = float(value)
-    if value == 0:
-        return "0.0"
-    if abs(value) >= 1e-3 and abs(value) < 1e6:
-        text = f"{value:.6g}"
-        return text if any(c in text for c in ".e") else text + ".0"
-    return f"{value:.4g}"
-
-
-def _format_spec(spec: dict[str, Any]) -> str:
-    parts = [f'"{key}": {_format_number(spec[key])}' for key in ("default", "low", "high")]
-    if spec.get("log"):
-        parts.append('"log": True')
-    return "{" + ", ".join(parts) + "}"
-
-
-def parse_program(source: str) -> Program | None:
-    """Read a program of the shape ``PARAMS = {...}`` + ``components = {...}`` + ``return ..., components``.
-
-    Returns ``None`` for any other shape (the caller then composes afresh instead of editing).
-    """
-    try:
-        checked = RewardProgram.from_source(source)  # the one PARAMS parser, with its checks
-    except RewardRejectedError:
-        return None
-    params = {name: spec.to_dict() for name, spec in checked.params.items()}
-    tree = ast.parse(source)
-    function = next(
-        (n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == "compute_reward"), None
-    )
-    if function is None or len(function.body) < 2:
-        return None
-    *body, last = function.body
-    if not (
-        isinstance(last, ast.Return)
-        and isinstance(last.value, ast.Tuple)
-        and len(last.value.elts) == 2
-        and isinstance(last.value.elts[1], ast.Name)
-        and last.value.elts[1].id == "components"
-    ):
-        return None
-    assign = body[-1] if body else None
-    if not (
-        isinstance(assign, ast.Assign)
-        and len(assign.targets) == 1
-        and isinstance(assign.targets[0], ast.Name)
-        and assign.targets[0].id == "components"
-        and isinstance(assign.value, ast.Dict)
-    ):
-        return None
-    components = []
-    for key, value in zip(assign.value.keys, assign.value.values, strict=True):
-        if not (isinstance(key, ast.Constant) and isinstance(key.value, str)):
-            return None
-        expression = ast.get_source_segment(source, value)
-        if expression is None:
-            return None
-        components.append(Component(key.value, " ".join(expression.split())))
-    preamble = []
-    for stmt in body[:-1]:
-        segment = ast.get_source_segment(source, stmt)
-        if segment is None or "\n" in segment.strip():
-            return None  # multi-line statements are not re-indented safely; compose afresh
-        preamble.append(segment.strip())
-    return Program(params=params, components=components, preamble=preamble)
-
-
-def _rename_param(expression: str, old: str, new: str) -> str:
-    return re.sub(rf"""p\[\s*(["']){re.escape(old)}\1\s*\]""", f'p["{new}"]', expression)
-
-
-def _clean_spec(spec: dict[str, Any]) -> dict[str, Any]:
-    out = {key: float(spec[key]) for key in ("default", "low", "high")}
-    if spec.get("log"):
-        out["log"] = True
-    return out
 
 
 @dataclass
 class Candidate:
-    program: Program
+    program: EditableProgram
     enhancers: EnhancerCombo
     name: str
     rationale: str
@@ -211,6 +91,7 @@ class OfflineProposer(Proposer):
         self.validation_kwargs = dict(validation_kwargs or {})
         self.retrieval_k = retrieval_k
         self.max_penalties = max_penalties
+        self._told_no_intents: set[str] = set()  # task ids already told about (once per proposer)
 
     # -- knowledge ----------------------------------------------------------------------------------
 
@@ -245,7 +126,7 @@ class OfflineProposer(Proposer):
                 else:
                     usable = []
                 for generic, term in usable:
-                    reads = set(term.requires) | set(_METRIC_REF.findall(term.expression))
+                    reads = set(term.requires) | metrics_read(term.expression)
                     if not reads <= available:
                         continue
                     alignment = next(
@@ -329,13 +210,6 @@ class OfflineProposer(Proposer):
             )
             yield chosen, how
 
-    @staticmethod
-    def _program_from_terms(terms: Sequence[RewardTerm]) -> Program:
-        program = Program(params={}, components=[])
-        for term in terms:
-            _add_term(program, term)
-        return program
-
     def _fresh_candidates(
         self,
         task: TaskCard,
@@ -381,7 +255,7 @@ class OfflineProposer(Proposer):
         for j, e in pairs:
             chosen, how = compositions[j]
             enh = enhancers[e]
-            program = self._program_from_terms(chosen)
+            program = program_from_terms(chosen)
             doc_ids = list(dict.fromkeys(t.doc_id for t in chosen))
             program.header = [
                 f"Composed by the {HONESTY}.",
@@ -435,96 +309,6 @@ class OfflineProposer(Proposer):
 
     # -- later generations: reflect -------------------------------------------------------------------
 
-    @staticmethod
-    def _adjust(program: Program, feedback: DesignFeedback, costs: frozenset[str] = frozenset()) -> list[str]:
-        """Apply the feedback rules to ``program`` in place; return what was changed (for the rationale).
-
-        A component on a metric the task wants minimised (``costs``: UAV power) is halved, never dropped,
-        when it anti-correlates with fitness: during exploration the high-fitness episodes are often the
-        high-power ones, so the correlation says little about whether the cost belongs in the reward.
-        """
-        changes: list[str] = []
-        stats = feedback.components
-        means = {c.name: abs(stats[c.name].mean) for c in program.components if c.name in stats}
-        keep: list[Component] = []
-        for comp in program.components:
-            summary = stats.get(comp.name)
-            if summary is None:
-                keep.append(comp)
-                continue
-            corr = summary.fitness_correlation
-            if corr is not None and corr <= -0.2 and not set(_METRIC_REF.findall(comp.expression)) & costs:
-                changes.append(f"dropped component {comp.name} (fitness correlation {corr:+.2f})")
-                continue
-            if corr is not None and corr < 0:
-                _scale_component(program, comp, 0.5)
-                changes.append(
-                    f"halved component {comp.name} (weakly negative fitness correlation {corr:+.2f})"
-                )
-                keep.append(comp)
-                continue
-            if summary.max - summary.min <= 1e-12:
-                changes.append(
-                    f"dropped component {comp.name} (constant {summary.mean:.3g}: carries no signal)"
-                )
-                continue
-            keep.append(comp)
-        # dominance is judged among the components that stay
-        kept_means = {c.name: means[c.name] for c in keep if c.name in means}
-        for comp in keep:
-            rest = sum(v for k, v in kept_means.items() if k != comp.name)
-            if rest > 0 and kept_means.get(comp.name, 0.0) > 10.0 * rest:
-                factor = max(0.01, min(0.5, 3.0 * rest / kept_means[comp.name]))
-                _scale_component(program, comp, factor)
-                changes.append(
-                    f"scaled component {comp.name} by {factor:.3g} (mean |{kept_means[comp.name]:.3g}| dominated "
-                    f"the others' {rest:.3g})"
-                )
-        if not keep:  # never drop everything: keep the most positively correlated component
-            best = max(
-                program.components,
-                key=lambda c: (stats[c.name].fitness_correlation or 0.0) if c.name in stats else 0.0,
-            )
-            keep = [best]
-            changes = [c for c in changes if best.name not in c]
-        program.components = keep
-        # PARAMS: move to the best values found, narrow around them (or widen at an edge)
-        for pname, spec in program.params.items():
-            best_value = _best_value(feedback.best_params, pname)
-            if best_value is None or pname not in program.used_params():
-                continue
-            low, high = float(spec["low"]), float(spec["high"])
-            if not low <= best_value <= high or high <= low:
-                continue
-            log = bool(spec.get("log")) and low > 0
-            span = (math.log(high) - math.log(low)) if log else (high - low)
-            position = ((math.log(best_value) - math.log(low)) if log else (best_value - low)) / span
-            if position <= 0.1 or position >= 0.9:
-                if position <= 0.1:
-                    # never let a non-negative weight turn negative: that would flip the term's meaning
-                    new_low = low / 4.0 if (log or low >= 0) else low - span / 2
-                    new_high = high
-                    if new_low == low:
-                        continue
-                else:
-                    new_low, new_high = low, (high * 4.0 if log else high + span / 2)
-                spec.update(default=best_value, low=new_low, high=new_high)
-                changes.append(
-                    f"{pname}: default -> best value {best_value:.4g}; it sat at the edge of [{low:.4g}, {high:.4g}], "
-                    f"so the range widens to [{new_low:.4g}, {new_high:.4g}]"
-                )
-            else:
-                if log:
-                    new_low, new_high = max(low, best_value / 2.5), min(high, best_value * 2.5)
-                else:
-                    new_low, new_high = max(low, best_value - span / 4), min(high, best_value + span / 4)
-                spec.update(default=best_value, low=new_low, high=new_high)
-                changes.append(
-                    f"{pname}: default -> best value {best_value:.4g}, range narrowed from [{low:.4g}, {high:.4g}] "
-                    f"to [{new_low:.4g}, {new_high:.4g}]"
-                )
-        return changes
-
     def _reflect_candidates(
         self,
         task: TaskCard,
@@ -552,7 +336,7 @@ class OfflineProposer(Proposer):
             if base is None:
                 continue
             costs = frozenset(m.name for m in task.metrics if m.intent == "minimise")
-            changes = self._adjust(base, parent, costs)
+            changes = apply_feedback_rules(base, parent, costs)
             parent_enh = EnhancerCombo.parse(parent.enhancers)
             # What paid at this budget: the enhancers of the best-scoring design so far (the baseline's
             # plain TD3 included), when they differ from the parent's.
@@ -582,7 +366,7 @@ class OfflineProposer(Proposer):
             # A: the adjusted reward with the enhancers that worked
             family.append(
                 Candidate(
-                    _copy(base),
+                    copy_program(base),
                     parent_enh,
                     f"{stem}-g{generation}",
                     head
@@ -600,7 +384,7 @@ class OfflineProposer(Proposer):
             if next_enh is not None:
                 family.append(
                     Candidate(
-                        _copy(base),
+                        copy_program(base),
                         next_enh,
                         f"{stem}-{next_enh.short_name}-g{generation}",
                         head
@@ -617,8 +401,8 @@ class OfflineProposer(Proposer):
             for term in terms:
                 if term.role != "shaping" or term.name in present or term.name in bad:
                     continue
-                extra = _copy(base)
-                addition = self._program_from_terms([term])
+                extra = copy_program(base)
+                addition = program_from_terms([term])
                 for pname, spec in addition.params.items():
                     if pname not in extra.params:
                         extra.params[pname] = spec
@@ -663,6 +447,10 @@ class OfflineProposer(Proposer):
         query = retrieval_query(task, feedback)
         chunks = safe_query(self.kb, query, self.retrieval_k, task_id=task.id)
         terms = self._terms(task, chunks)
+        note = no_intents_note(task, terms)
+        if note is not None and task.id not in self._told_no_intents:
+            self._told_no_intents.add(task.id)
+            logger.warning("%s", note)
         recommended, guide_ids = enhancer_recommendations(self.kb, task, mode, chunks)
         recommended = _order_for_budget(recommended, budget_steps, feedback or ())
         tried = {EnhancerCombo.parse(f.enhancers).short_name for f in feedback or ()}
@@ -686,7 +474,7 @@ class OfflineProposer(Proposer):
         for candidate in variants:
             if valid >= n or attempts >= 3 * n + 3:
                 break
-            guards = _guard_failures(candidate.program, task, terms)
+            guards = add_failure_guards(candidate.program, task, terms)
             if guards:
                 candidate.trace.extend(guards)
                 candidate.rationale += " Hard constraints kept: " + "; ".join(guards) + "."
@@ -745,6 +533,26 @@ class OfflineProposer(Proposer):
         return records
 
 
+def no_intents_note(task: TaskCard, terms: Sequence[RewardTerm]) -> str | None:
+    """One line for a card that declares no metric intents (valid: intents are optional), None otherwise.
+
+    Without intents the knowledge base's task-agnostic terms bind to no metric of the card: the proposer can
+    compose only from terms written for this task id, and with none of those only re-weight the baseline.
+    """
+    if any(metric.intent is not None for metric in task.metrics):
+        return None
+    what = (
+        f"it composes only from the {len(terms)} reward term(s) written for {task.id}"
+        if terms
+        else "it proposes only the baseline reward (its weights varied) with the recommended enhancers"
+    )
+    return (
+        f"task card {task.id} declares no metric intents, so the offline proposer cannot compose rewards from "
+        f"the knowledge base's generic terms (an intent binds them to a metric): {what}; docs/task_cards.md "
+        '("Metrics and their intents") explains how to declare them'
+    )
+
+
 def _names(combos: Sequence[EnhancerCombo]) -> str:
     return ", ".join(combo.short_name for combo in combos)
 
@@ -754,55 +562,9 @@ def _family(role: str) -> str:
     return "cost" if role in ("penalty", "regulariser") else role
 
 
-def _add_term(program: Program, term: RewardTerm) -> Component:
-    """Append ``term`` as a component of ``program``, renaming its PARAMS where they clash."""
-    expression = term.expression.strip()
-    for pname, spec in term.params.items():
-        spec = _clean_spec(spec)
-        final = pname
-        if pname in program.params and program.params[pname] != spec:
-            final = f"{term.name}_{pname}"
-            expression = _rename_param(expression, pname, final)
-        program.params[final] = spec
-    names = {c.name for c in program.components}
-    cname, suffix = term.name, 2
-    while cname in names:
-        cname = f"{term.name}_{suffix}"
-        suffix += 1
-    component = Component(cname, " ".join(expression.split()), term.role, term.doc_id)
-    program.components.append(component)
-    return component
-
-
-def _guard_failures(program: Program, task: TaskCard, terms: Sequence[RewardTerm]) -> list[str]:
-    """Every metric the card marks as a failure (a hard constraint: UAV out of area or out of the near
-    field) must be penalised by the program: add the knowledge base's penalty term for each one that no
-    component reads. Reflection may drop components; it may never drop the guard. Returns what was added."""
-    read = set(_METRIC_REF.findall(" ".join(c.expression for c in program.components)))
-    read |= set(_METRIC_REF.findall(" ".join(program.preamble)))
-    added = []
-    for metric in (m.name for m in task.metrics if m.intent == "failure"):
-        if metric in read:
-            continue
-        term = next(
-            (
-                t
-                for t in terms
-                if t.role == "penalty"
-                and set(_METRIC_REF.findall(t.expression)) | set(t.requires) == {metric}
-            ),
-            None,
-        )
-        if term is None:
-            continue
-        component = _add_term(program, term)
-        added.append(f"guard {component.name} on the failure flag {metric} (from {term.doc_id})")
-    return added
-
-
 def _reads(term: RewardTerm) -> set[str]:
     """The metrics a term reads (``m.<name>`` in its expression, and what it declares it requires)."""
-    return set(_METRIC_REF.findall(term.expression)) | set(term.requires)
+    return metrics_read(term.expression) | set(term.requires)
 
 
 def _one_per_document(terms: Sequence[RewardTerm]) -> list[RewardTerm]:
@@ -817,43 +579,6 @@ def _one_per_document(terms: Sequence[RewardTerm]) -> list[RewardTerm]:
         seen.add(key)
         out.append(term)
     return out
-
-
-def _copy(program: Program) -> Program:
-    return Program(
-        params={k: dict(v) for k, v in program.params.items()},
-        components=[Component(c.name, c.expression, c.role, c.doc_id) for c in program.components],
-        preamble=list(program.preamble),
-        header=list(program.header),
-    )
-
-
-def _scale_component(program: Program, comp: Component, factor: float) -> None:
-    """Scale a component by ``factor``: through its weights in PARAMS, or a new ``<name>_scale`` param."""
-    names = [m.group(2) for m in _PARAM_REF.finditer(comp.expression)]
-    weights = [n for n in names if n in program.params and float(program.params[n]["low"]) > 0]
-    if weights:
-        spec = program.params[weights[0]]
-        for key in ("default", "low", "high"):
-            spec[key] = float(spec[key]) * factor
-        return
-    pname = f"{comp.name}_scale"
-    program.params[pname] = {
-        "default": factor,
-        "low": factor / 10.0,
-        "high": min(1.0, factor * 10.0),
-        "log": True,
-    }
-    comp.expression = f'p["{pname}"] * ({comp.expression})'
-
-
-def _best_value(best_params: Any, name: str) -> float | None:
-    """The best value of reward parameter ``name`` (keys may carry a prefix like ``reward.``)."""
-    for key, value in dict(best_params or {}).items():
-        tail = re.split(r"[./:]", str(key))[-1]
-        if (key == name or tail == name) and isinstance(value, (int, float)) and math.isfinite(value):
-            return float(value)
-    return None
 
 
 SMALL_BUDGET_STEPS = 50_000
@@ -909,7 +634,7 @@ def _param_variants(candidates: Iterator[Candidate]) -> Iterator[Candidate]:
         yield candidate
     for step, factor in enumerate((0.5, 2.0, 0.25, 4.0), start=1):
         for candidate in seen:
-            program = _copy(candidate.program)
+            program = copy_program(candidate.program)
             changed = []
             for pname, spec in program.params.items():
                 value = min(float(spec["high"]), max(float(spec["low"]), float(spec["default"]) * factor))

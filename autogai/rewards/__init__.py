@@ -1,8 +1,8 @@
 """Reward programs: the public contract, validation, the sandbox, the gymnasium wrapper.
 
 The contract (``PARAMS`` plus ``compute_reward(m, p) -> (total, components)``) is described in
-:mod:`autogai.rewards.program`. Names are imported lazily: the sandbox worker imports this package and must
-stay small (numpy only; no gymnasium).
+:mod:`autogai.rewards.program`, its static checks in :mod:`autogai.rewards.static_checks`. Names are
+imported lazily: the sandbox worker imports this package and must stay small (numpy only; no gymnasium).
 """
 
 from __future__ import annotations
@@ -11,8 +11,10 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from autogai.rewards.program import CompiledReward, ParamSpec, RewardProgram, load_program
+    from autogai.rewards.in_process import CompiledReward, load_program
+    from autogai.rewards.program import RewardProgram
     from autogai.rewards.sandbox import RowRewards, SandboxedReward
+    from autogai.rewards.static_checks import ParamSpec
     from autogai.rewards.validation import (
         Transition,
         ValidationReport,
@@ -22,10 +24,10 @@ if TYPE_CHECKING:
     from autogai.rewards.wrapper import RewardWrapper
 
 _EXPORTS = {
-    "CompiledReward": "autogai.rewards.program",
-    "ParamSpec": "autogai.rewards.program",
+    "CompiledReward": "autogai.rewards.in_process",
+    "ParamSpec": "autogai.rewards.static_checks",
     "RewardProgram": "autogai.rewards.program",
-    "load_program": "autogai.rewards.program",
+    "load_program": "autogai.rewards.in_process",
     "RowRewards": "autogai.rewards.sandbox",
     "SandboxedReward": "autogai.rewards.sandbox",
     "Transition": "autogai.rewards.validation",

@@ -1,21 +1,22 @@
 """The restricted runtime a reward program executes in: builtins, ``math``, ``np``, attribute guard.
 
-Static checks (:mod:`autogai.rewards.program`) are the first fence; this module is the second, *inside* the
-sandbox process: a program sees only
+Static checks (:mod:`autogai.rewards.static_checks`) are the first fence; this module is the second, *inside*
+the sandbox process: a program sees only (the names are listed in :mod:`autogai.rewards.allow_lists`)
 
-- a small builtins dict (:data:`SAFE_BUILTIN_NAMES`), with ``range`` and ``pow`` bounded;
-- ``math`` and ``np`` as proxies exposing allow-listed pure functions only (:data:`NUMPY_ALLOWED`,
-  :data:`MATH_ALLOWED`); array-creating functions refuse more than :data:`MAX_ARRAY_ELEMENTS` elements;
+- a small builtins dict (``SAFE_BUILTIN_NAMES``), with ``range`` and ``pow`` bounded;
+- ``math`` and ``np`` as proxies exposing allow-listed pure functions only (``NUMPY_ALLOWED``,
+  ``MATH_ALLOWED``); array-creating functions refuse more than :data:`MAX_ARRAY_ELEMENTS` elements;
 - every ``x.attr`` rewritten to ``_getattr_(x, "attr")``, which allows an attribute only if it is on the
-  allow-list of ``type(x)`` (:data:`ATTRIBUTE_ALLOWLIST`): arrays offer ``shape``, ``sum``, ``clip``, ... but
+  allow-list of ``type(x)`` (``ATTRIBUTE_ALLOWLIST``): arrays offer ``shape``, ``sum``, ``clip``, ... but
   never ``tofile``, ``dump``, ``ctypes``, ``data``, ``base``, ``view``; generators, functions, frames and types
   offer nothing at all;
 - ``a ** b`` rewritten to a bounded power;
 - ``m``, a read-only :class:`MetricsView`, and ``p``, a read-only mapping of parameter values.
 
 The third fence is the process: resource limits, no files, a pipe to the parent (see
-:mod:`autogai.rewards.sandbox_worker`). Running a program in-process with :func:`load_program` is for trusted
-code and tests only; untrusted code goes through :class:`autogai.rewards.sandbox.SandboxedReward`.
+:mod:`autogai.rewards.sandbox_worker`). Running a program in-process
+(:func:`autogai.rewards.in_process.load_program`) is for trusted code and tests only; untrusted code goes
+through :class:`autogai.rewards.sandbox.SandboxedReward`.
 
 This module imports numpy and the standard library only: the sandbox worker imports it.
 """
@@ -24,13 +25,20 @@ from __future__ import annotations
 
 import builtins
 import math
-import types
 from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
 
 from autogai.core.text import escape_control, is_printable_identifier
+from autogai.rewards.allow_lists import (
+    ARRAY_ATTRIBUTES,
+    ATTRIBUTE_ALLOWLIST,
+    MATH_ALLOWED,
+    NUMPY_ALLOWED,
+    NUMPY_LINALG_ALLOWED,
+    SAFE_BUILTIN_NAMES,
+)
 
 MAX_RANGE_ITEMS = 100_000
 """``range(...)`` refuses more items than this (loops over small ranges only)."""
@@ -84,32 +92,6 @@ def bounded_pow(base: Any, exponent: Any, modulo: Any = None) -> Any:
     return builtins.pow(base, exponent, modulo)
 
 
-SAFE_BUILTIN_NAMES: tuple[str, ...] = (
-    "abs",
-    "all",
-    "any",
-    "bool",
-    "dict",
-    "enumerate",
-    "float",
-    "int",
-    "isinstance",
-    "len",
-    "list",
-    "max",
-    "min",
-    "pow",
-    "range",
-    "reversed",
-    "round",
-    "sorted",
-    "str",
-    "sum",
-    "tuple",
-    "zip",
-)
-
-
 def _numpy_internal_import(
     name: str, globals: Any = None, locals: Any = None, fromlist: Any = (), level: int = 0
 ) -> Any:
@@ -156,193 +138,6 @@ class ModuleProxy:
     def __repr__(self) -> str:
         return f"<restricted {self._name}>"
 
-
-MATH_ALLOWED: tuple[str, ...] = (
-    "acos",
-    "acosh",
-    "asin",
-    "asinh",
-    "atan",
-    "atan2",
-    "atanh",
-    "ceil",
-    "copysign",
-    "cos",
-    "cosh",
-    "degrees",
-    "dist",
-    "e",
-    "erf",
-    "erfc",
-    "exp",
-    "expm1",
-    "fabs",
-    "floor",
-    "fmod",
-    "fsum",
-    "hypot",
-    "inf",
-    "isclose",
-    "isfinite",
-    "isinf",
-    "isnan",
-    "log",
-    "log10",
-    "log1p",
-    "log2",
-    "nan",
-    "pi",
-    "pow",
-    "radians",
-    "remainder",
-    "sin",
-    "sinh",
-    "sqrt",
-    "tan",
-    "tanh",
-    "tau",
-    "trunc",
-)
-"""Pure functions of ``math`` (no ``factorial``/``comb``/``perm``: they are CPU bombs on big integers)."""
-
-NUMPY_ALLOWED: tuple[str, ...] = (
-    # elementwise maths
-    "abs",
-    "absolute",
-    "add",
-    "divide",
-    "multiply",
-    "negative",
-    "subtract",
-    "arccos",
-    "arccosh",
-    "arcsin",
-    "arcsinh",
-    "arctan",
-    "arctan2",
-    "arctanh",
-    "cbrt",
-    "ceil",
-    "clip",
-    "cos",
-    "cosh",
-    "deg2rad",
-    "degrees",
-    "exp",
-    "exp2",
-    "expm1",
-    "fabs",
-    "floor",
-    "fmax",
-    "fmin",
-    "fmod",
-    "heaviside",
-    "hypot",
-    "log",
-    "log10",
-    "log1p",
-    "log2",
-    "maximum",
-    "minimum",
-    "mod",
-    "nan_to_num",
-    "power",
-    "rad2deg",
-    "radians",
-    "reciprocal",
-    "rint",
-    "round",
-    "sign",
-    "sin",
-    "sinh",
-    "sqrt",
-    "square",
-    "tan",
-    "tanh",
-    "trunc",
-    "where",
-    # logic and tests
-    "all",
-    "allclose",
-    "any",
-    "equal",
-    "greater",
-    "greater_equal",
-    "isclose",
-    "isfinite",
-    "isinf",
-    "isnan",
-    "less",
-    "less_equal",
-    "logical_and",
-    "logical_not",
-    "logical_or",
-    "logical_xor",
-    "not_equal",
-    # reductions
-    "amax",
-    "amin",
-    "argmax",
-    "argmin",
-    "count_nonzero",
-    "cumprod",
-    "cumsum",
-    "diff",
-    "max",
-    "mean",
-    "median",
-    "min",
-    "prod",
-    "std",
-    "sum",
-    "var",
-    # linear algebra on small vectors
-    "cross",
-    "dot",
-    "inner",
-    "interp",
-    "matmul",
-    "outer",
-    "vdot",
-    # shapes
-    "argsort",
-    "array",
-    "asarray",
-    "atleast_1d",
-    "concatenate",
-    "expand_dims",
-    "hstack",
-    "ravel",
-    "reshape",
-    "sort",
-    "squeeze",
-    "stack",
-    "transpose",
-    "vstack",
-    # size-checked constructors (wrapped below)
-    "arange",
-    "full",
-    "full_like",
-    "linspace",
-    "ones",
-    "ones_like",
-    "zeros",
-    "zeros_like",
-    # scalar types and constants
-    "bool_",
-    "e",
-    "float32",
-    "float64",
-    "inf",
-    "int32",
-    "int64",
-    "nan",
-    "pi",
-)
-"""Names a program may use as ``np.<name>``; plus ``np.linalg.norm``. Nothing that touches files, memory,
-pickles, ctypes or the system (``load``, ``save``, ``fromfile``, ``ctypeslib``, ``lib``, ``memmap``, ``f2py`` ...)."""
-
-NUMPY_LINALG_ALLOWED: tuple[str, ...] = ("norm",)
 
 # --- size limits on numpy ------------------------------------------------------------------------------
 # Every numpy function a program can call is wrapped: the size of what it would allocate is computed from
@@ -612,64 +407,6 @@ def readonly_array(value: Any) -> np.ndarray:
 
 # ---------------------------------------------------------------------------------------- attribute guard
 
-_ARRAY_ATTRIBUTES = frozenset(
-    {
-        "T",
-        "all",
-        "any",
-        "argmax",
-        "argmin",
-        "argsort",
-        "astype",
-        "clip",
-        "conj",
-        "copy",
-        "cumprod",
-        "cumsum",
-        "dot",
-        "dtype",
-        "flatten",
-        "imag",
-        "item",
-        "max",
-        "mean",
-        "min",
-        "ndim",
-        "nonzero",
-        "prod",
-        "ravel",
-        "real",
-        "reshape",
-        "round",
-        "shape",
-        "size",
-        "squeeze",
-        "std",
-        "sum",
-        "tolist",
-        "trace",
-        "transpose",
-        "var",
-    }
-)
-_NUMBER_ATTRIBUTES = frozenset({"real", "imag", "conjugate", "is_integer", "bit_length"})
-_MAPPING_READ_ATTRIBUTES = frozenset({"get", "keys", "values", "items", "copy"})
-
-ATTRIBUTE_ALLOWLIST: dict[type, frozenset[str]] = {
-    np.ndarray: _ARRAY_ATTRIBUTES,
-    float: _NUMBER_ATTRIBUTES,
-    int: _NUMBER_ATTRIBUTES,
-    bool: _NUMBER_ATTRIBUTES,
-    complex: _NUMBER_ATTRIBUTES,
-    dict: _MAPPING_READ_ATTRIBUTES | {"update", "pop", "setdefault"},
-    types.MappingProxyType: _MAPPING_READ_ATTRIBUTES,
-    list: frozenset({"append", "extend", "insert", "pop", "index", "count", "copy", "reverse", "sort"}),
-    tuple: frozenset({"index", "count"}),
-    str: frozenset({"lower", "upper", "strip", "startswith", "endswith", "join", "split", "replace"}),
-}
-"""Attributes a program may read, per exact type. Everything else (functions, generators, frames, types,
-modules, ufuncs, dtypes ...) offers no attribute at all. numpy scalars use the array list."""
-
 
 def guarded_getattr(obj: Any, name: str) -> Any:
     """What ``obj.name`` compiles to inside a reward program."""
@@ -688,7 +425,7 @@ def guarded_getattr(obj: Any, name: str) -> Any:
             return getattr(obj, name)  # raises SandboxViolation naming the attribute
     allowed = ATTRIBUTE_ALLOWLIST.get(kind)
     if allowed is None and isinstance(obj, np.generic):
-        allowed = _ARRAY_ATTRIBUTES
+        allowed = ARRAY_ATTRIBUTES
     if allowed is None or name not in allowed:
         raise SandboxViolation(f"attribute {name!r} of {kind.__name__} is not available in reward programs")
     if name in _SIZED_METHODS and isinstance(obj, (np.ndarray, np.generic)):
@@ -706,9 +443,6 @@ def make_globals() -> dict[str, Any]:
         "math": make_math_proxy(),
         "np": make_numpy_proxy(),
     }
-
-
-ALLOWED_GLOBAL_NAMES: frozenset[str] = frozenset(SAFE_BUILTIN_NAMES) | {"math", "np", "True", "False", "None"}
 
 
 # -------------------------------------------------------------------------------------------- outputs

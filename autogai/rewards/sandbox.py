@@ -2,12 +2,17 @@
 
 :class:`SandboxedReward` starts ``python -B -s -m autogai.rewards.sandbox_worker`` (no torch, no gymnasium:
 numpy and the restricted runtime only), which locks itself down before it sees the program (see
-:mod:`autogai.rewards.sandbox_worker`). Each :meth:`~SandboxedReward.compute` is one round trip: a pickle of
-the metrics and three small arrays to the worker, a small JSON reply back (the parent never unpickles what
-the sandbox wrote). A call that raises, returns the wrong type or a non-finite value, exceeds memory, or does
-not answer within ``call_timeout_s`` raises :class:`RewardRuntimeError` with the reason; on a stall the
-worker is killed. The worker never outlives its owner: it is killed on :meth:`close`, when the object is
-garbage collected, at interpreter exit, and (from the worker's side) when the parent process dies.
+:mod:`autogai.rewards.sandbox_worker`). Each :meth:`~SandboxedReward.compute` is one round trip of
+length-prefixed frames (:mod:`autogai.rewards.protocol`): to the worker, a compact binary record of float
+metrics and three small arrays (a pickle only where a metric is not a plain number, and for the trusted
+parent's ``load``, ``batch`` and ``close`` requests); back, a binary record of doubles, or a small JSON reply
+for an error. :meth:`~SandboxedReward.compute_rows` sends many transitions in one binary frame each way.
+The parent reads what the sandbox wrote with ``struct.unpack`` and ``json.loads`` only, never ``pickle``
+(tests/test_architecture.py checks it). A call that raises, returns the wrong type or a non-finite value,
+exceeds memory, or does not answer within ``call_timeout_s`` raises :class:`RewardRuntimeError` with the
+reason; on a stall the worker is killed. The worker never outlives its owner: it is killed on :meth:`close`,
+when the object is garbage collected, at interpreter exit, and (from the worker's side) when the parent
+process dies.
 """
 
 from __future__ import annotations

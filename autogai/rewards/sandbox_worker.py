@@ -42,11 +42,11 @@ def _warm_up(np_proxy: object) -> None:
     """Call every allow-listed numpy function once so its lazy imports happen before files are locked."""
     import numpy as np
 
-    from autogai.rewards import restricted
+    from autogai.rewards.allow_lists import NUMPY_ALLOWED
 
     vector = np.linspace(0.1, 0.9, 3)
     with np.errstate(all="ignore"):
-        for name in restricted.NUMPY_ALLOWED:
+        for name in NUMPY_ALLOWED:
             function = getattr(np_proxy, name)
             if not callable(function):
                 continue

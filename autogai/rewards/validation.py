@@ -29,8 +29,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from autogai.core.errors import RewardRejectedError, RewardRuntimeError
-from autogai.rewards.program import ParamSpec, RewardProgram
+from autogai.rewards.program import RewardProgram
 from autogai.rewards.restricted import as_float_array
+from autogai.rewards.static_checks import ParamSpec
 
 if TYPE_CHECKING:
     from autogai.tasks.card import TaskCard

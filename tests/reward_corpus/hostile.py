@@ -30,6 +30,17 @@ def _fn(body: str, *, header: str = "") -> str:
 
 OK = "return 0.0, {'zero': 0.0}"
 
+CPU_BUDGET = r"more than [\d.]+ s of CPU \(budget [\d.]+ s per call\)"
+"""The reason of a program stopped by its per-call CPU budget."""
+
+
+def _or_cpu_budget(reason: str) -> str:
+    """``reason``, or the per-call CPU budget: a program that does bulk work before it reaches another limit
+    (sizing a list of 100,000 arrays) may use up its CPU budget first on a slower machine. Either way it is
+    stopped by a resource limit and contained; which limit comes first depends on the machine's speed."""
+    return rf"(?:{reason})|{CPU_BUDGET}"
+
+
 HOSTILE: list[HostileCase] = [
     # --- imports ---------------------------------------------------------------------------------------
     HostileCase("import_os", "import os\n" + _fn("os.system('touch SENTINEL')\n" + OK), "syntax", r"import"),
@@ -164,7 +175,7 @@ HOSTILE: list[HostileCase] = [
         "array_bomb_outer",
         _fn("a = np.arange(10**6) * 1.0\nx = np.outer(a, a)\n" + OK),
         "smoke",
-        r"np\.outer of 1000000000000 elements exceeds",
+        _or_cpu_budget(r"np\.outer of 1000000000000 elements exceeds"),
     ),
     # element-count limit bypasses (outside tester): every constructor and combinator is sized first
     HostileCase(
@@ -207,13 +218,13 @@ HOSTILE: list[HostileCase] = [
         "concatenate_bomb",
         _fn("a = np.ones(1000)\nx = np.concatenate([a] * 100000)\n" + OK),
         "smoke",
-        r"np\.concatenate of 100000000 elements exceeds",
+        _or_cpu_budget(r"np\.concatenate of 100000000 elements exceeds"),
     ),
     HostileCase(
         "stack_bomb",
         _fn("a = np.ones(1000)\nx = np.stack([a] * 100000)\n" + OK),
         "smoke",
-        r"np\.stack of 100000000 elements exceeds",
+        _or_cpu_budget(r"np\.stack of 100000000 elements exceeds"),
     ),
     HostileCase(
         "broadcast_bomb",
