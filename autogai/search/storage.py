@@ -46,7 +46,7 @@ OUTAGE_LIMIT_ENV = "AUTOGAI_STORAGE_OUTAGE_LIMIT"
 """How long a storage may stay unreachable before a search or worker gives up (``30s``, ``5m``, ``1h``)."""
 DEFAULT_OUTAGE_LIMIT_S = 600.0
 RETRY_BASE_S = 0.5
-RETRY_MAX_S = 10.0
+RETRY_MAX_S = 5.0
 """Reconnection attempts back off exponentially from RETRY_BASE_S to RETRY_MAX_S (with jitter)."""
 
 logger = logging.getLogger(__name__)
