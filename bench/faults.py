@@ -454,6 +454,8 @@ class Bench:
         code, err = search.wait(timeout=120)
         took = time.monotonic() - sent
         left = running_trials(search.url, search.name)
+        if len(error_lines(err)) != 1 or "Traceback" in err:
+            problems.append(f"expected one line on stderr, got {error_lines(err)}")
         if code != 128 + signum:
             problems.append(f"{signum.name}: exit code {code}, expected {128 + signum}")
         if left:
