@@ -69,11 +69,18 @@ class Postgres:
         self.url = ""
 
     def start(self) -> str:
-        out = subprocess.run(
-            ["bash", str(PG_SCRIPT)], env=self.env, capture_output=True, text=True, check=True
-        )
-        self.url = out.stdout.strip().splitlines()[-1]
-        return self.url
+        for attempt in range(1, 4):
+            out = subprocess.run(["bash", str(PG_SCRIPT)], env=self.env, capture_output=True, text=True)
+            if out.returncode == 0:
+                self.url = out.stdout.strip().splitlines()[-1]
+                return self.url
+            log = self.directory / "server.log"
+            tail = log.read_text()[-600:] if log.is_file() else ""
+            print(
+                f"    note: PostgreSQL start {attempt} failed: {out.stderr.strip()[-300:]} {tail}", flush=True
+            )
+            time.sleep(2)
+        raise SystemExit("PostgreSQL did not start")
 
     def stop(self) -> None:
         subprocess.run(["bash", str(PG_SCRIPT), "--stop"], env=self.env, capture_output=True, check=False)

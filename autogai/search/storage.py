@@ -437,7 +437,9 @@ def make_storage(url: str, *, heartbeat: bool = True) -> optuna.storages.BaseSto
             raise StorageError(f"storage {shown} cannot write: {first}; free some space") from exc
         raise StorageError(f"cannot use storage {shown}: {first}") from exc
     # The constructor met the database: from here on, outages are waited out (up to the limit).
-    storage.outage = _OUTAGES.setdefault(
+    outage = _OUTAGES.setdefault(
         shown, StorageOutage(shown, outage_limit_s(), HEARTBEAT_GRACE_S + 2 * HEARTBEAT_INTERVAL_S)
     )
+    outage.limit_s = outage_limit_s()
+    storage.outage = outage
     return storage

@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import random
 import socket
 import threading
 import warnings
@@ -87,6 +88,23 @@ def load_study(storage: optuna.storages.BaseStorage, name: str, **kwargs: Any) -
     return optuna.load_study(study_name=name, storage=storage, **kwargs)
 
 
+RUN_LAYOUT = 1
+"""Version of the run's layout in the storage (study names, attributes); a newer one is refused."""
+
+
+def check_run_layout(config: dict[str, Any], run_name: str) -> None:
+    """Raise StorageError (one line) for a run written by an autogai with a newer storage layout."""
+    layout = config.get("layout", RUN_LAYOUT)
+    if not isinstance(layout, int) or layout > RUN_LAYOUT:
+        import autogai
+
+        written_by = config.get("autogai_version", "a newer autogai")
+        raise StorageError(
+            f"run {run_name!r} was written by autogai {written_by} (storage layout {layout}); this autogai "
+            f"{autogai.__version__} reads layout {RUN_LAYOUT}: upgrade autogai, or start a new run directory"
+        )
+
+
 def read_run_config(storage: optuna.storages.BaseStorage, run_name: str) -> dict[str, Any]:
     """The configuration the pipeline stored for workers; raises StorageError if the run is unknown."""
     try:
@@ -101,7 +119,9 @@ def read_run_config(storage: optuna.storages.BaseStorage, run_name: str) -> dict
         )
         known = ", ".join(runs) or "none"
         raise StorageError(f"no run named {run_name!r} in this storage; runs there: {known}") from exc
-    return dict(storage.get_study_user_attrs(study_id))
+    config = dict(storage.get_study_user_attrs(study_id))
+    check_run_layout(config, run_name)
+    return config
 
 
 def budget_units(study: optuna.Study) -> int:
@@ -212,16 +232,22 @@ def claim_waiting_trials(
         return claimed
     study_id = storage.get_study_id_from_name(study.study_name)
     with _file_lock(lock_path):
-        for frozen in study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
-            if len(claimed) >= limit:
-                break
+        candidates = list(study.get_trials(deepcopy=False, states=(TrialState.WAITING,)))
+        while candidates and len(claimed) < limit:
+            frozen = candidates.pop(0)
             if not frozen.user_attrs.get(QUEUED_ATTR):
                 continue
             trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, frozen.number)
             try:
-                if not storage.set_trial_state_values(trial_id, state=TrialState.RUNNING):
-                    continue  # another worker took it first
+                won = storage.set_trial_state_values(trial_id, state=TrialState.RUNNING)
             except optuna.exceptions.UpdateFinishedTrialError:
+                won = False
+            if not won:
+                # Another worker took it first: the others race along the queue too, so go on from a random
+                # place instead of queueing behind their row locks trial after trial.
+                if candidates:
+                    k = random.randrange(len(candidates))
+                    candidates = candidates[k:] + candidates[:k]
                 continue
             storage.set_trial_user_attr(trial_id, "worker", worker_identity())
             claimed.append((optuna.Trial(study, trial_id), trial_id))
