@@ -340,12 +340,12 @@ def storage_outage(storage: object) -> StorageOutage | None:
 @functools.cache
 def _resilient_rdb_class() -> type:
     """An :class:`optuna.storages.RDBStorage` whose calls wait out a database outage (see
-    :class:`StorageOutage`). Heartbeats and intermediate values are tried once: a missed beat or a missed
-    pruning report costs nothing, and a trial must not block on them."""
+    :class:`StorageOutage`). Heartbeats are tried once: a missed beat costs nothing (stale checks wait for
+    the workers to beat again after an outage), and the heartbeat thread must not hang on one."""
     import optuna
 
     base = optuna.storages.RDBStorage
-    best_effort = {"record_heartbeat", "set_trial_intermediate_value"}
+    best_effort = {"record_heartbeat"}
     names = [
         name
         for name in dir(optuna.storages.BaseStorage)
