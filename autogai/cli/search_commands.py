@@ -80,6 +80,11 @@ def search(
         help="Knowledge-base embeddings: local (default), hash, ollama:<model>, openai:<model>.",
     ),
     total_steps: int = typer.Option(None, "--steps", help="Override the preset's training steps per trial."),
+    storage_outage_limit: str = typer.Option(
+        None,
+        "--storage-outage-limit",
+        help="How long to wait for an unreachable storage before stopping (e.g. 90s, 5m; default 10m).",
+    ),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No live progress, only the final table."),
 ) -> int:
     """Run the design loop: propose -> tune -> choose on validation seeds -> feed back; then test the
@@ -118,15 +123,24 @@ def search(
         from autogai.search.storage import check_storage_location
 
         check_storage_location(storage)  # a mistyped URL fails before the progress display starts
+    _set_outage_limit(storage_outage_limit)
     import signal
+    import sys
 
     from autogai.cli._render import SearchProgressView, print_leaderboard, print_summary_footer
     from autogai.core.text import escape_control
 
-    def _terminate(*_: object) -> None:
-        raise KeyboardInterrupt  # stop cleanly: workers re-queue their trials, the run resumes later
+    stopped_by: list[int] = []
+
+    def _terminate(signum: int, _frame: object) -> None:
+        # Stop cleanly: workers re-queue their trials, the run resumes later. A second signal must not
+        # break off that clean-up, so only the first one interrupts.
+        stopped_by.append(signum)
+        if len(stopped_by) == 1:
+            raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, _terminate)
+    signal.signal(signal.SIGINT, _terminate)
     view = None if quiet else SearchProgressView()
 
     def quiet_progress(p: Any) -> None:  # the plan and time-budget decisions still reach the terminal
@@ -135,6 +149,14 @@ def search(
 
     try:
         summary = run_search(options, progress=quiet_progress if view is None else view.update)
+    except KeyboardInterrupt:
+        signum = stopped_by[0] if stopped_by else int(signal.SIGINT)
+        print(
+            f"autogai: stopped by {signal.Signals(signum).name}; running trials went back to the queue, "
+            "run the same command to resume",
+            file=sys.stderr,
+        )
+        raise typer.Exit(128 + signum) from None
     finally:
         if view is not None:
             view.close()
@@ -155,6 +177,11 @@ def worker(
         "--exit-when-idle",
         help="Stop when nothing is queued instead of waiting for the run to finish.",
     ),
+    storage_outage_limit: str = typer.Option(
+        None,
+        "--storage-outage-limit",
+        help="How long to wait for an unreachable storage before stopping (e.g. 90s, 5m; default 10m).",
+    ),
 ) -> int:
     """Join a running search: take its queued trials until its budget is done."""
     from rich.console import Console
@@ -162,13 +189,24 @@ def worker(
     from autogai.search.storage import redact_url
     from autogai.search.worker import Worker
 
+    _set_outage_limit(storage_outage_limit)
     console = Console(stderr=True)
     w = Worker(storage, run, device=device, exit_when_idle=exit_when_idle, max_trials=max_trials)
-    import signal
-
-    signal.signal(signal.SIGTERM, w.request_stop)
+    w.install_signal_handlers()  # SIGTERM/SIGINT: hand the batch back to the queue, exit 143/130
     console.print(f"worker joined run [bold]{run}[/] on {redact_url(storage)}")
     w.warm_up()
     done: Any = w.run()
     console.print(f"worker finished {done} trial(s)")
-    return 0
+    return w.exit_code
+
+
+def _set_outage_limit(text: str | None) -> None:
+    """``--storage-outage-limit``: checked here, handed to this process and its workers by environment."""
+    if not text:
+        return
+    import os
+
+    from autogai.search.storage import OUTAGE_LIMIT_ENV, parse_duration
+
+    parse_duration(text)
+    os.environ[OUTAGE_LIMIT_ENV] = text

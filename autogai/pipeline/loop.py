@@ -388,71 +388,29 @@ class _Search:
     # --- workers -------------------------------------------------------------------------------
 
     def start_workers(self) -> None:
-        from autogai.search.worker import spawn_worker
+        from autogai.search.pool import WorkerPool
 
-        logs = self.run.path / "logs"
-        logs.mkdir(exist_ok=True)
-        self.pool = [
-            spawn_worker(
-                self.storage_url,
-                self.run_name,
-                device=self.options.device,
-                log_path=logs / f"worker-{i}.log",
-                slot=i,
-            )
-            for i in range(self.options.workers)
-        ]
+        self.pool = WorkerPool(
+            self.store,
+            self.storage_url,
+            count=self.options.workers,
+            device=self.options.device,
+            log_dir=self.run.path / "logs",
+        )
+        self.pool.start()
 
     def check_workers(self) -> None:
         """Restart a local worker that died (its running trial is failed and re-queued first)."""
-        from autogai.search.worker import spawn_worker
-
-        if not self.pool:
-            return
-        for index, process in enumerate(self.pool):
-            if process.poll() is None:
-                continue
-            logger.warning("worker %d exited with code %s; restarting it", index, process.returncode)
-            self.store.recover_dead_workers()
-            self.pool[index] = spawn_worker(
-                self.storage_url,
-                self.run_name,
-                device=self.options.device,
-                log_path=self.run.path / "logs" / f"worker-{index}.log",
-                slot=index,
-            )
+        if self.pool is not None:
+            self.pool.check()
 
     def stop_workers(self) -> None:
-        if not self.pool:
-            return
-        for process in self.pool:
-            if process.poll() is None:
-                process.terminate()
-        deadline = time.monotonic() + 10
-        for process in self.pool:
-            try:
-                process.wait(timeout=max(0.1, deadline - time.monotonic()))
-            except Exception:
-                process.kill()
-                process.wait()
-        self.pool = []
+        if self.pool is not None:
+            self.pool.stop()
 
     def wait_for(self, study_names: list[str], phase: str) -> None:
         """Block until no trial of ``study_names`` is WAITING or RUNNING."""
-        last_emit = 0.0
-        last_stale = time.monotonic()
-        while True:
-            if self.store.pending(study_names) == 0:
-                self.emit(phase)
-                return
-            self.check_workers()
-            if time.monotonic() - last_stale > 15:  # remote workers that stopped beating
-                self.store.fail_stale(study_names)
-                last_stale = time.monotonic()
-            if time.monotonic() - last_emit > 1.0:
-                self.emit(phase)
-                last_emit = time.monotonic()
-            time.sleep(0.5)
+        self.pool.wait_for(study_names, progress=lambda: self.emit(phase))
 
     # --- one generation ------------------------------------------------------------------------
 

@@ -14,6 +14,7 @@ p-value is below :data:`ALPHA`. Designs that did not reach the final keep their 
 from __future__ import annotations
 
 import csv
+import io
 import json
 import math
 from collections.abc import Iterable, Mapping, Sequence
@@ -23,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from autogai.core.files import write_atomic
 from autogai.core.types import Design
 from autogai.pipeline.rundir import RunDirectory
 from autogai.pipeline.stats import ScoreSummary, summarize_scores
@@ -323,17 +325,18 @@ def write_leaderboard(
     plan: Mapping[str, Any] | None = None,
 ) -> None:
     metric_names = sorted({k for row in rows for k in row.get("report_metrics", {})})
-    with open(run.path / "leaderboard.csv", "w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow([*_CSV_COLUMNS, *metric_names])
-        for row in rows:
-            metrics = row.get("report_metrics", {})
-            diff = row.get("diff_vs_baseline_ci") or [None, None]
-            ci = row.get("iqm_ci") or [None, None]
-            flat = {**row, "diff_low": diff[0], "diff_high": diff[1], "iqm_low": ci[0], "iqm_high": ci[1]}
-            writer.writerow(
-                [_fmt(flat.get(c)) for c in _CSV_COLUMNS] + [_fmt(metrics.get(m)) for m in metric_names]
-            )
+    handle = io.StringIO(newline="")
+    writer = csv.writer(handle)
+    writer.writerow([*_CSV_COLUMNS, *metric_names])
+    for row in rows:
+        metrics = row.get("report_metrics", {})
+        diff = row.get("diff_vs_baseline_ci") or [None, None]
+        ci = row.get("iqm_ci") or [None, None]
+        flat = {**row, "diff_low": diff[0], "diff_high": diff[1], "iqm_low": ci[0], "iqm_high": ci[1]}
+        writer.writerow(
+            [_fmt(flat.get(c)) for c in _CSV_COLUMNS] + [_fmt(metrics.get(m)) for m in metric_names]
+        )
+    write_atomic(run.path / "leaderboard.csv", handle.getvalue())
     payload = {
         "task": task_id,
         "phase": phase,
@@ -344,7 +347,7 @@ def write_leaderboard(
         "references": dict(references or {}),
         "designs": list(rows),
     }
-    (run.path / "leaderboard.json").write_text(json.dumps(payload, indent=2, default=str) + "\n")
+    write_atomic(run.path / "leaderboard.json", json.dumps(payload, indent=2, default=str) + "\n")
 
 
 def _fmt(value: Any) -> Any:
@@ -377,27 +380,28 @@ def write_design_tables(run: RunDirectory, result: DesignResult) -> None:
         "retry_of",
         "reason",
     ]
-    with open(directory / "trials.csv", "w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(fixed + param_names)
-        for study, t in trials:
-            attrs = t.user_attrs
-            params = dict(t.params) if study == "tuning" else dict(attrs.get("params") or {})
-            writer.writerow(
-                [
-                    study,
-                    t.number,
-                    t.state,
-                    _fmt(t.value),
-                    _fmt(attrs.get("duration_s")),
-                    _fmt(attrs.get("seed")),
-                    attrs.get("status", ""),
-                    _fmt(attrs.get("steps_done")),
-                    _fmt(t.retry_of),
-                    str(attrs.get("reason") or "").replace("\n", " ")[:300],
-                ]
-                + [_fmt(params.get(p)) for p in param_names]
-            )
+    handle = io.StringIO(newline="")
+    writer = csv.writer(handle)
+    writer.writerow(fixed + param_names)
+    for study, t in trials:
+        attrs = t.user_attrs
+        params = dict(t.params) if study == "tuning" else dict(attrs.get("params") or {})
+        writer.writerow(
+            [
+                study,
+                t.number,
+                t.state,
+                _fmt(t.value),
+                _fmt(attrs.get("duration_s")),
+                _fmt(attrs.get("seed")),
+                attrs.get("status", ""),
+                _fmt(attrs.get("steps_done")),
+                _fmt(t.retry_of),
+                str(attrs.get("reason") or "").replace("\n", " ")[:300],
+            ]
+            + [_fmt(params.get(p)) for p in param_names]
+        )
+    write_atomic(directory / "trials.csv", handle.getvalue())
     curve_rows: list[dict[str, Any]] = []
     best = result.best_trial
     if best is not None:
@@ -415,13 +419,12 @@ def write_design_tables(run: RunDirectory, result: DesignResult) -> None:
         for key in row:
             if key not in columns:
                 columns.append(key)
-    with open(directory / "curves.csv", "w", newline="") as handle:
-        dict_writer = csv.DictWriter(
-            handle, fieldnames=columns or ["source", "trial", "seed", "step", "fitness"]
-        )
-        dict_writer.writeheader()
-        for row in curve_rows:
-            dict_writer.writerow({k: _fmt(v) for k, v in row.items()})
+    curves = io.StringIO(newline="")
+    dict_writer = csv.DictWriter(curves, fieldnames=columns or ["source", "trial", "seed", "step", "fitness"])
+    dict_writer.writeheader()
+    for row in curve_rows:
+        dict_writer.writerow({k: _fmt(v) for k, v in row.items()})
+    write_atomic(directory / "curves.csv", curves.getvalue())
 
 
 def read_csv(path: Path) -> list[dict[str, str]]:

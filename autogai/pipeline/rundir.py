@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from autogai.core.errors import RunDirectoryError
+from autogai.core.files import disk_error, write_atomic
 from autogai.core.types import Design
 
 if TYPE_CHECKING:
@@ -36,6 +37,13 @@ if TYPE_CHECKING:
 
 # Keys of config.json that define what a run computes; a resumed command must agree on all of them.
 IDENTITY_KEYS = ("task", "action_space", "llm", "preset", "budget_identity", "storage")
+
+
+def _make_dir(directory: Path) -> None:
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise disk_error(directory, exc) from exc
 
 
 def _dump(data: Any) -> str:
@@ -117,9 +125,9 @@ class RunDirectory:
         existing = self.read_config()
         if existing is not None:
             merged = {**existing, **{k: v for k, v in config.items() if k not in ("created_at",)}}
-            self.config_path.write_text(_dump(merged))
+            write_atomic(self.config_path, _dump(merged))
             return
-        self.config_path.write_text(_dump(dict(config)))
+        write_atomic(self.config_path, _dump(dict(config)))
 
     # --- lock ------------------------------------------------------------------------------------
 
@@ -141,7 +149,7 @@ class RunDirectory:
                         f"run directory {str(self.path)!r} is in use by search process {pid}; "
                         "wait for it, or add workers with `autogai worker`"
                     )
-        self.lock_path.write_text(json.dumps({"host": host, "pid": os.getpid()}))
+        write_atomic(self.lock_path, json.dumps({"host": host, "pid": os.getpid()}))
         try:
             yield
         finally:
@@ -163,9 +171,7 @@ class RunDirectory:
         tmp.replace(path)
 
     def write_state(self, state: Mapping[str, Any]) -> None:
-        tmp = self.state_path.with_suffix(".tmp")
-        tmp.write_text(_dump(state))
-        tmp.replace(self.state_path)
+        write_atomic(self.state_path, _dump(state))
 
     # --- designs ---------------------------------------------------------------------------------
 
@@ -180,14 +186,14 @@ class RunDirectory:
         extra: Mapping[str, Any] | None = None,
     ) -> Path:
         directory = self.design_dir(design.id)
-        directory.mkdir(parents=True, exist_ok=True)
-        (directory / "reward.py").write_text(design.reward_source.rstrip() + "\n")
+        _make_dir(directory)
+        write_atomic(directory / "reward.py", design.reward_source.rstrip() + "\n")
         if prompt or not (directory / "prompt.md").exists():
-            (directory / "prompt.md").write_text(
-                prompt or "(no prompt: this design was not proposed by a model)\n"
+            write_atomic(
+                directory / "prompt.md", prompt or "(no prompt: this design was not proposed by a model)\n"
             )
         if response or not (directory / "response.md").exists():
-            (directory / "response.md").write_text(response or "(no response)\n")
+            write_atomic(directory / "response.md", response or "(no response)\n")
         data = self.read_design_json(design.id) or {}
         data.update(design.to_dict())
         data["status"] = (
@@ -196,7 +202,7 @@ class RunDirectory:
         if validation is not None:
             data["validation"] = dict(validation)
         data.update(dict(extra or {}))
-        (directory / "design.json").write_text(_dump(data))
+        write_atomic(directory / "design.json", _dump(data))
         return directory
 
     def write_rejected(
@@ -211,13 +217,13 @@ class RunDirectory:
         extra: Mapping[str, Any] | None = None,
     ) -> Path:
         directory = self.designs_dir / label
-        directory.mkdir(parents=True, exist_ok=True)
-        (directory / "prompt.md").write_text(prompt or "(no prompt)\n")
-        (directory / "response.md").write_text(response or "(no response)\n")
+        _make_dir(directory)
+        write_atomic(directory / "prompt.md", prompt or "(no prompt)\n")
+        write_atomic(directory / "response.md", response or "(no response)\n")
         if reward_source:
-            (directory / "reward.py").write_text(reward_source.rstrip() + "\n")
+            write_atomic(directory / "reward.py", reward_source.rstrip() + "\n")
         data = {"id": label, "status": "rejected", "error": error, "validation": validation, **(extra or {})}
-        (directory / "design.json").write_text(_dump(data))
+        write_atomic(directory / "design.json", _dump(data))
         return directory
 
     def write_proposal(self, record: ProposalRecord, *, label: str) -> Path:
@@ -256,7 +262,7 @@ class RunDirectory:
     def update_design_json(self, design_id: str, **fields: Any) -> None:
         data = self.read_design_json(design_id) or {"id": design_id}
         data.update(fields)
-        (self.design_dir(design_id) / "design.json").write_text(_dump(data))
+        write_atomic(self.design_dir(design_id) / "design.json", _dump(data))
 
     def load_design(self, design_id: str) -> Design:
         data = self.read_design_json(design_id)

@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from autogai.search.studies import (
+    RUN_LAYOUT,
+    check_run_layout,
     design_study_name,
     enqueue_to,
     fail_stale_trials,
@@ -76,6 +78,9 @@ class RunStore:
         """Record the run's context for workers, mark it running, and re-queue the trials of workers on
         this host that died (a killed search being resumed). Returns the re-queued (study, trial) pairs."""
         meta = get_or_create_study(self.storage, meta_study_name(self.run_name))
+        check_run_layout(dict(meta.user_attrs), self.run_name)  # a run of a newer autogai: one line
+        meta.set_user_attr("layout", RUN_LAYOUT)
+        meta.set_user_attr("autogai_version", __import__("autogai").__version__)
         meta.set_user_attr("context", dict(context))
         meta.set_user_attr("status", "running")
         return recover_dead_local_trials(self.storage, self.run_name)

@@ -14,11 +14,18 @@ Accepted URLs::
 
 from __future__ import annotations
 
+import functools
+import logging
+import os
+import random
 import re
 import sqlite3
+import threading
+import time
 import warnings
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from autogai.core.errors import StorageError
 from autogai.core.logging import mask_secrets
@@ -34,6 +41,16 @@ MAX_RETRIES = 3
 """How often a trial whose worker died is re-queued before it counts as failed for good."""
 
 SUPPORTED_SCHEMES = ("sqlite", "journal", "postgresql", "mysql")
+
+OUTAGE_LIMIT_ENV = "AUTOGAI_STORAGE_OUTAGE_LIMIT"
+"""How long a storage may stay unreachable before a search or worker gives up (``30s``, ``5m``, ``1h``)."""
+DEFAULT_OUTAGE_LIMIT_S = 600.0
+RETRY_BASE_S = 0.5
+RETRY_MAX_S = 5.0
+"""Reconnection attempts back off exponentially from RETRY_BASE_S to RETRY_MAX_S (with jitter)."""
+
+logger = logging.getLogger(__name__)
+_T = TypeVar("_T")
 
 
 def default_storage_url(run_dir: Path) -> str:
@@ -134,16 +151,229 @@ def check_storage_location(url: str) -> None:
             _check_writable_file(path, "SQLite storage")
 
 
+def parse_duration(text: str) -> float:
+    """``90``, ``90s``, ``5m``, ``1h`` -> seconds; raises :class:`StorageError` (one line) otherwise."""
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smh]?)\s*", text or "")
+    if not match:
+        raise StorageError(f"storage outage limit {text!r} is not a duration; use e.g. 90s, 5m or 1h")
+    return float(match.group(1)) * {"": 1, "s": 1, "m": 60, "h": 3600}[match.group(2)]
+
+
+def outage_limit_s() -> float:
+    """The user's limit (``--storage-outage-limit`` / ``AUTOGAI_STORAGE_OUTAGE_LIMIT``), 10 minutes unset."""
+    text = os.environ.get(OUTAGE_LIMIT_ENV)
+    return DEFAULT_OUTAGE_LIMIT_S if not text else parse_duration(text)
+
+
+def _damaged_sqlite(path: Path, reason: object) -> StorageError:
+    return StorageError(
+        f"the SQLite storage {path} is damaged ({reason}); move it away (or restore a backup) and run the "
+        "search again: a run directory without optuna.db starts its trials afresh"
+    )
+
+
 def _enable_wal(path: Path) -> None:
-    """WAL lets readers work while one worker writes; the mode is persistent in the file."""
+    """WAL lets readers work while one worker writes; the mode is persistent in the file. A quick
+    integrity check first: a truncated or overwritten file must fail here, in one line, not mid-search."""
     try:
         connection = sqlite3.connect(str(path), timeout=30)
         try:
+            if path.is_file() and path.stat().st_size > 0:
+                verdict = connection.execute("PRAGMA quick_check").fetchone()
+                if not verdict or verdict[0] != "ok":
+                    raise _damaged_sqlite(path, verdict[0] if verdict else "integrity check failed")
             connection.execute("PRAGMA journal_mode=WAL")
         finally:
             connection.close()
+    except sqlite3.DatabaseError as exc:
+        if "not a database" in str(exc) or "malformed" in str(exc):
+            raise _damaged_sqlite(path, exc) from exc
+        raise StorageError(f"cannot open SQLite storage {path}: {exc}") from exc
     except sqlite3.Error as exc:
         raise StorageError(f"cannot open SQLite storage {path}: {exc}") from exc
+
+
+def _root_cause(exc: BaseException) -> BaseException:
+    """The database driver's error under SQLAlchemy's and Optuna's wrappers."""
+    seen = exc
+    while True:
+        inner = getattr(seen, "orig", None) or seen.__cause__
+        if inner is None or inner is seen:
+            return seen
+        seen = inner
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__
+
+
+def _is_disk_full(exc: BaseException) -> bool:
+    text = str(_root_cause(exc)).lower()
+    return "database or disk is full" in text or "no space left" in text or "disk i/o error" in text
+
+
+def _is_transient(exc: BaseException) -> bool:
+    """A lost or refused connection (server restarting, network blip) or a locked SQLite file: worth
+    waiting for. Anything else (bad data, schema, a full disk) is raised at once."""
+    import optuna
+    import sqlalchemy.exc
+
+    if _is_disk_full(exc):
+        return False
+    candidates: list[BaseException] = [exc]
+    if isinstance(exc, optuna.exceptions.StorageInternalError) and exc.__cause__ is not None:
+        candidates.append(exc.__cause__)
+    for candidate in candidates:
+        if isinstance(candidate, sqlalchemy.exc.DBAPIError) and candidate.connection_invalidated:
+            return True
+        if isinstance(candidate, (sqlalchemy.exc.OperationalError, sqlalchemy.exc.InterfaceError)):
+            return True
+    return False
+
+
+class StorageOutage:
+    """One process's view of its storage's availability: waits for the storage to come back (bounded
+    exponential backoff), logs once per outage, and gives up after the outage limit.
+
+    Processes that noticed an outage also hold back their stale-trial checks until every worker has had
+    time to beat again (:meth:`recently_recovered`): heartbeats could not be written while the database
+    was away, and a trial must not be failed for that.
+    """
+
+    def __init__(self, shown_url: str, limit_s: float, grace_s: float) -> None:
+        self.shown_url = shown_url
+        self.limit_s = limit_s
+        self.grace_s = grace_s
+        self._lock = threading.Lock()
+        self._down_since: float | None = None
+        self._recovered_at: float | None = None
+        self._gave_up = False
+        self._local = threading.local()
+
+    # --- state -------------------------------------------------------------------------------------
+    def _note_failure(self, exc: BaseException) -> float:
+        """Record a failed call; returns how long the storage has been away."""
+        now = time.monotonic()
+        with self._lock:
+            if self._down_since is None:
+                self._down_since = now
+                logger.warning(
+                    "storage %s unreachable (%s); waiting up to %.0f s for it to come back",
+                    self.shown_url,
+                    mask_secrets(_first_line(_root_cause(exc))),
+                    self.limit_s,
+                )
+            return now - self._down_since
+
+    def _note_success(self) -> None:
+        if self._down_since is None:
+            return
+        with self._lock:
+            if self._down_since is None:
+                return
+            logger.warning(
+                "storage %s is back after %.0f s", self.shown_url, time.monotonic() - self._down_since
+            )
+            self._down_since = None
+            self._recovered_at = time.monotonic()
+            self._gave_up = False
+
+    def is_down(self) -> bool:
+        return self._down_since is not None
+
+    def recently_recovered(self) -> bool:
+        """True during an outage and for ``grace_s`` seconds after it."""
+        if self._down_since is not None:
+            return True
+        return self._recovered_at is not None and time.monotonic() - self._recovered_at < self.grace_s
+
+    def _give_up(self, exc: BaseException, waited: float) -> StorageError:
+        self._gave_up = True
+        return StorageError(
+            f"storage {self.shown_url} unreachable for {waited:.0f} s, longer than the outage limit "
+            f"({self.limit_s:.0f} s; --storage-outage-limit or {OUTAGE_LIMIT_ENV}): "
+            f"{mask_secrets(_first_line(_root_cause(exc)))}; run the same command again to resume"
+        )
+
+    # --- calls -------------------------------------------------------------------------------------
+    def call(self, fn: Callable[..., _T], *args: Any, retry: bool = True, **kwargs: Any) -> _T:
+        """``fn(*args, **kwargs)``, retried while the storage is unreachable (``retry``), else tried once."""
+        if getattr(self._local, "depth", 0) > 0:  # a storage method calling another: one retry loop
+            return fn(*args, **kwargs)
+        attempt = 0
+        while True:
+            self._local.depth = 1
+            try:
+                result = fn(*args, **kwargs)
+            except Exception as exc:
+                if _is_disk_full(exc):
+                    raise StorageError(
+                        f"storage {self.shown_url} cannot write: {_first_line(_root_cause(exc))}; free some "
+                        "space and run the same command again to resume"
+                    ) from exc
+                if not _is_transient(exc):
+                    raise
+                waited = self._note_failure(exc)
+                if not retry:
+                    raise
+                if self._gave_up or waited >= self.limit_s:
+                    raise self._give_up(exc, waited) from exc
+                delay = min(RETRY_MAX_S, RETRY_BASE_S * 2**attempt) * random.uniform(0.8, 1.2)
+                attempt += 1
+                time.sleep(min(delay, max(0.1, self.limit_s - waited)))
+                continue
+            finally:
+                self._local.depth = 0
+            self._note_success()
+            return result
+
+
+_OUTAGES: dict[str, StorageOutage] = {}
+
+
+def storage_outage(storage: object) -> StorageOutage | None:
+    """The outage tracker of a storage made by :func:`make_storage` (None for journal storages)."""
+    return getattr(storage, "outage", None)
+
+
+@functools.cache
+def _resilient_rdb_class() -> type:
+    """An :class:`optuna.storages.RDBStorage` whose calls wait out a database outage (see
+    :class:`StorageOutage`). Heartbeats are tried once: a missed beat costs nothing (stale checks wait for
+    the workers to beat again after an outage), and the heartbeat thread must not hang on one."""
+    import optuna
+
+    base = optuna.storages.RDBStorage
+    best_effort = {"record_heartbeat"}
+    names = [
+        name
+        for name in dir(optuna.storages.BaseStorage)
+        if not name.startswith("_") and callable(getattr(optuna.storages.BaseStorage, name))
+    ] + ["record_heartbeat", "get_heartbeat_interval"]
+    # The study's cache in front of the storage (what ``optuna.load_study`` hands out) reaches the database
+    # through these helpers of RDBStorage as well; wrapped where this Optuna version has them.
+    names += ["_create_new_trial", "_set_trial_param", "_get_best_trial_id", "_get_trials"]
+    names += ["_get_stale_trial_ids"]
+    namespace: dict[str, Any] = {"outage": None}
+
+    def wrap(name: str) -> Callable[..., Any]:
+        original = getattr(base, name)
+        retry = name not in best_effort
+
+        @functools.wraps(original)
+        def method(self: Any, *args: Any, **kwargs: Any) -> Any:
+            if self.outage is None:
+                return original(self, *args, **kwargs)
+            return self.outage.call(original, self, *args, retry=retry, **kwargs)
+
+        return method
+
+    for name in sorted(set(names)):
+        if name in ("remove_session",) or not hasattr(base, name):
+            continue
+        namespace[name] = wrap(name)
+    return type("ResilientRDBStorage", (base,), namespace)
 
 
 def make_storage(url: str, *, heartbeat: bool = True) -> optuna.storages.BaseStorage:
@@ -188,13 +418,28 @@ def make_storage(url: str, *, heartbeat: bool = True) -> optuna.storages.BaseSto
             ),
         }
     try:
-        return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs, **kwargs)
+        storage = _resilient_rdb_class()(url, engine_kwargs=engine_kwargs, **kwargs)
     except ImportError as exc:
         from autogai.core.errors import MissingDependencyError
 
         hint = "pip install 'autogai[postgres]'" if scheme == "postgresql" else "install the database driver"
         raise MissingDependencyError(f"storage {shown} needs a database driver: {hint}") from exc
     except Exception as exc:  # sqlalchemy.exc.OperationalError and friends: unreachable, auth, read-only
-        reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()
-        first = reason[0] if reason else type(exc).__name__
+        first = mask_secrets(_first_line(_root_cause(exc)))
+        if "no longer compatible with the table schema" in first or "schema" in first.lower():
+            raise StorageError(
+                f"storage {shown} was written by another Optuna version ({first}); upgrade it with "
+                f"`optuna storage upgrade --storage URL`, or use the autogai version that created it"
+            ) from exc
+        if scheme == "sqlite" and ("not a database" in first or "malformed" in first):
+            raise _damaged_sqlite(sqlite_path(url) or Path(shown), first) from exc
+        if _is_disk_full(exc):
+            raise StorageError(f"storage {shown} cannot write: {first}; free some space") from exc
         raise StorageError(f"cannot use storage {shown}: {first}") from exc
+    # The constructor met the database: from here on, outages are waited out (up to the limit).
+    outage = _OUTAGES.setdefault(
+        shown, StorageOutage(shown, outage_limit_s(), HEARTBEAT_GRACE_S + 2 * HEARTBEAT_INTERVAL_S)
+    )
+    outage.limit_s = outage_limit_s()
+    storage.outage = outage
+    return storage

@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import random
 import socket
 import threading
 import warnings
@@ -99,6 +100,23 @@ def load_study(storage: optuna.storages.BaseStorage, name: str, **kwargs: Any) -
     return optuna.load_study(study_name=name, storage=storage, **kwargs)
 
 
+RUN_LAYOUT = 1
+"""Version of the run's layout in the storage (study names, attributes); a newer one is refused."""
+
+
+def check_run_layout(config: dict[str, Any], run_name: str) -> None:
+    """Raise StorageError (one line) for a run written by an autogai with a newer storage layout."""
+    layout = config.get("layout", RUN_LAYOUT)
+    if not isinstance(layout, int) or layout > RUN_LAYOUT:
+        import autogai
+
+        written_by = config.get("autogai_version", "a newer autogai")
+        raise StorageError(
+            f"run {run_name!r} was written by autogai {written_by} (storage layout {layout}); this autogai "
+            f"{autogai.__version__} reads layout {RUN_LAYOUT}: upgrade autogai, or start a new run directory"
+        )
+
+
 def read_run_config(storage: optuna.storages.BaseStorage, run_name: str) -> dict[str, Any]:
     """The configuration the pipeline stored for workers; raises StorageError if the run is unknown."""
     try:
@@ -113,13 +131,20 @@ def read_run_config(storage: optuna.storages.BaseStorage, run_name: str) -> dict
         )
         known = ", ".join(runs) or "none"
         raise StorageError(f"no run named {run_name!r} in this storage; runs there: {known}") from exc
-    return dict(storage.get_study_user_attrs(study_id))
+    config = dict(storage.get_study_user_attrs(study_id))
+    check_run_layout(config, run_name)
+    return config
 
 
 def budget_units(study: optuna.Study) -> int:
     """Trials that count against the study's budget: everything except re-queued copies of trials
-    whose worker died (those replace their original)."""
-    return sum(1 for t in study.get_trials(deepcopy=False) if "failed_trial" not in t.system_attrs)
+    whose worker died (those replace their original) and the surplus trials older versions created when
+    workers raced for an empty queue."""
+    return sum(
+        1
+        for t in study.get_trials(deepcopy=False)
+        if "failed_trial" not in t.system_attrs and not t.user_attrs.get("surplus")
+    )
 
 
 def enqueue_to(
@@ -210,12 +235,14 @@ def claim_waiting_trials(
 ) -> list[tuple[optuna.Trial, int]]:
     """Take up to ``limit`` WAITING trials of ``study``: a batch that one worker trains as a population.
 
-    Uses ``Study.ask``, which pops enqueued trials first (an atomic compare-and-set in the storage) and
-    samples their free parameters when the objective asks for them. ``ask`` would create a new trial when
-    the queue is empty, so the waiting trials are counted first (under a file lock for local workers);
-    should a remote worker empty the queue in between, the extra trial is told FAIL at once and marked
-    ``surplus`` (the pipeline alone decides how many trials a study gets).
+    Each trial moves WAITING -> RUNNING through the storage's compare-and-set
+    (``set_trial_state_values`` returns False to every process but the one that moved it; PostgreSQL and
+    MySQL lock the row, local SQLite workers also hold a file lock), is signed with this worker's identity
+    at once, and is handed out as an :class:`optuna.Trial` whose free parameters the sampler fills when
+    the objective asks. Unlike ``Study.ask``, nothing is ever created: the pipeline alone decides how many
+    trials a study gets, so many workers racing for one queue can neither run a trial twice nor add one.
     """
+    import optuna
     from optuna.trial import TrialState
 
     claimed: list[tuple[optuna.Trial, int]] = []
@@ -223,16 +250,25 @@ def claim_waiting_trials(
         return claimed
     study_id = storage.get_study_id_from_name(study.study_name)
     with _file_lock(lock_path):
-        waiting = len(study.get_trials(deepcopy=False, states=(TrialState.WAITING,)))
-        for _ in range(min(limit, waiting)):
-            trial = study.ask()
-            trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, trial.number)
-            if not trial.user_attrs.get(QUEUED_ATTR):
-                trial.set_user_attr("surplus", True)
-                study.tell(trial, state=TrialState.FAIL)
-                break
+        candidates = list(study.get_trials(deepcopy=False, states=(TrialState.WAITING,)))
+        while candidates and len(claimed) < limit:
+            frozen = candidates.pop(0)
+            if not frozen.user_attrs.get(QUEUED_ATTR):
+                continue
+            trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, frozen.number)
+            try:
+                won = storage.set_trial_state_values(trial_id, state=TrialState.RUNNING)
+            except optuna.exceptions.UpdateFinishedTrialError:
+                won = False
+            if not won:
+                # Another worker took it first: the others race along the queue too, so go on from a random
+                # place instead of queueing behind their row locks trial after trial.
+                if candidates:
+                    k = random.randrange(len(candidates))
+                    candidates = candidates[k:] + candidates[:k]
+                continue
             storage.set_trial_user_attr(trial_id, "worker", worker_identity())
-            claimed.append((trial, trial_id))
+            claimed.append((optuna.Trial(study, trial_id), trial_id))
     return claimed
 
 
@@ -278,9 +314,20 @@ def fail_stale_trials(storage: optuna.storages.BaseStorage, study: optuna.Study)
     orphans no worker ever signed (:func:`fail_orphaned_trials`)."""
     import optuna
 
+    if _heartbeats_unreliable(storage):
+        return
     _quiet_optuna()
     optuna.storages.fail_stale_trials(study)
     fail_orphaned_trials(storage, study)
+
+
+def _heartbeats_unreliable(storage: optuna.storages.BaseStorage) -> bool:
+    """During a database outage and shortly after it no worker could beat: judging trials by their
+    heartbeats then would fail live work (see :class:`autogai.search.storage.StorageOutage`)."""
+    from autogai.search.storage import storage_outage
+
+    outage = storage_outage(storage)
+    return outage is not None and outage.recently_recovered()
 
 
 def _fail_and_requeue(
@@ -309,6 +356,18 @@ def _fail_and_requeue(
     return True
 
 
+def return_trials(
+    storage: optuna.storages.BaseStorage, study: optuna.Study, numbers: list[int], reason: str
+) -> list[int]:
+    """Hand trials this process holds back to the queue (a worker stopping mid-batch): each RUNNING one is
+    failed with ``reason`` and re-queued as a fresh WAITING copy (a clean stop does not count against the
+    retry limit). Returns the numbers it re-queued."""
+    import optuna
+
+    retry = optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=None)
+    return [n for n in numbers if _fail_and_requeue(storage, study, n, reason, retry)]
+
+
 def fail_orphaned_trials(
     storage: optuna.storages.BaseStorage,
     study: optuna.Study,
@@ -318,7 +377,8 @@ def fail_orphaned_trials(
 ) -> list[int]:
     """Fail and re-queue RUNNING trials that carry no worker identity ``grace_s`` seconds after they started.
 
-    A worker claims a trial with ``Study.ask`` (WAITING -> RUNNING) and signs it a few milliseconds later;
+    A worker claims a trial (WAITING -> RUNNING, :func:`claim_waiting_trials`) and signs it a few
+    milliseconds later;
     killed in between, it leaves a trial that neither the heartbeat check (it never beat) nor the dead-pid
     check (no pid) can see, and a resumed search would wait for it for ever. A live worker signs within
     milliseconds, so an unsigned trial older than the heartbeat grace period has no one working on it.
@@ -331,6 +391,8 @@ def fail_orphaned_trials(
 
     from autogai.search.storage import HEARTBEAT_GRACE_S, MAX_RETRIES
 
+    if _heartbeats_unreliable(storage):
+        return []
     grace = HEARTBEAT_GRACE_S if grace_s is None else grace_s
     retry = optuna.storages.RetryHeartbeatStaleTrialCallback(
         max_retry=MAX_RETRIES if max_retry is None else max_retry

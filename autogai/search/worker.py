@@ -34,6 +34,7 @@ from autogai.search.studies import (
     is_scoring_study,
     load_study,
     read_run_config,
+    return_trials,
     run_study_names,
 )
 
@@ -105,6 +106,9 @@ class Worker:
         self.max_trials = max_trials
         self.trials_done = 0
         self._stop = False
+        self.stop_signal: int | None = None
+        """The signal (SIGTERM, SIGINT) that stopped this worker, if one did."""
+        self._training = False
         self._studies: dict[str, optuna.Study] = {}
         self._study_attrs: dict[str, dict[str, Any]] = {}
         self._last_stale_check = 0.0
@@ -126,8 +130,24 @@ class Worker:
         except Exception as exc:  # a broken task shows up as a failed trial with its reason
             logger.debug("warm-up failed: %s", exc)
 
-    def request_stop(self, *_: Any) -> None:
+    def request_stop(self, signum: int | None = None, _frame: Any = None) -> None:
+        """Signal handler: stop now. Training is interrupted at once (its trials go back to the queue);
+        a claim or a result being written finishes first, so the storage never holds half of one."""
         self._stop = True
+        if signum is not None and self.stop_signal is None:
+            self.stop_signal = signum
+        if self._training:
+            self._training = False
+            raise KeyboardInterrupt(f"worker stopped by signal {signum}")
+
+    def install_signal_handlers(self) -> None:
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, self.request_stop)
+
+    @property
+    def exit_code(self) -> int:
+        """0, or the shell's convention for a process ended by a signal (130 SIGINT, 143 SIGTERM)."""
+        return 0 if self.stop_signal is None else 128 + int(self.stop_signal)
 
     def should_stop(self) -> bool:
         if self.parent_pid is not None and os.getppid() != self.parent_pid:
@@ -182,10 +202,11 @@ class Worker:
             self._last_stale_check = time.monotonic()
         return None
 
-    def run_batch(self, study: optuna.Study, claimed: list[tuple[optuna.Trial, int]]) -> list[str]:
-        import optuna
-        from optuna.trial import TrialState
-
+    def run_batch(
+        self, study: optuna.Study, claimed: list[tuple[optuna.Trial, int]], claim_s: float = 0.0
+    ) -> list[str]:
+        """Train a claimed batch and store its results. Stopped before or while it trains (signal, parent
+        gone), it hands every trial of the batch back to the queue and raises KeyboardInterrupt."""
         attrs = self._attrs(study.study_name)
         started = time.monotonic()
         trials = [trial for trial, _ in claimed]
@@ -193,19 +214,25 @@ class Worker:
             for _, trial_id in claimed:
                 beats.enter_context(heartbeat(self.storage, trial_id))
             try:
-                outcomes = run_batch(trials, attrs, self.context, should_stop=self.should_stop)
+                if self.should_stop():
+                    raise KeyboardInterrupt("worker stopped before the batch started")
+                self._training = True
+                try:
+                    outcomes = run_batch(trials, attrs, self.context, should_stop=self.should_stop)
+                finally:
+                    self._training = False
             except KeyboardInterrupt:
-                # Stopped mid-batch (search interrupted): fail the trials and re-queue them for a resume.
-                retry = optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=None)
-                for trial, trial_id in claimed:
-                    with contextlib.suppress(optuna.exceptions.UpdateFinishedTrialError):
-                        self.storage.set_trial_user_attr(
-                            trial_id, "reason", "worker stopped mid-trial; re-queued"
-                        )
-                        study.tell(trial, state=TrialState.FAIL)
-                        retry(study, self.storage.get_trial(trial_id))
+                self._training = False
+                returned = return_trials(
+                    self.storage, study, [t.number for t in trials], "worker stopped mid-trial; re-queued"
+                )
+                logger.warning(
+                    "%s: stopped; %d trial(s) of the batch back in the queue", study.study_name, len(returned)
+                )
                 raise
         duration = round(time.monotonic() - started, 3)
+        for outcome in outcomes:
+            outcome.attrs["claim_s"] = round(claim_s, 4)
         return [
             self._tell(study, trial, trial_id, outcome, duration, len(claimed))
             for (trial, trial_id), outcome in zip(claimed, outcomes, strict=True)
@@ -250,6 +277,7 @@ class Worker:
         while not self.should_stop():
             if self.max_trials is not None and self.trials_done >= self.max_trials:
                 break
+            asked = time.monotonic()
             claimed = self.claim()
             if claimed is None:
                 if self._run_is_done() or self.exit_when_idle:
@@ -257,7 +285,7 @@ class Worker:
                 time.sleep(self.poll_interval_s)
                 continue
             try:
-                states = self.run_batch(*claimed)
+                states = self.run_batch(*claimed, claim_s=time.monotonic() - asked)
             except KeyboardInterrupt:
                 break
             self.trials_done += len(states)
@@ -324,6 +352,9 @@ def main(argv: list[str] | None = None) -> int:
     from autogai.core.logging import configure_logging
 
     configure_logging(args.verbose)
+    from autogai.core.logging import mask_secrets
+    from autogai.core.text import escape_control
+
     try:
         worker = Worker(
             args.storage,
@@ -334,15 +365,16 @@ def main(argv: list[str] | None = None) -> int:
             max_trials=args.max_trials,
             slot=args.slot,
         )
+        worker.install_signal_handlers()
+        worker.warm_up()
+        done = worker.run()
     except AutoGAIError as exc:
-        print(f"autogai worker: error: {exc}", file=sys.stderr)
+        print(f"autogai worker: error: {escape_control(mask_secrets(str(exc)))}", file=sys.stderr)
         return 1
-    signal.signal(signal.SIGTERM, worker.request_stop)
-    signal.signal(signal.SIGINT, worker.request_stop)
-    worker.warm_up()
-    done = worker.run()
+    except KeyboardInterrupt:  # a signal before the handlers were installed
+        return 130
     logger.info("worker on %s run %s finished %d trials", redact_url(args.storage), args.run, done)
-    return 0
+    return worker.exit_code
 
 
 if __name__ == "__main__":
