@@ -65,18 +65,20 @@ class _OneUAV:
     def unit_columns(values: np.ndarray) -> list[float] | None:
         """The entries of one action clipped to [-1, 1], or None if one lies beyond the tolerance (or is NaN)."""
         entries = values.tolist()
-        low, high, total = min(entries), max(entries), sum(entries)
-        if total != total or not -_UNIT_LIMIT <= low <= high <= _UNIT_LIMIT:  # total != total: a NaN
+        for value in entries:
+            if not -1.0 <= value <= 1.0:
+                break
+        else:
+            return entries  # the common case, checked with the fewest operations
+        if not all(-_UNIT_LIMIT <= value <= _UNIT_LIMIT for value in entries):  # also refuses NaN
             return None
-        if low < -1.0 or high > 1.0:
-            return [-1.0 if value < -1.0 else (1.0 if value > 1.0 else value) for value in entries]
-        return entries
+        return [-1.0 if value < -1.0 else (1.0 if value > 1.0 else value) for value in entries]
 
     @staticmethod
-    def index_columns(values: np.ndarray, high: np.ndarray) -> list[int] | None:
+    def index_columns(values: np.ndarray, high: tuple[int, ...]) -> list[int] | None:
         """The entries of one action as ints, or None unless each is a whole number in [0, its high]."""
         entries = values.tolist()
-        for value, top in zip(entries, high.tolist(), strict=True):
+        for value, top in zip(entries, high, strict=True):
             if not (0 <= value <= top and value % 1 == 0):  # also refuses NaN and infinities
                 return None
         return [int(value) for value in entries]
@@ -88,7 +90,7 @@ class _OneUAV:
 
     @staticmethod
     def pick(table: np.ndarray, index: int) -> float:
-        return float(table[index])
+        return table.item(index)
 
 
 class _ManyUAVs:
@@ -117,7 +119,7 @@ class _ManyUAVs:
         return (np.clip(array, -1.0, 1.0) if largest > 1.0 else array).T
 
     @staticmethod
-    def index_columns(values: np.ndarray, high: np.ndarray) -> np.ndarray | None:
+    def index_columns(values: np.ndarray, high: tuple[int, ...]) -> np.ndarray | None:
         """The ``[B]`` int columns of B actions, or None unless each entry is a whole number in [0, its high]."""
         if values.dtype.kind == "f" and not (_all(np.isfinite(values)) and _all(np.floor(values) == values)):
             return None
@@ -200,9 +202,9 @@ class UAVDynamics:
         self._half_uav = cfg.max_power_uav_mw / 2.0
         self._levels_bs = np.asarray(cfg.power_levels_bs)
         self._levels_uav = np.asarray(cfg.power_levels_uav)
-        self._discrete_high = np.array([2, 2, cfg.n_power_levels - 1, cfg.n_power_levels - 1])
+        self._discrete_high = (2, 2, cfg.n_power_levels - 1, cfg.n_power_levels - 1)
         self._waypoint_steps = np.asarray(WAYPOINTS, dtype=np.float64)
-        self._waypoint_high = np.array([len(WAYPOINTS) - 1])
+        self._waypoint_high = (len(WAYPOINTS) - 1,)
         self._decode_mode = {
             "continuous": self._decode_continuous,
             "discrete": self._decode_discrete,
@@ -238,13 +240,16 @@ class UAVDynamics:
 
         ``part`` names the values in messages when they are only part of the action (hybrid's powers).
         """
-        shape = (*batch_shape, width)
-        try:
-            raw = np.asarray(values)
-        except (TypeError, ValueError):
-            raw = np.asarray(None)
+        if type(values) is np.ndarray:  # the usual case: asarray's call is a good part of one UAV's decoding
+            raw = values
+        else:
+            try:
+                raw = np.asarray(values)
+            except (TypeError, ValueError):
+                raw = np.asarray(None)
         if raw.dtype.kind not in "fiu":
             raise InvalidAction(f"{part} must be {width} numbers" if part else f"expected {width} numbers")
+        shape = (*batch_shape, width)
         if raw.shape != shape:
             got = f"{_shape_text(shape)}, got {_shape_text(raw.shape)}"
             raise InvalidAction(f"{part} must have shape {got}" if part else f"expected shape {got}")
@@ -333,7 +338,7 @@ class UAVDynamics:
         its rates are 0, as the observation after ``reset`` has them. ``user_x``/``user_y`` are the
         scenario's user position.
         """
-        kit = kit_for(x0)
+        kit = MANY_UAVS if isinstance(x0, np.ndarray) else ONE_UAV  # kit_for, inlined: once per step
         dx, dy, p_bs, p_uav = decoded
         x, y = self._position_after(kit, x0, y0, dx, dy)
         phases = self._phases(x, y, work)
