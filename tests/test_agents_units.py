@@ -413,7 +413,9 @@ def test_transformer_population_uses_env_token_groups() -> None:
     population = TD3Population(OBS, BOX, "transformer", TINY, token_groups=groups)
     assert population.actor.backbone.n_tokens == 3
     vae_population = TD3Population(OBS, BOX, "transformer+vae", TINY, token_groups=groups)
-    assert vae_population.actor.backbone.n_tokens == TINY.enhancer("vae").latent_dim  # one token per latent feature
+    assert (
+        vae_population.actor.backbone.n_tokens == TINY.enhancer("vae").latent_dim
+    )  # one token per latent feature
 
 
 # ----------------------------------------------------------------------------------------------- adapters

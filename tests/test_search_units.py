@@ -225,7 +225,9 @@ def test_trial_space_keeps_the_parameter_names_and_ranges_stored_studies_were_sa
     for scale, budget in (("small", small), ("full", full)):
         space = trial_space(everything, dataclasses.replace(budget, shape_search=True))
         assert {name: space[name] for name in td3} == td3
-        assert {name: space[name] for name in expected_enhancer_space[scale]} == expected_enhancer_space[scale]
+        assert {name: space[name] for name in expected_enhancer_space[scale]} == expected_enhancer_space[
+            scale
+        ]
         assert space["batch_size"] == Choice(tuple(budget.batch_size_choices))
         # without shape search the shape knobs are fixed (a batch of trials is one population)
         fixed = trial_space(everything, dataclasses.replace(budget, shape_search=False))
