@@ -41,6 +41,7 @@ class UAVNearFieldBatch:
         self.single_action_space = action_space(self.config)
         self.single_observation_space = observation_space(self.config)
         self._dynamics = dynamics_for(self.config)
+        self._decode = self._dynamics.decoder((n_envs,))
         self._work = self._dynamics.workspace((n_envs,))  # obs handed out as a float32 copy
         self._rng = np.random.default_rng()
         self._scenarios: list[Scenario] = []
@@ -80,7 +81,7 @@ class UAVNearFieldBatch:
                 "call reset() before step()" if self._t < 0 else "the episode ended; call reset()"
             )
         try:
-            decoded = self._dynamics.decode(actions, (self.n_envs,))
+            decoded = self._decode(actions)
         except InvalidAction as error:
             raise ConfigError(
                 f"batch actions do not fit {self.single_action_space} per UAV: {error}"

@@ -19,6 +19,7 @@ from __future__ import annotations
 import functools
 import math
 import operator
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -75,13 +76,26 @@ class _OneUAV:
         return [-1.0 if value < -1.0 else (1.0 if value > 1.0 else value) for value in entries]
 
     @staticmethod
-    def index_columns(values: np.ndarray, high: tuple[int, ...]) -> list[int] | None:
-        """The entries of one action as ints, or None unless each is a whole number in [0, its high]."""
+    def index_columns(values: np.ndarray, high: tuple[int, ...], floats: bool) -> list[int] | None:
+        """The entries of one action as ints, or None unless each is a whole number in [0, its high]
+        (``floats``: the array holds floats, which must be whole)."""
         entries = values.tolist()
-        for value, top in zip(entries, high, strict=True):
-            if not (0 <= value <= top and value % 1 == 0):  # also refuses NaN and infinities
+        position = 0
+        for value in entries:
+            if not 0 <= value <= high[position]:  # also refuses NaN and infinities
                 return None
+            position += 1  # noqa: SIM113 - enumerate's (or zip's) tuples cost a third of this loop
+        if not floats:
+            return entries
+        if any(value % 1 for value in entries):
+            return None
         return [int(value) for value in entries]
+
+    @staticmethod
+    def index(value: np.ndarray, high: int) -> int | None:
+        """One UAV's integer entry (a 0-d array), or None unless it lies in [0, high]."""
+        index = value.item()
+        return index if 0 <= index <= high else None
 
     @staticmethod
     def per_row(value: float) -> float:
@@ -89,8 +103,8 @@ class _OneUAV:
         return value
 
     @staticmethod
-    def pick(table: np.ndarray, index: int) -> float:
-        return table.item(index)
+    def pick(table: tuple[float, ...], index: int) -> float:
+        return table[index]
 
 
 class _ManyUAVs:
@@ -119,9 +133,9 @@ class _ManyUAVs:
         return (np.clip(array, -1.0, 1.0) if largest > 1.0 else array).T
 
     @staticmethod
-    def index_columns(values: np.ndarray, high: tuple[int, ...]) -> np.ndarray | None:
+    def index_columns(values: np.ndarray, high: tuple[int, ...], floats: bool) -> np.ndarray | None:
         """The ``[B]`` int columns of B actions, or None unless each entry is a whole number in [0, its high]."""
-        if values.dtype.kind == "f" and not (_all(np.isfinite(values)) and _all(np.floor(values) == values)):
+        if floats and not (_all(np.isfinite(values)) and _all(np.floor(values) == values)):
             return None
         index = values.astype(np.int64, copy=False)
         if not _all((index >= 0) & (index <= high)):
@@ -129,13 +143,18 @@ class _ManyUAVs:
         return index.T
 
     @staticmethod
+    def index(values: np.ndarray, high: int) -> np.ndarray | None:
+        """B UAVs' integer entries ``[B]``, or None unless each lies in [0, high]."""
+        return values if _all((values >= 0) & (values <= high)) else None
+
+    @staticmethod
     def per_row(values: np.ndarray) -> np.ndarray:
         """``[B]`` per-UAV values as ``[B, 1]``, to broadcast over the per-element axis."""
         return values[:, None]
 
     @staticmethod
-    def pick(table: np.ndarray, index: np.ndarray) -> np.ndarray:
-        return table[index]
+    def pick(table: tuple[float, ...], index: np.ndarray) -> np.ndarray:
+        return np.take(table, index)
 
 
 ONE_UAV = _OneUAV()
@@ -200,11 +219,10 @@ class UAVDynamics:
         self._move = cfg.max_move_m
         self._half_bs = cfg.max_power_bs_mw / 2.0
         self._half_uav = cfg.max_power_uav_mw / 2.0
-        self._levels_bs = np.asarray(cfg.power_levels_bs)
-        self._levels_uav = np.asarray(cfg.power_levels_uav)
+        self._levels_bs = tuple(cfg.power_levels_bs)
+        self._levels_uav = tuple(cfg.power_levels_uav)
         self._discrete_high = (2, 2, cfg.n_power_levels - 1, cfg.n_power_levels - 1)
         self._waypoint_steps = np.asarray(WAYPOINTS, dtype=np.float64)
-        self._waypoint_high = (len(WAYPOINTS) - 1,)
         self._decode_mode = {
             "continuous": self._decode_continuous,
             "discrete": self._decode_discrete,
@@ -224,10 +242,14 @@ class UAVDynamics:
 
         Raises :class:`InvalidAction` saying what is wrong.
         """
-        return self._decode_mode(action, batch_shape, MANY_UAVS if batch_shape else ONE_UAV)
+        return self.decoder(batch_shape)(action)
+
+    def decoder(self, batch_shape: tuple[int, ...]) -> Callable[[Any], tuple[Any, Any, Any, Any]]:
+        """:meth:`decode` for one ``batch_shape``, bound once: an env decodes every step without the dispatch."""
+        return functools.partial(self._decode_mode, batch_shape, MANY_UAVS if batch_shape else ONE_UAV)
 
     def _decode_continuous(
-        self, action: Any, batch_shape: tuple[int, ...], kit: Any
+        self, batch_shape: tuple[int, ...], kit: Any, action: Any
     ) -> tuple[Any, Any, Any, Any]:
         a0, a1, a2, a3 = self._unit_columns(action, batch_shape, 4, kit)
         return self._move * a0, self._move * a1, self._half_bs * (a2 + 1.0), self._half_uav * (a3 + 1.0)
@@ -240,13 +262,10 @@ class UAVDynamics:
 
         ``part`` names the values in messages when they are only part of the action (hybrid's powers).
         """
-        if type(values) is np.ndarray:  # the usual case: asarray's call is a good part of one UAV's decoding
-            raw = values
-        else:
-            try:
-                raw = np.asarray(values)
-            except (TypeError, ValueError):
-                raw = np.asarray(None)
+        try:  # an ndarray as it is: asarray's call is a good part of one UAV's decoding
+            raw = values if type(values) is np.ndarray else np.asarray(values)
+        except (TypeError, ValueError):
+            raw = np.asarray(None)
         if raw.dtype.kind not in "fiu":
             raise InvalidAction(f"{part} must be {width} numbers" if part else f"expected {width} numbers")
         shape = (*batch_shape, width)
@@ -259,16 +278,16 @@ class UAVDynamics:
         return columns
 
     def _decode_discrete(
-        self, action: Any, batch_shape: tuple[int, ...], kit: Any
+        self, batch_shape: tuple[int, ...], kit: Any, action: Any
     ) -> tuple[Any, Any, Any, Any]:
         try:
-            raw = np.asarray(action)
+            raw = action if type(action) is np.ndarray else np.asarray(action)
         except (TypeError, ValueError):
             raise InvalidAction("expected 4 integers") from None
-        shape = (*batch_shape, 4)
-        if raw.shape != shape or raw.dtype.kind not in "iuf":
+        kind = raw.dtype.kind
+        if raw.shape != (*batch_shape, 4) or kind not in "iuf":
             raise InvalidAction(f"expected 4 integers, got shape {_shape_text(raw.shape)}")
-        columns = kit.index_columns(raw, self._discrete_high)
+        columns = kit.index_columns(raw, self._discrete_high, kind == "f")
         if columns is None:
             levels = self.config.n_power_levels
             raise InvalidAction(f"moves must be 0, 1 or 2 and power levels integers in [0, {levels - 1}]")
@@ -281,7 +300,7 @@ class UAVDynamics:
         )
 
     def _decode_hybrid(
-        self, action: Any, batch_shape: tuple[int, ...], kit: Any
+        self, batch_shape: tuple[int, ...], kit: Any, action: Any
     ) -> tuple[Any, Any, Any, Any]:
         count = len(WAYPOINTS)
         try:
@@ -294,11 +313,11 @@ class UAVDynamics:
                 f"expected (way-point index 0-{count - 1}, two powers in [-1, 1]); the way-point must be "
                 f"an integer of shape {_shape_text(batch_shape)}"
             )
-        columns = kit.index_columns(waypoint[..., None], self._waypoint_high)
-        if columns is None:
+        index = kit.index(waypoint, count - 1)
+        if index is None:
             raise InvalidAction(f"way-point must be 0-{count - 1}")
         a_bs, a_uav = self._unit_columns(powers, batch_shape, 2, kit, "powers")
-        step_x, step_y = kit.columns(self._waypoint_steps[columns[0]])
+        step_x, step_y = kit.columns(self._waypoint_steps[index])
         return (
             self._move * step_x,
             self._move * step_y,

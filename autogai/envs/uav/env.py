@@ -108,6 +108,7 @@ class UAVNearFieldEnv(gym.Env):
         self.action_space = action_space(self.config)
         self.observation_space = observation_space(self.config)
         self._dynamics = dynamics_for(self.config)
+        self._decode = self._dynamics.decoder(())
         self._horizon = self.config.horizon
         self._work = self._dynamics.workspace(())
         self._scenario: Scenario | None = None
@@ -134,7 +135,7 @@ class UAVNearFieldEnv(gym.Env):
                 "call reset() before step()" if t < 0 else f"the episode ended after {t} slots; call reset()"
             )
         try:
-            decoded = self._dynamics.decode(action, ())
+            decoded = self._decode(action)
         except InvalidAction as error:
             raise ConfigError(
                 f"action {action!r} is not in the action space {self.action_space}: {error}"
