@@ -68,14 +68,14 @@ def _config(learning_starts: int):
 
 
 def _oracle(mode: str) -> float:
-    from autogai.envs.uav_nearfield import oracle_episode_fitness
+    from autogai.envs.uav import oracle_episode_fitness
 
     return float(oracle_episode_fitness(action_mode=mode))
 
 
 def _heldout_oracles(mode: str, seeds: Sequence[int]) -> list[float]:
     """The oracle of every held-out scenario (the physical limit each episode is measured against)."""
-    from autogai.envs.uav_nearfield import UAVNearFieldEnv
+    from autogai.envs.uav import UAVNearFieldEnv
 
     env = UAVNearFieldEnv(action_mode=mode, scenario="random")
     oracles = []
@@ -155,7 +155,7 @@ def _evaluate_heldout(
     results: Sequence[Any], task: Any, env_kwargs: dict[str, Any], n: int, seed: int
 ) -> dict[str, Any]:
     """Every surviving agent on the same ``n`` held-out scenarios: raw fitness and fraction of each oracle."""
-    from autogai.envs.uav_nearfield import scenario_seeds
+    from autogai.envs.uav import scenario_seeds
     from autogai.training import evaluate_population
 
     heldout = scenario_seeds("heldout", n)

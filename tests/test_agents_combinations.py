@@ -107,7 +107,7 @@ def test_pendulum_smoke(combo: str, tmp_path: Path) -> None:
 @pytest.mark.parametrize("action_mode", ["continuous", "discrete", "hybrid"])
 def test_uav_env_smoke(action_mode: str, tmp_path: Path) -> None:
     """The UAV env's three action modes with its token layout (and its way-point order as a codebook)."""
-    from autogai.envs import uav_nearfield as uav
+    from autogai.envs import uav
 
     envs = [uav.UAVNearFieldEnv(action_mode=action_mode) for _ in range(2)]
     codebook = np.asarray(uav.WAYPOINTS, dtype=np.float32) if action_mode == "hybrid" else None

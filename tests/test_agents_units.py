@@ -72,6 +72,21 @@ def test_config_rejects_bad_values(changes: dict) -> None:
         TD3Config(**changes)
 
 
+def test_every_enhancer_combo_choice_is_declared_once_and_its_knobs_are_config_fields() -> None:
+    from autogai.agents.enhancers import ENHANCERS
+    from autogai.core.types import SLOT_CHOICES
+
+    declared = [(e.slot, e.name) for e in ENHANCERS]
+    assert sorted(declared) == sorted((slot, name) for slot, names in SLOT_CHOICES.items() for name in names)
+    flat = TD3Config().to_dict()
+    for e in ENHANCERS:
+        for knob in e.knobs:
+            assert flat[knob.flat_name] == knob.default, knob.flat_name
+    changed = TD3Config(diffusion_steps=7, vae_beta=0.5)
+    assert changed.enhancer("diffusion").steps == 7 and changed.get("vae_beta") == 0.5
+    assert TD3Config.from_dict(changed.to_dict()) == changed
+
+
 def test_config_from_dict_names_unknown_fields() -> None:
     with pytest.raises(ConfigError, match="policy_delays"):
         TD3Config.from_dict({"policy_delays": 2})
@@ -353,7 +368,7 @@ def test_vae_population_trains_encoder_every_update() -> None:
     assert "vae_loss" in stats
     assert not torch.equal(before, population.encoder.mean_head.weight)
     # Latent features are consumed by the actor and critics.
-    assert population.feat_dim == TINY.vae_latent_dim
+    assert population.feat_dim == TINY.enhancer("vae").latent_dim
 
 
 # ----------------------------------------------------------------------------------------------- Transformer
@@ -398,7 +413,9 @@ def test_transformer_population_uses_env_token_groups() -> None:
     population = TD3Population(OBS, BOX, "transformer", TINY, token_groups=groups)
     assert population.actor.backbone.n_tokens == 3
     vae_population = TD3Population(OBS, BOX, "transformer+vae", TINY, token_groups=groups)
-    assert vae_population.actor.backbone.n_tokens == TINY.vae_latent_dim  # one token per latent feature
+    assert (
+        vae_population.actor.backbone.n_tokens == TINY.enhancer("vae").latent_dim
+    )  # one token per latent feature
 
 
 # ----------------------------------------------------------------------------------------------- adapters

@@ -42,7 +42,7 @@ def test_register_envs_accepts_the_package_and_is_idempotent() -> None:
     autogai.envs.register_envs()
     assert set(autogai.envs.ENV_IDS) <= set(gym.registry)
     spec = gym.spec("autogai/UAVNearField-v0")
-    assert spec.entry_point == "autogai.envs.uav_nearfield:UAVNearFieldEnv"
+    assert spec.entry_point == "autogai.envs.uav:UAVNearFieldEnv"
 
 
 @pytest.mark.parametrize("action_mode", ["continuous", "discrete"])

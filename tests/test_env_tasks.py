@@ -10,7 +10,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from autogai.envs.uav_nearfield import METRIC_NAMES, oracle_episode_fitness
+from autogai.envs.uav import METRIC_NAMES, oracle_episode_fitness
 from autogai.tasks import get_task, list_tasks
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "task_cards.md"
@@ -145,12 +145,10 @@ def test_env_check_command_fails_with_a_clear_line(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     from autogai.cli.main import main
-    from autogai.envs import uav_nearfield
+    from autogai.envs import uav
 
-    wrong = (
-        (uav_nearfield.SANITY_TABLE[0][0], {**uav_nearfield.SANITY_TABLE[0][1], "unit_norm": 99.0}, 4.09),
-    )
-    monkeypatch.setattr(uav_nearfield, "SANITY_TABLE", wrong)
+    wrong = ((uav.SANITY_TABLE[0][0], {**uav.SANITY_TABLE[0][1], "unit_norm": 99.0}, 4.09),)
+    monkeypatch.setattr(uav, "SANITY_TABLE", wrong)
     assert main(["env", "check"]) == 1
     out = capsys.readouterr().out
     assert "FAILED: sanity table: 1 of 4 values differ" in out

@@ -12,9 +12,9 @@ import pytest
 from gymnasium.utils.env_checker import check_env
 
 from autogai.core.errors import ConfigError
-from autogai.envs import physics, register_envs
-from autogai.envs.uav_dynamics import dynamics_for
-from autogai.envs.uav_nearfield import (
+from autogai.envs import register_envs
+from autogai.envs.episode import run_episode
+from autogai.envs.uav import (
     ACTION_MODES,
     AUTHOR_SETTINGS,
     METRIC_NAMES,
@@ -27,8 +27,9 @@ from autogai.envs.uav_nearfield import (
     best_hover_point,
     oracle_episode_fitness,
     oracle_plan,
-    run_episode,
+    physics,
 )
+from autogai.envs.uav.dynamics import dynamics_for
 
 ENV_ID = "autogai/UAVNearField-v0"
 

@@ -12,10 +12,9 @@ import pytest
 from gymnasium.utils.env_checker import check_env
 
 from autogai.core.errors import ConfigError
-from autogai.envs import physics, register_envs
-from autogai.envs.uav_config import FLAG_METRICS
-from autogai.envs.uav_dynamics import dynamics_for
-from autogai.envs.uav_nearfield import (
+from autogai.envs import register_envs
+from autogai.envs.episode import run_episode
+from autogai.envs.uav import (
     ACTION_MODES,
     AUTHOR_SETTINGS,
     METRIC_NAMES,
@@ -28,11 +27,13 @@ from autogai.envs.uav_nearfield import (
     UAVNearFieldEnv,
     draw_scenario,
     oracle_episode_fitness,
-    run_episode,
+    physics,
     scenario_oracle_fitness,
     scenario_seeds,
 )
-from autogai.envs.uav_scenario import USER_MIN_DISTANCE_FACTOR, split_of
+from autogai.envs.uav.config import FLAG_METRICS
+from autogai.envs.uav.dynamics import dynamics_for
+from autogai.envs.uav.scenario import USER_MIN_DISTANCE_FACTOR, split_of
 
 ENV_ID = "autogai/UAVNearField-v0"
 TIGHT = {"rtol": 1e-12, "atol": 1e-12}

@@ -181,6 +181,64 @@ def test_td3_space_samples_enhancer_knobs_only_when_on() -> None:
     assert {"diffusion_steps", "vae_latent_dim", "transformer_dim", "gan_adv_weight"} <= set(full)
 
 
+def test_trial_space_keeps_the_parameter_names_and_ranges_stored_studies_were_sampled_with() -> None:
+    """The space derived from the enhancers' declarations is the one written out before them, name for name:
+    trials of existing studies (and hints naming these parameters) stay valid."""
+    from autogai.agents.enhancers import Choice, FloatRange
+    from autogai.search.space import trial_space
+
+    everything = EnhancerCombo.parse("gdm+gan+transformer+vae")
+    small = next(b for b in PRESETS.values() if b.enhancer_scale == "small")
+    full = next(b for b in PRESETS.values() if b.enhancer_scale != "small")
+    expected_enhancer_space = {
+        "small": {
+            "diffusion_steps": Choice((3, 5)),
+            "bc_weight": Choice((0.0, 0.1, 1.0)),
+            "diffusion_hidden": 32,
+            "vae_latent_dim": Choice((8, 16)),
+            "vae_beta": FloatRange(0.01, 1.0, log=True),
+            "vae_hidden": 64,
+            "transformer_dim": Choice((16, 32)),
+            "transformer_layers": Choice((1,)),
+            "transformer_heads": 2,
+            "gan_adv_weight": FloatRange(0.01, 1.0, log=True),
+        },
+        "full": {
+            "diffusion_steps": Choice((5, 10)),
+            "bc_weight": Choice((0.0, 0.1, 1.0)),
+            "vae_latent_dim": Choice((16, 32, 64)),
+            "vae_beta": FloatRange(0.01, 1.0, log=True),
+            "transformer_dim": Choice((32, 64)),
+            "transformer_layers": Choice((1, 2)),
+            "transformer_heads": 2,
+            "gan_adv_weight": FloatRange(0.01, 1.0, log=True),
+        },
+    }
+    td3 = {
+        "learning_rate": FloatRange(1e-4, 3e-3, log=True),
+        "tau": Choice((0.001, 0.005, 0.01, 0.02)),
+        "gamma": Choice((0.9, 0.95, 0.98, 0.99, 0.995)),
+        "exploration_noise": FloatRange(0.05, 0.5),
+        "target_policy_noise": FloatRange(0.1, 0.4),
+        "policy_delay": Choice((1, 2, 3)),
+    }
+    for scale, budget in (("small", small), ("full", full)):
+        space = trial_space(everything, dataclasses.replace(budget, shape_search=True))
+        assert {name: space[name] for name in td3} == td3
+        assert {name: space[name] for name in expected_enhancer_space[scale]} == expected_enhancer_space[
+            scale
+        ]
+        assert space["batch_size"] == Choice(tuple(budget.batch_size_choices))
+        # without shape search the shape knobs are fixed (a batch of trials is one population)
+        fixed = trial_space(everything, dataclasses.replace(budget, shape_search=False))
+        assert "policy_delay" not in fixed
+        assert (fixed["diffusion_steps"], fixed["vae_latent_dim"], fixed["transformer_layers"]) == (5, 16, 1)
+        assert fixed["transformer_dim"] == (16 if scale == "small" else 32)
+    assert not {"diffusion_steps", "vae_beta", "transformer_dim", "gan_adv_weight"} & set(
+        trial_space(EnhancerCombo.parse("plain"), full)
+    )
+
+
 # --- run directory ----------------------------------------------------------------------------------
 
 
@@ -250,7 +308,7 @@ def test_first_trial_takes_td3config_defaults_snapped_into_the_budget() -> None:
     )
     defaults = default_trial_params(everything, full, {})
     for name in ("learning_rate", "tau", "gamma", "exploration_noise", "policy_delay", "vae_latent_dim"):
-        assert defaults[name] == getattr(config, name), name
+        assert defaults[name] == config.get(name), name
     assert defaults["net_arch"] == "256x256" and defaults["batch_size"] == config.batch_size
     # a small budget cannot hold TD3Config's 32-wide VAE latent: the nearest choice is taken
     small = next(b for b in PRESETS.values() if b.enhancer_scale == "small")

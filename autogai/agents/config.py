@@ -1,16 +1,19 @@
-"""TD3 hyperparameters and enhancer knobs in one frozen, validated, JSON-friendly dataclass.
+"""TD3 hyperparameters and the enhancers' knobs in one frozen, validated, JSON-friendly dataclass.
 
-Field names follow Stable-Baselines3's ``TD3`` so readers recognise them; the enhancer knobs are grouped
-below the TD3 ones. Defaults suit the UAV near-field task (106-D normalised observations, 100-slot
-episodes) and Pendulum-v1 alike.
+Field names follow Stable-Baselines3's ``TD3`` so readers recognise them. The enhancers' knobs are not written
+here: each enhancer declares its nested configuration in :mod:`autogai.agents.enhancers`, and
+:class:`TD3Config` holds one of each. Outside the class (files, ``--set``, hints, Optuna trials) every value
+has one flat name: ``learning_rate``, ``diffusion_steps``, ``vae_beta``, ... Defaults suit the UAV
+near-field task (106-D normalised observations, 100-slot episodes) and Pendulum-v1 alike.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, fields
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, fields
 from typing import Any
 
+from autogai.agents.enhancers import CONFIGURED
 from autogai.core.errors import ConfigError
 from autogai.core.validation import check_choice, check_positive_int, check_range
 
@@ -24,16 +27,16 @@ PER_AGENT_FIELDS: tuple[str, ...] = (
     "discrete_exploration",
     "target_policy_noise",
     "target_noise_clip",
-    "bc_weight",
-    "vae_beta",
-    "gan_adv_weight",
+    *(k.flat_name for e in CONFIGURED for k in e.knobs if k.per_agent),
 )
 """Fields that may differ between the agents of one population: scalars that change no tensor shape and no
 schedule. Every other field (widths, batch size, buffer, schedules, diffusion steps, ...) must be equal, so
 trials that differ in them train as separate populations."""
 
+_ENHANCER_FIELD = "enhancer_configs"
 
-@dataclass(frozen=True)
+
+@dataclass(frozen=True, init=False)
 class TD3Config:
     """Hyperparameters of TD3 (Fujimoto et al., ICML 2018) and of the four enhancer slots."""
 
@@ -69,58 +72,10 @@ class TD3Config:
     net_arch: tuple[int, ...] = (256, 256)
     """Hidden widths of the actor trunk and of each critic (SB3's and the paper's 256x256)."""
 
-    # --- diffusion policy (GDM) -------------------------------------------------------------------
-    diffusion_steps: int = 5
-    """Denoising steps T of the diffusion actor's reverse chain."""
-    diffusion_hidden: int = 64
-    """Width of the denoiser f(x_t, t, state). Small on purpose: it runs T times per action, while the
-    state embedding (the actor trunk) runs once per chain."""
-    diffusion_beta_min: float = 0.1
-    """VP schedule's beta_min (Diffusion-QL)."""
-    diffusion_beta_max: float = 10.0
-    """VP schedule's beta_max (Diffusion-QL)."""
-    bc_weight: float = 0.0
-    """Weight of Diffusion-QL's denoising (behaviour-cloning) loss on replay actions, relative to the Q
-    scale (the actor loss is -Q + bc_weight * mean|Q| * bc_loss). 0 switches the regulariser off."""
-
-    # --- VAE encoder --------------------------------------------------------------------------------
-    vae_latent_dim: int = 32
-    """Latent size of the VAE state encoder (the paper reduces the channel state to a small latent)."""
-    vae_hidden: int = 128
-    """Hidden width of the VAE encoder and decoder (one hidden layer each)."""
-    vae_beta: float = 0.1
-    """Weight of the KL term in the ELBO (beta-VAE); 1.0 is the plain ELBO."""
-    vae_sample_latent: bool = False
-    """Actor and critics consume a sampled latent instead of the latent mean."""
-    vae_critic_gradients: bool = False
-    """Let the critics' TD loss also train the encoder (SAC-AE style); the actor always sees detached
-    latents."""
-
-    # --- Transformer backbone -----------------------------------------------------------------------
-    transformer_dim: int = 16
-    """Token embedding width d_model (small: the per-token layers run on B x n_tokens rows)."""
-    transformer_heads: int = 2
-    """Attention heads (must divide transformer_dim)."""
-    transformer_layers: int = 1
-    """Encoder blocks (self-attention + feed-forward, pre-LayerNorm)."""
-    transformer_max_tokens: int = 32
-    """Cap on the token sequence length; longer layouts merge runs of adjacent tokens of a group into one
-    wider token. The UAV layout (50 antenna tokens + 1) becomes 25 tokens of two adjacent elements + 1,
-    which keeps the Transformer within 3x the cost of plain TD3 (one token per element measured ~3.5x).
-    0 = no cap (exactly one token per antenna element / feature)."""
-
-    # --- GAN critic ---------------------------------------------------------------------------------
-    gan_adv_weight: float = 0.1
-    """Weight of the adversarial term in the generator (critic) loss, next to the TD error."""
-    gan_noise_dim: int = 4
-    """Size of the noise input z of each generator critic G(s, a, z)."""
-    gan_z_samples: int = 0
-    """z samples averaged for the actor's expected Q; 0 uses z = 0 (the noise mean), cheapest."""
-    gan_discriminator_hidden: int = 64
-    """Width of the discriminator's two hidden layers. It only judges a scalar q given (s, a), so it is
-    kept narrower than the critics (keeps the GAN critic well within 3x the cost of plain TD3)."""
-    gan_loss: str = "bce"
-    """Adversarial loss: ``bce`` (non-saturating, BCEWithLogits) or ``wasserstein``."""
+    # --- enhancers (autogai/agents/enhancers.py declares their knobs) ----------------------------------
+    enhancer_configs: tuple[Any, ...] = ()
+    """One nested configuration per enhancer with knobs, in the order of :data:`CONFIGURED`
+    (:meth:`enhancer` finds one by key). Built from flat keyword arguments such as ``diffusion_steps=10``."""
 
     # --- runtime ------------------------------------------------------------------------------------
     device: str = "auto"
@@ -129,7 +84,25 @@ class TD3Config:
     """torch intra-op threads set when a population is built. 1 is fastest per process for these small networks and
     leaves the other core to a second trial; raise it for wide networks on an idle machine."""
 
-    def __post_init__(self) -> None:
+    def __init__(self, **values: Any) -> None:
+        """Every value by its flat name (``TD3Config(net_arch=(64, 64), diffusion_steps=10)``), the others
+        at their defaults; an unknown name raises :class:`ConfigError` naming the valid ones."""
+        unknown = sorted(set(values) - set(_flat_defaults()))
+        if unknown:
+            raise ConfigError(
+                f"unknown TD3Config field(s) {unknown}; valid fields: {', '.join(sorted(_flat_defaults()))}"
+            )
+        for f in fields(TD3Config):
+            if f.name != _ENHANCER_FIELD:
+                object.__setattr__(self, f.name, values.get(f.name, f.default))
+        nested = tuple(
+            e.config(**{k.field: values[k.flat_name] for k in e.knobs if k.flat_name in values})  # type: ignore[misc]
+            for e in CONFIGURED
+        )
+        object.__setattr__(self, _ENHANCER_FIELD, nested)
+        self._validate()
+
+    def _validate(self) -> None:
         if not isinstance(self.net_arch, tuple):
             object.__setattr__(self, "net_arch", tuple(self.net_arch))
         check_range("learning_rate", self.learning_rate, 0.0, 1.0, low_inclusive=False)
@@ -149,47 +122,45 @@ class TD3Config:
             raise ConfigError("net_arch=() must name at least one hidden layer width")
         for width in self.net_arch:
             check_positive_int("net_arch entry", width)
-        check_positive_int("diffusion_steps", self.diffusion_steps)
-        check_positive_int("diffusion_hidden", self.diffusion_hidden)
-        check_range("diffusion_beta_min", self.diffusion_beta_min, 0.0, low_inclusive=False)
-        check_range("diffusion_beta_max", self.diffusion_beta_max, self.diffusion_beta_min)
-        check_range("bc_weight", self.bc_weight, 0.0)
-        check_positive_int("vae_latent_dim", self.vae_latent_dim)
-        check_positive_int("vae_hidden", self.vae_hidden)
-        check_range("vae_beta", self.vae_beta, 0.0)
-        check_choice("vae_sample_latent", self.vae_sample_latent, (False, True))
-        check_choice("vae_critic_gradients", self.vae_critic_gradients, (False, True))
-        check_positive_int("transformer_dim", self.transformer_dim)
-        check_positive_int("transformer_heads", self.transformer_heads)
-        check_positive_int("transformer_layers", self.transformer_layers)
-        check_positive_int("transformer_max_tokens", self.transformer_max_tokens, allow_zero=True)
-        if self.transformer_dim % self.transformer_heads:
-            raise ConfigError(
-                f"transformer_heads={self.transformer_heads} must divide transformer_dim={self.transformer_dim}"
-            )
-        check_range("gan_adv_weight", self.gan_adv_weight, 0.0)
-        check_positive_int("gan_noise_dim", self.gan_noise_dim)
-        check_positive_int("gan_z_samples", self.gan_z_samples, allow_zero=True)
-        check_positive_int("gan_discriminator_hidden", self.gan_discriminator_hidden)
-        check_choice("gan_loss", self.gan_loss, ("bce", "wasserstein"))
         check_choice("device", self.device, DEVICES)
         check_positive_int("torch_threads", self.torch_threads)
 
+    def enhancer(self, key: str) -> Any:
+        """The nested configuration of the enhancer with this key (``config.enhancer("vae").latent_dim``)."""
+        for declared, nested in zip(CONFIGURED, self.enhancer_configs, strict=True):
+            if declared.key == key:
+                return nested
+        raise ConfigError(f"no enhancer with key {key!r}; keys: {', '.join(str(e.key) for e in CONFIGURED)}")
+
+    def flat(self) -> dict[str, Any]:
+        """Every value by its flat name, as the constructor takes them (net_arch a tuple)."""
+        return dict(self._flat_items())
+
+    def get(self, name: str) -> Any:
+        """One value by its flat name (``config.get("vae_beta")``)."""
+        try:
+            return self.flat()[name]
+        except KeyError:
+            raise ConfigError(f"unknown TD3Config field {name!r}") from None
+
+    def _flat_items(self) -> Iterator[tuple[str, Any]]:
+        for f in fields(self):
+            if f.name != _ENHANCER_FIELD:
+                yield f.name, getattr(self, f.name)
+            else:
+                for declared, nested in zip(CONFIGURED, self.enhancer_configs, strict=True):
+                    for k in declared.knobs:
+                        yield k.flat_name, getattr(nested, k.field)
+
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready dict (net_arch as a list)."""
-        data = asdict(self)
+        """JSON-ready dict of the flat names (net_arch as a list)."""
+        data = self.flat()
         data["net_arch"] = list(self.net_arch)
         return data
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> TD3Config:
         """Inverse of :meth:`to_dict`; unknown keys raise :class:`ConfigError` naming the valid ones."""
-        names = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - names)
-        if unknown:
-            raise ConfigError(
-                f"unknown TD3Config field(s) {unknown}; valid fields: {', '.join(sorted(names))}"
-            )
         values = dict(data)
         if "net_arch" in values:
             values["net_arch"] = tuple(int(w) for w in values["net_arch"])
@@ -201,7 +172,7 @@ class TD3Config:
 
     def population_key(self) -> tuple[Any, ...]:
         """The values that must be equal for two configurations to train in one population."""
-        return tuple((f.name, getattr(self, f.name)) for f in fields(self) if f.name not in PER_AGENT_FIELDS)
+        return tuple((name, value) for name, value in self._flat_items() if name not in PER_AGENT_FIELDS)
 
 
 def check_same_population(configs: Sequence[TD3Config]) -> TD3Config:
@@ -218,3 +189,11 @@ def check_same_population(configs: Sequence[TD3Config]) -> TD3Config:
                         f"{', '.join(PER_AGENT_FIELDS)} may differ inside one population"
                     )
     return first
+
+
+def _flat_defaults() -> dict[str, Any]:
+    """Every flat name and its default."""
+    names = {f.name: f.default for f in fields(TD3Config) if f.name != _ENHANCER_FIELD}
+    for declared in CONFIGURED:
+        names.update({k.flat_name: k.default for k in declared.knobs})
+    return names

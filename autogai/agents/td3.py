@@ -16,8 +16,10 @@ receive alone. An agent can leave (:meth:`TD3Population.keep`) and no compute is
 from __future__ import annotations
 
 import copy
+import dataclasses
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -26,12 +28,12 @@ from gymnasium import spaces
 from torch import nn
 
 from autogai.agents.adapters import ActionAdapter, space_from_dict, space_to_dict
-from autogai.agents.backbones import MLPBackbone, TransformerBackbone, default_token_groups
 from autogai.agents.buffer import ReplayBuffer
 from autogai.agents.config import TD3Config, check_same_population
 from autogai.agents.critics import BellmanDiscriminator, GANCritic, TwinCritic
 from autogai.agents.encoders import VAEEncoder
-from autogai.agents.policies import Actor, DeterministicHead, DiffusionPolicy
+from autogai.agents.enhancers import SlotInputs, enhancer
+from autogai.agents.policies import Actor, DiffusionPolicy
 from autogai.agents.stacked import agent_generators
 from autogai.core.errors import ConfigError
 from autogai.core.types import EnhancerCombo
@@ -157,75 +159,24 @@ class TD3Population:
 
     # ------------------------------------------------------------------------------------------ build
     def _build_modules(self, generators: list[torch.Generator]) -> None:
+        """Each slot's module from the factory its enhancer declares (:mod:`autogai.agents.enhancers`)."""
         cfg, enh = self.config, self.enhancers
-        arch = cfg.net_arch
 
-        # Encoder slot: features = VAE latent (mean) or the observation itself.
-        self.encoder: VAEEncoder | None = None
-        feat_dim = self.obs_dim
-        if enh.encoder == "vae":
-            self.encoder = VAEEncoder(
-                self.obs_dim,
-                cfg.vae_latent_dim,
-                cfg.vae_hidden,
-                generators,
-                sample_latent=cfg.vae_sample_latent,
-            )
-            feat_dim = cfg.vae_latent_dim
-        self.feat_dim = feat_dim
+        def build(slot: str, inputs: SlotInputs) -> Any:
+            declared = enhancer(slot, getattr(enh, slot))
+            return declared.build(inputs, None if declared.key is None else cfg.enhancer(declared.key))
 
-        # Backbone slot: the actor's state trunk.
-        backbone: nn.Module
-        if enh.backbone == "transformer":
-            # The env's token layout indexes the observation; on a VAE latent, one token per latent feature.
-            groups = self.token_groups if (self.token_groups is not None and self.encoder is None) else None
-            backbone = TransformerBackbone(
-                feat_dim,
-                groups if groups is not None else default_token_groups(feat_dim),
-                generators,
-                dim=cfg.transformer_dim,
-                heads=cfg.transformer_heads,
-                layers=cfg.transformer_layers,
-                out_dim=arch[-1],
-                max_tokens=cfg.transformer_max_tokens,
-            )
-        else:
-            backbone = MLPBackbone(feat_dim, arch, generators)
-
-        # Policy slot: the actor head on the state embedding.
-        head: nn.Module
-        if enh.policy == "diffusion":
-            head = DiffusionPolicy(
-                arch[-1],
-                self.action_dim,
-                generators,
-                hidden=cfg.diffusion_hidden,
-                steps=cfg.diffusion_steps,
-                beta_min=cfg.diffusion_beta_min,
-                beta_max=cfg.diffusion_beta_max,
-            )
-        else:
-            head = DeterministicHead(arch[-1], self.action_dim, generators)
-        self.actor = Actor(backbone, head).to(self.device)
-
-        # Critic slot.
+        inputs = SlotInputs(self.obs_dim, self.action_dim, cfg.net_arch, generators, self.token_groups)
+        self.encoder: VAEEncoder | None
+        self.encoder, self.feat_dim = build("encoder", inputs)
+        inputs = dataclasses.replace(inputs, feat_dim=self.feat_dim, encoded=self.encoder is not None)
+        self.actor = Actor(build("backbone", inputs), build("policy", inputs)).to(self.device)
         self.critic: TwinCritic | GANCritic
-        self.discriminator: BellmanDiscriminator | None = None
-        if enh.critic == "gan":
-            self.critic = GANCritic(
-                feat_dim,
-                self.action_dim,
-                arch,
-                generators,
-                noise_dim=cfg.gan_noise_dim,
-                z_samples=cfg.gan_z_samples,
-            ).to(self.device)
-            d_arch = (cfg.gan_discriminator_hidden, cfg.gan_discriminator_hidden)
-            self.discriminator = BellmanDiscriminator(feat_dim, self.action_dim, d_arch, generators).to(
-                self.device
-            )
-        else:
-            self.critic = TwinCritic(feat_dim, self.action_dim, arch, generators).to(self.device)
+        self.discriminator: BellmanDiscriminator | None
+        self.critic, self.discriminator = build("critic", inputs)
+        self.critic.to(self.device)
+        if self.discriminator is not None:
+            self.discriminator.to(self.device)
         if self.encoder is not None:
             self.encoder.to(self.device)
 
@@ -266,7 +217,7 @@ class TD3Population:
         configs, device = self.configs, self.device
 
         def column(name: str) -> torch.Tensor:
-            return torch.tensor([getattr(c, name) for c in configs], dtype=torch.float32, device=device)
+            return torch.tensor([c.get(name) for c in configs], dtype=torch.float32, device=device)
 
         self._lr = column("learning_rate")
         self._tau = column("tau")
@@ -276,7 +227,7 @@ class TD3Population:
         self._target_noise = column("target_policy_noise").view(-1, 1, 1)
         self._noise_clip = column("target_noise_clip").view(-1, 1, 1)
         self._bc_weight = column("bc_weight")
-        self._any_bc = any(c.bc_weight > 0 for c in configs)
+        self._any_bc = any(c.get("bc_weight") > 0 for c in configs)
         self._gan_adv_weight = column("gan_adv_weight")
         self._vae_beta = column("vae_beta")
         # Per-coord exploration std: exploration_noise on continuous coords; on discrete coords at least
@@ -384,7 +335,7 @@ class TD3Population:
         if self.encoder is not None:
             elbo = self.encoder.elbo(batch.obs, self._vae_beta, gen)
             vae_loss = elbo.loss
-            feats = elbo.latent if cfg.vae_critic_gradients else elbo.latent.detach()
+            feats = elbo.latent if cfg.enhancer("vae").critic_gradients else elbo.latent.detach()
             with torch.no_grad():
                 next_feats = self.encoder(batch.next_obs, gen)
             stats["vae_loss"] = vae_loss.detach()
@@ -460,14 +411,14 @@ class TD3Population:
         d_values = torch.cat([target_q.unsqueeze(1), current_q.detach()], dim=1)  # [P, 3, B, 1]
         d_logits = self.discriminator(d_feats, d_actions, (d_values - centre) / scale)
         real_logits, fake_logits = d_logits[:, :1], d_logits[:, 1:]
-        if cfg.gan_loss == "bce":
+        if cfg.enhancer("gan").loss == "bce":
             discriminator_loss = _bce_per_agent(real_logits, 1.0) + _bce_per_agent(fake_logits, 0.0)
         else:  # Wasserstein critic with weight clipping (Arjovsky et al. 2017)
             discriminator_loss = fake_logits.mean(dim=(1, 2, 3)) - real_logits.mean(dim=(1, 2, 3))
         self.optimizers["discriminator"].zero_grad(set_to_none=True)
         discriminator_loss.sum().backward()
         self._step("discriminator")
-        if cfg.gan_loss == "wasserstein":
+        if cfg.enhancer("gan").loss == "wasserstein":
             with torch.no_grad():
                 for p in self.discriminator.parameters():
                     p.clamp_(-0.01, 0.01)
@@ -477,7 +428,7 @@ class TD3Population:
         self.discriminator.requires_grad_(False)
         gen_logits = self.discriminator(d_feats[:, 1:], d_actions[:, 1:], (current_q - centre) / scale)
         self.discriminator.requires_grad_(True)
-        if cfg.gan_loss == "bce":  # non-saturating generator loss
+        if cfg.enhancer("gan").loss == "bce":  # non-saturating generator loss
             adversarial_loss = _bce_per_agent(gen_logits, 1.0)
         else:
             adversarial_loss = -gen_logits.mean(dim=(1, 2, 3))

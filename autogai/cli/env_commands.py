@@ -25,8 +25,8 @@ def check() -> int:
     import numpy as np
     from gymnasium.utils.env_checker import check_env
 
-    from autogai.envs import register_envs
-    from autogai.envs import uav_nearfield as uav
+    from autogai.envs import register_envs, uav
+    from autogai.envs.episode import run_episode
 
     register_envs()
     started = time.perf_counter()
@@ -94,7 +94,7 @@ def check() -> int:
     start_utility = start_hover.step(np.array([0.0, 0.0, 1.0, 1.0]))[1]
     policy = uav.OraclePolicy()
     env = gym.make("autogai/UAVNearField-v0")
-    infos = uav.run_episode(env, policy)
+    infos = run_episode(env, policy)
     rolled_out = float(np.mean([info["fitness"] for info in infos]))
     echo(
         f"  best hover point          ({hover_x:.2f}, {hover_y:.2f}) m, utility {hover_utility:.3f} per slot"
@@ -164,7 +164,8 @@ def _check_random_scenarios(echo: Callable[[str], Any]) -> list[str]:
     import numpy as np
     from gymnasium.utils.env_checker import check_env
 
-    from autogai.envs import uav_nearfield as uav
+    from autogai.envs import uav
+    from autogai.envs.episode import run_episode
 
     failures: list[str] = []
     echo("")
@@ -189,7 +190,7 @@ def _check_random_scenarios(echo: Callable[[str], Any]) -> list[str]:
     for seed in uav.scenario_seeds("heldout", 10):
         if uav.draw_scenario(config, seed) != uav.draw_scenario(config, seed):
             failures.append(f"scenario seed {seed} draws two different scenarios")
-        infos = uav.run_episode(
+        infos = run_episode(
             env, lambda obs, info: np.array([0.0, 0.0, 1.0, 1.0]), options={"scenario_seed": seed}
         )
         hovers.append(float(np.mean([info["fitness"] for info in infos])))

@@ -56,12 +56,9 @@ def _convert(name: str, text: str, default: Any) -> Any:
 
 def td3_config_from_sets(sets: list[str] | None, *, device: str | None = None) -> Any:
     """A TD3Config from ``--set key=value`` items (validated; unknown keys list the valid ones)."""
-    from dataclasses import fields
-
     from autogai.agents import TD3Config
 
-    defaults = TD3Config()
-    known = {f.name: getattr(defaults, f.name) for f in fields(TD3Config)}
+    known = TD3Config().flat()
     values: dict[str, Any] = {}
     for key, text in _parse_assignments(sets, "--set").items():
         if key not in known:

@@ -8,7 +8,8 @@
     gym.register_envs(autogai.envs)  # optional: keeps linters from flagging the import as unused
     env = gym.make("autogai/UAVNearField-v0")
 
-The physics (:mod:`autogai.envs.physics`) needs numpy only; the environment classes need gymnasium.
+The UAV near-field task is the subpackage :mod:`autogai.envs.uav` (its physics needs numpy only; the
+environment classes need gymnasium); :func:`autogai.envs.episode.run_episode` rolls out one episode of any env.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ ENV_IDS = ("autogai/UAVNearField-v0",)
 
 def make_uav_batch(num_envs: int, **kwargs: Any) -> Any:
     """``num_envs`` UAVs stepped at once (Gymnasium's ``vector_entry_point`` calling convention)."""
-    from autogai.envs.uav_batch import UAVNearFieldBatch
+    from autogai.envs.uav.batch import UAVNearFieldBatch
 
     return UAVNearFieldBatch(num_envs, **kwargs)
 
@@ -33,7 +34,7 @@ def register_envs() -> None:
     if "autogai/UAVNearField-v0" not in gym.registry:
         gym.register(
             id="autogai/UAVNearField-v0",
-            entry_point="autogai.envs.uav_nearfield:UAVNearFieldEnv",
+            entry_point="autogai.envs.uav:UAVNearFieldEnv",
             # Populations step the batched simulator: every row an independent UAV (same physics).
             vector_entry_point="autogai.envs:make_uav_batch",
             max_episode_steps=None,  # the env truncates itself at its horizon

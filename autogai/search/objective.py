@@ -96,7 +96,7 @@ def scoring_scenarios(context: TrialContext, kind: str, n: int) -> list[int] | N
     from disjoint blocks of the held-out split, so neither is the other's."""
     if kind not in SCORING_KINDS or context.env_kwargs.get("scenario") != "random":
         return None
-    from autogai.envs.uav_scenario import scenario_seeds
+    from autogai.envs.uav.scenario import scenario_seeds
 
     block = 2**40
     base = derive_seed(context.seed, kind, "scenarios") + (block if kind == "test" else 0)

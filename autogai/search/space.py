@@ -1,9 +1,12 @@
 """The search space of one trial: TD3 hyperparameters (rl-baselines3-zoo's ranges), the enhancers' own
 knobs and the reward program's ``PARAMS``.
 
-One ``suggest_*`` function per group, as rl-baselines3-zoo's ``hyperparams_opt.py`` does. Parameter
-names are TD3Config field names (``learning_rate``, ``diffusion_steps``, ...) and ``reward.<name>`` for
-the reward program's tunable weights, so a design's ``hyperparameter_hints`` use the same names.
+The space is one table, :func:`trial_space`: the TD3 ranges are written here, each enhancer's distributions
+come from its declaration in :mod:`autogai.agents.enhancers` (plain data there; the Optuna suggestions are
+made here, the only layer that imports Optuna). Sampling (:func:`suggest_td3_params`), the first trial's
+defaults and the hint sanitiser all read that table. Parameter names are TD3Config's flat names
+(``learning_rate``, ``diffusion_steps``, ...) and ``reward.<name>`` for the reward program's tunable weights,
+so a design's ``hyperparameter_hints`` use the same names.
 """
 
 from __future__ import annotations
@@ -23,8 +26,6 @@ REWARD_PREFIX = "reward."
 _TAU_CHOICES = (0.001, 0.005, 0.01, 0.02)
 _GAMMA_CHOICES = (0.9, 0.95, 0.98, 0.99, 0.995)
 _POLICY_DELAY_CHOICES = (1, 2, 3)
-_SHAPE_KNOBS = ("policy_delay", "diffusion_steps", "vae_latent_dim", "transformer_dim", "transformer_layers")
-"""Searched only with ``SearchBudget.shape_search``: they split a batch of trials into populations."""
 
 
 def net_arch_label(arch: tuple[int, ...]) -> str:
@@ -35,17 +36,23 @@ def parse_net_arch(label: str) -> tuple[int, ...]:
     return tuple(int(w) for w in str(label).split("x"))
 
 
-def suggest_td3_params(trial: optuna.Trial, enhancers: EnhancerCombo, budget: SearchBudget) -> dict[str, Any]:
-    """Sample TD3Config keyword arguments for one trial (fixed ones come from the budget)."""
-    arch_labels = [net_arch_label(a) for a in budget.net_arch_choices]
-    params: dict[str, Any] = {
-        "learning_rate": trial.suggest_float("learning_rate", 1e-4, 3e-3, log=True),
-        "batch_size": trial.suggest_categorical("batch_size", list(budget.batch_size_choices)),
-        "tau": trial.suggest_categorical("tau", list(_TAU_CHOICES)),
-        "gamma": trial.suggest_categorical("gamma", list(_GAMMA_CHOICES)),
-        "exploration_noise": trial.suggest_float("exploration_noise", 0.05, 0.5),
-        "target_policy_noise": trial.suggest_float("target_policy_noise", 0.1, 0.4),
-        "net_arch": parse_net_arch(trial.suggest_categorical("net_arch", arch_labels)),
+def trial_space(enhancers: EnhancerCombo, budget: SearchBudget) -> dict[str, Any]:
+    """Every TD3Config value a trial sets, by flat name, in the order a trial samples them: a
+    ``FloatRange`` or ``Choice`` is sampled (the trial parameter has that name), anything else is a value
+    fixed for this budget. The TD3 ranges are rl-baselines3-zoo's; each enhancer's come from its declaration
+    in :mod:`autogai.agents.enhancers` (``Fixed`` resolved for the budget's ``enhancer_scale``).
+    """
+    from autogai.agents.enhancers import Choice, FloatRange, active
+
+    small = budget.enhancer_scale == "small"
+    space: dict[str, Any] = {
+        "learning_rate": FloatRange(1e-4, 3e-3, log=True),
+        "batch_size": Choice(tuple(budget.batch_size_choices)),
+        "tau": Choice(_TAU_CHOICES),
+        "gamma": Choice(_GAMMA_CHOICES),
+        "exploration_noise": FloatRange(0.05, 0.5),
+        "target_policy_noise": FloatRange(0.1, 0.4),
+        "net_arch": Choice(tuple(net_arch_label(a) for a in budget.net_arch_choices)),
         # Fixed by the budget, not searched:
         "learning_starts": budget.learning_starts,
         "buffer_size": budget.buffer_size,
@@ -53,46 +60,44 @@ def suggest_td3_params(trial: optuna.Trial, enhancers: EnhancerCombo, budget: Se
         "gradient_steps": budget.gradient_steps,
     }
     # Knobs that change tensor shapes or schedules split a batch of trials into separate populations, so
-    # a budget that trains trials as populations (shape_search off) keeps them at their defaults.
+    # a budget that trains trials as populations (shape_search off) keeps them fixed.
     if budget.shape_search:
-        params["policy_delay"] = trial.suggest_categorical("policy_delay", list(_POLICY_DELAY_CHOICES))
-    params.update(suggest_enhancer_params(trial, enhancers, budget))
-    return params
+        space["policy_delay"] = Choice(_POLICY_DELAY_CHOICES)
+    for declared in active(enhancers):
+        for knob in declared.knobs:
+            if knob.search is None:
+                continue
+            if knob.shape_fixed is not None and not budget.shape_search:
+                space[knob.flat_name] = knob.shape_fixed.for_scale(small)
+            elif isinstance(knob.search, Choice):
+                space[knob.flat_name] = Choice(knob.search.for_scale(small))
+            elif isinstance(knob.search, FloatRange):
+                space[knob.flat_name] = knob.search
+            else:  # Fixed
+                space[knob.flat_name] = knob.search.for_scale(small)
+    return {name: value for name, value in space.items() if value is not None}
 
 
-def suggest_enhancer_params(
-    trial: optuna.Trial, enhancers: EnhancerCombo, budget: SearchBudget
-) -> dict[str, Any]:
-    """Knobs of the enhancers switched on in ``enhancers`` (nothing for plain TD3)."""
-    small = budget.enhancer_scale == "small"
-    shapes = budget.shape_search
+def _is_sampled(value: Any) -> bool:
+    from autogai.agents.enhancers import Choice, FloatRange
+
+    return isinstance(value, (Choice, FloatRange))
+
+
+def suggest_td3_params(trial: optuna.Trial, enhancers: EnhancerCombo, budget: SearchBudget) -> dict[str, Any]:
+    """Sample TD3Config keyword arguments for one trial (fixed ones come from the budget and the enhancers)."""
+    from autogai.agents.enhancers import FloatRange
+
     params: dict[str, Any] = {}
-    if enhancers.policy == "diffusion":
-        params["diffusion_steps"] = (
-            trial.suggest_categorical("diffusion_steps", [3, 5] if small else [5, 10]) if shapes else 5
-        )
-        params["bc_weight"] = trial.suggest_categorical("bc_weight", [0.0, 0.1, 1.0])
-        if small:
-            params["diffusion_hidden"] = 32
-    if enhancers.encoder == "vae":
-        params["vae_latent_dim"] = (
-            trial.suggest_categorical("vae_latent_dim", [8, 16] if small else [16, 32, 64]) if shapes else 16
-        )
-        params["vae_beta"] = trial.suggest_float("vae_beta", 0.01, 1.0, log=True)
-        if small:
-            params["vae_hidden"] = 64
-    if enhancers.backbone == "transformer":
-        params["transformer_dim"] = (
-            trial.suggest_categorical("transformer_dim", [16, 32] if small else [32, 64])
-            if shapes
-            else (16 if small else 32)
-        )
-        params["transformer_layers"] = (
-            trial.suggest_categorical("transformer_layers", [1] if small else [1, 2]) if shapes else 1
-        )
-        params["transformer_heads"] = 2
-    if enhancers.critic == "gan":
-        params["gan_adv_weight"] = trial.suggest_float("gan_adv_weight", 0.01, 1.0, log=True)
+    for name, value in trial_space(enhancers, budget).items():
+        if isinstance(value, FloatRange):
+            params[name] = trial.suggest_float(name, value.low, value.high, log=value.log)
+        elif _is_sampled(value):
+            params[name] = trial.suggest_categorical(name, list(value.options))
+        else:
+            params[name] = value
+    if "net_arch" in params:
+        params["net_arch"] = parse_net_arch(params["net_arch"])
     return params
 
 
@@ -111,7 +116,7 @@ def default_trial_params(
     from autogai.agents.config import TD3Config
 
     config = TD3Config()
-    wanted = {name: getattr(config, name) for name in _searched_names(enhancers, budget)}
+    wanted = {name: config.get(name) for name in _searched_names(enhancers, budget)}
     params, _ = sanitize_hints(wanted, enhancers, budget, {})
     for name, spec in reward_specs.items():
         low, high = float(_field(spec, "low")), float(_field(spec, "high"))
@@ -122,27 +127,7 @@ def default_trial_params(
 
 def _searched_names(enhancers: EnhancerCombo, budget: SearchBudget) -> set[str]:
     """The TD3Config fields a trial samples for ``enhancers`` (the rest are fixed by the budget)."""
-    names = {
-        "learning_rate",
-        "batch_size",
-        "tau",
-        "gamma",
-        "exploration_noise",
-        "target_policy_noise",
-        "policy_delay",
-        "net_arch",
-    }
-    if enhancers.policy == "diffusion":
-        names |= {"diffusion_steps", "bc_weight"}
-    if enhancers.encoder == "vae":
-        names |= {"vae_latent_dim", "vae_beta"}
-    if enhancers.backbone == "transformer":
-        names |= {"transformer_dim", "transformer_layers"}
-    if enhancers.critic == "gan":
-        names |= {"gan_adv_weight"}
-    if not budget.shape_search:  # kept at their defaults so a batch of trials is one population
-        names -= set(_SHAPE_KNOBS)
-    return names
+    return {name for name, value in trial_space(enhancers, budget).items() if _is_sampled(value)}
 
 
 def suggest_reward_params(trial: optuna.Trial, specs: Mapping[str, Any]) -> dict[str, float]:
@@ -172,26 +157,14 @@ def sanitize_hints(
     Floats are clipped into their range, categoricals snapped to the nearest choice, unknown names
     dropped. Returns the fixed params and notes about what was changed (kept in the trial's attributes).
     """
-    floats: dict[str, tuple[float, float]] = {
-        "learning_rate": (1e-4, 3e-3),
-        "exploration_noise": (0.05, 0.5),
-        "target_policy_noise": (0.1, 0.4),
-        "vae_beta": (0.01, 1.0),
-        "gan_adv_weight": (0.01, 1.0),
+    from autogai.agents.enhancers import FloatRange
+
+    space = trial_space(enhancers, budget)
+    floats = {name: (v.low, v.high) for name, v in space.items() if isinstance(v, FloatRange)}
+    categoricals = {
+        name: list(v.options) for name, v in space.items() if _is_sampled(v) and name not in floats
     }
-    small = budget.enhancer_scale == "small"
-    categoricals: dict[str, list[Any]] = {
-        "batch_size": list(budget.batch_size_choices),
-        "tau": list(_TAU_CHOICES),
-        "gamma": list(_GAMMA_CHOICES),
-        "policy_delay": list(_POLICY_DELAY_CHOICES),
-        "diffusion_steps": [3, 5] if small else [5, 10],
-        "bc_weight": [0.0, 0.1, 1.0],
-        "vae_latent_dim": [8, 16] if small else [16, 32, 64],
-        "transformer_dim": [16, 32] if small else [32, 64],
-        "transformer_layers": [1] if small else [1, 2],
-    }
-    active = _searched_names(enhancers, budget)
+    active = set(floats) | set(categoricals)
     for name, spec in reward_specs.items():
         floats[REWARD_PREFIX + name] = (float(_field(spec, "low")), float(_field(spec, "high")))
         active.add(REWARD_PREFIX + name)

@@ -1,6 +1,6 @@
 """Task card ``uav-nearfield``: the UAV near-field relay task of Sun et al. (arXiv 2405.20568).
 
-The environment is :class:`autogai.envs.uav_nearfield.UAVNearFieldEnv`; its ``info`` holds every metric
+The environment is :class:`autogai.envs.uav.UAVNearFieldEnv`; its ``info`` holds every metric
 below after each step, and its own step reward is the step's fitness (the utility), so
 ``metrics_fn`` and ``fitness_fn`` only read what the environment computed.
 """
@@ -147,7 +147,7 @@ def _deterministic(env_kwargs: Mapping[str, Any]) -> bool:
 
 def _hover_at_start_fitness() -> float:
     """Episode fitness of staying at the start with both powers at maximum: what any design must beat."""
-    from autogai.envs.uav_env import UAVNearFieldEnv
+    from autogai.envs.uav.env import UAVNearFieldEnv
 
     env = UAVNearFieldEnv(action_mode="continuous")
     env.reset()
@@ -156,7 +156,7 @@ def _hover_at_start_fitness() -> float:
 
 
 def _oracle_fitness() -> float:
-    from autogai.envs.uav_nearfield import oracle_episode_fitness
+    from autogai.envs.uav import oracle_episode_fitness
 
     return oracle_episode_fitness()
 

@@ -12,9 +12,10 @@ from autogai.training.checkpoint import (
     save_checkpoint,
 )
 from autogai.training.evaluation import evaluate_population, oracle_fitness
-from autogai.training.loop import AgentSpec, PopulationSession, evaluation_seed, train, train_one
+from autogai.training.loop import train, train_one
 from autogai.training.metrics import TrainingStats, read_curves
 from autogai.training.results import TRAIN_STATUSES, EvaluationResult, TrainResult
+from autogai.training.session import AgentSpec, PopulationSession, evaluation_seed
 
 __all__ = [
     "TRAIN_STATUSES",

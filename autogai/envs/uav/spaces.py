@@ -7,7 +7,7 @@ import math
 import numpy as np
 from gymnasium import spaces
 
-from autogai.envs.uav_config import RATE_SCALE, WAYPOINTS, UAVNearFieldConfig
+from autogai.envs.uav.config import RATE_SCALE, WAYPOINTS, UAVNearFieldConfig
 
 
 def action_codebook(config: UAVNearFieldConfig) -> np.ndarray | None:

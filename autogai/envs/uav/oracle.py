@@ -2,7 +2,7 @@
 
 The slots are coupled only through the UAV's position (powers are chosen per slot), so the best episode
 is found by dynamic programming over positions with the per-slot optimal powers
-(:func:`autogai.envs.physics.optimal_relay_powers`). The oracle is the physical reference that learned
+(:func:`autogai.envs.uav.physics.optimal_relay_powers`). The oracle is the physical reference that learned
 policies are measured against; it is computed once per scenario and cached.
 """
 
@@ -17,11 +17,10 @@ from typing import Any
 
 import numpy as np
 
-from autogai.envs import physics
-from autogai.envs.uav_config import WAYPOINTS, UAVNearFieldConfig
-from autogai.envs.uav_dynamics import dynamics_for
-from autogai.envs.uav_env import UAVNearFieldEnv, run_episode
-from autogai.envs.uav_scenario import Scenario, episode_scenarios
+from autogai.envs.uav import physics
+from autogai.envs.uav.config import WAYPOINTS, UAVNearFieldConfig
+from autogai.envs.uav.dynamics import STAY, dynamics_for
+from autogai.envs.uav.scenario import Scenario, episode_scenarios
 
 _WAYPOINT_INDEX = {step: index for index, step in enumerate(WAYPOINTS)}
 
@@ -225,7 +224,7 @@ class OraclePolicy:
     speed toward the best hover point along the path whose intermediate slots earn the most, then hovers
     on the numerically refined best point. Every slot it sets the utility-maximising powers for the
     position it is about to reach: the exact solution of the one-dimensional per-slot problem
-    (:func:`autogai.envs.physics.optimal_relay_powers`) in continuous/hybrid mode, the best of the L x L
+    (:func:`autogai.envs.uav.physics.optimal_relay_powers`) in continuous/hybrid mode, the best of the L x L
     power levels in discrete mode.
 
     Use: ``action = policy(obs, info)`` with the ``info`` of ``reset``/``step`` (it reads the exact
@@ -314,12 +313,27 @@ def scenario_oracle_fitness(config: UAVNearFieldConfig, scenario: Scenario) -> f
     return _oracle_plan(scenario.config(config)).episode_fitness
 
 
+def _fly(config: UAVNearFieldConfig, policy: OraclePolicy) -> list[dict[str, Any]]:
+    """The metrics of every slot of ``policy`` flown from the configuration's start, on the dynamics: what
+    ``UAVNearFieldEnv`` returns as ``info`` for the same actions (it steps through the same transition)."""
+    dynamics = dynamics_for(config)
+    work = dynamics.workspace(())
+    user_x, user_y = config.user_position[0], config.user_position[1]
+    x, y = config.start_position
+    info = dynamics.transition(x, y, STAY, 0, user_x, user_y, work)
+    infos = []
+    for t in range(1, config.horizon + 1):
+        decoded = dynamics.decode(policy(work.obs, info), ())
+        info = dynamics.transition(info["x"], info["y"], decoded, t, user_x, user_y, work)
+        infos.append(info)
+    return infos
+
+
 @functools.lru_cache(maxsize=1024)
 def _oracle_plan(config: UAVNearFieldConfig) -> OraclePlan:
     """Plan and roll out the oracle for a fixed-scenario configuration (one scenario: the LRU key)."""
-    env = UAVNearFieldEnv(config)
     policy = OraclePolicy(config)
-    infos = run_episode(env, policy)
+    infos = _fly(config, policy)
     assert policy.plan is not None
     fitness = float(np.mean([info["fitness"] for info in infos]))
     return dataclasses.replace(

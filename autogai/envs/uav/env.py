@@ -1,21 +1,18 @@
-"""The Gymnasium environment ``autogai/UAVNearField-v0`` (one UAV) and a one-episode rollout helper."""
+"""The Gymnasium environment ``autogai/UAVNearField-v0``: one UAV."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
 from typing import Any
 
 import gymnasium as gym
 import numpy as np
 
 from autogai.core.errors import ConfigError
-from autogai.envs.uav_config import RESET_METRIC_NAMES, UAVNearFieldConfig
-from autogai.envs.uav_dynamics import InvalidAction, dynamics_for
-from autogai.envs.uav_scenario import Scenario, episode_scenarios
-from autogai.envs.uav_spaces import action_codebook, action_space, observation_space, token_groups
-
-_STAY = (0.0, 0.0, 0.0, 0.0)
-"""The decoded zero action: ``reset`` is a transition without a move or power into slot 0."""
+from autogai.envs.uav.config import RESET_METRIC_NAMES, UAVNearFieldConfig
+from autogai.envs.uav.dynamics import STAY, InvalidAction, dynamics_for
+from autogai.envs.uav.oracle import scenario_oracle_fitness
+from autogai.envs.uav.scenario import Scenario, episode_scenarios
+from autogai.envs.uav.spaces import action_codebook, action_space, observation_space, token_groups
 
 
 class UAVNearFieldEnv(gym.Env):
@@ -76,7 +73,7 @@ class UAVNearFieldEnv(gym.Env):
     ``reset(options={"uav_position": (x, y)})`` places it anywhere in the area; ``random_start=True``
     draws the start uniformly from the feasible region with the env's seeded RNG.
     ``scenario="random"`` draws the user's position and the start per episode from a scenario seed
-    (:mod:`autogai.envs.uav_scenario`): a training seed drawn with the env's RNG, or the one given as
+    (:mod:`autogai.envs.uav.scenario`): a training seed drawn with the env's RNG, or the one given as
     ``reset(options={"scenario_seed": s})`` (held-out seeds are odd). :attr:`scenario` says which
     scenario runs and :meth:`oracle_fitness` is its best achievable episode fitness, so
     ``episode fitness / env.oracle_fitness()`` is the episode's fraction of the oracle.
@@ -111,8 +108,9 @@ class UAVNearFieldEnv(gym.Env):
         self.action_space = action_space(self.config)
         self.observation_space = observation_space(self.config)
         self._dynamics = dynamics_for(self.config)
+        self._decode = self._dynamics.decoder(())
         self._horizon = self.config.horizon
-        self._obs = self._dynamics.observation_buffer(())
+        self._work = self._dynamics.workspace(())
         self._scenario: Scenario | None = None
         self._user_x = self._user_y = 0.0
         self._x = self._y = np.nan
@@ -126,9 +124,9 @@ class UAVNearFieldEnv(gym.Env):
         self._scenario = scenario
         self._user_x, self._user_y = scenario.user_position[0], scenario.user_position[1]
         x, y = scenario.start_position
-        metrics = self._dynamics.transition(x, y, _STAY, 0, self._user_x, self._user_y, self._obs)
+        metrics = self._dynamics.transition(x, y, STAY, 0, self._user_x, self._user_y, self._work)
         self._x, self._y, self._t = metrics["x"], metrics["y"], 0
-        return self._obs.astype(np.float32), {name: metrics[name] for name in RESET_METRIC_NAMES}
+        return self._work.obs.astype(np.float32), {name: metrics[name] for name in RESET_METRIC_NAMES}
 
     def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
         t = self._t
@@ -137,25 +135,25 @@ class UAVNearFieldEnv(gym.Env):
                 "call reset() before step()" if t < 0 else f"the episode ended after {t} slots; call reset()"
             )
         try:
-            decoded = self._dynamics.decode(action, ())
+            decoded = self._decode(action)
         except InvalidAction as error:
             raise ConfigError(
                 f"action {action!r} is not in the action space {self.action_space}: {error}"
             ) from None
         t += 1
         metrics = self._dynamics.transition(
-            self._x, self._y, decoded, t, self._user_x, self._user_y, self._obs
+            self._x, self._y, decoded, t, self._user_x, self._user_y, self._work
         )
         self._x, self._y, self._t = metrics["x"], metrics["y"], t
         # One UAV's metrics are plain Python floats, bools and the int slot: ``info`` as it is.
-        return self._obs.astype(np.float32), metrics["fitness"], False, t >= self._horizon, metrics
+        return self._work.obs.astype(np.float32), metrics["fitness"], False, t >= self._horizon, metrics
 
     def action_codebook(self) -> np.ndarray | None:
         """Where each hybrid way-point index sits in the agent's [-1, 1]^2 coordinates (None unless hybrid)."""
         return action_codebook(self.config)
 
     def observation_token_groups(self) -> list[np.ndarray]:
-        """Token layout for Transformer backbones (see :func:`autogai.envs.uav_spaces.token_groups`)."""
+        """Token layout for Transformer backbones (see :func:`autogai.envs.uav.spaces.token_groups`)."""
         return token_groups(self.config)
 
     @property
@@ -167,8 +165,6 @@ class UAVNearFieldEnv(gym.Env):
 
     def oracle_fitness(self) -> float:
         """The best achievable episode fitness of the running scenario (computed once per scenario, cached)."""
-        from autogai.envs.uav_oracle import scenario_oracle_fitness  # the oracle rolls this env out
-
         return scenario_oracle_fitness(self.config, self.scenario)
 
     @property
@@ -180,20 +176,3 @@ class UAVNearFieldEnv(gym.Env):
     def slot(self) -> int:
         """Slots completed in this episode (0 after reset, ``horizon`` at the end; -1 before reset)."""
         return self._t
-
-
-def run_episode(
-    env: gym.Env,
-    policy: Callable[[Any, Mapping[str, Any]], Any],
-    *,
-    seed: int | None = None,
-    options: dict[str, Any] | None = None,
-) -> list[dict[str, Any]]:
-    """Roll out one episode with ``policy(obs, info) -> action``; return the ``info`` of every step."""
-    obs, info = env.reset(seed=seed, options=options)
-    infos: list[dict[str, Any]] = []
-    while True:
-        obs, _, terminated, truncated, info = env.step(policy(obs, info))
-        infos.append(info)
-        if terminated or truncated:
-            return infos

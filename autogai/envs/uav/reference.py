@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from autogai.envs.uav_env import UAVNearFieldEnv
+from autogai.envs.uav.env import UAVNearFieldEnv
 
 SANITY_TABLE: tuple[tuple[tuple[float, float], dict[str, float], float], ...] = (
     ((1.0, 0.0), {"unit_norm": 13.06, "unit_modulus": 18.70, "author_code": 18.65}, 4.09),

@@ -2,8 +2,8 @@
 
 The task is the case study of Sun et al., "Generative AI for Deep Reinforcement Learning: Framework,
 Analysis, and Use Cases" (arXiv 2405.20568); ``docs/uav_env.md`` describes it. This module holds no
-physics: the formulas are in :mod:`autogai.envs.physics`, the per-slot transition in
-:mod:`autogai.envs.uav_dynamics`.
+physics: the formulas are in :mod:`autogai.envs.uav.physics`, the per-slot transition in
+:mod:`autogai.envs.uav.dynamics`.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import numpy as np
 
 from autogai.core.errors import ConfigError
 from autogai.core.validation import check_choice, check_positive_int, check_range
-from autogai.envs import physics
+from autogai.envs.uav import physics
 
 ACTION_MODES = ("continuous", "discrete", "hybrid")
 OBS_MODES = ("normalized", "author")
@@ -150,7 +150,7 @@ class UAVNearFieldConfig:
     scenario: str = "fixed"
     """``fixed``: the paper's single scenario (``user_position``, ``start_position``). ``random``: every
     episode draws the user's position and the UAV's start from its scenario seed
-    (:mod:`autogai.envs.uav_scenario`), and the observation gains the user's (x, y)."""
+    (:mod:`autogai.envs.uav.scenario`), and the observation gains the user's (x, y)."""
     rate_weight: float = 10.0
     """Fitness weight of the relay rate (the paper's 10)."""
     power_weight: float = 0.005

@@ -33,8 +33,8 @@ from typing import Any, Literal
 import numpy as np
 
 from autogai.core.errors import ConfigError
-from autogai.envs.uav_config import UAVNearFieldConfig
-from autogai.envs.uav_dynamics import dynamics_for
+from autogai.envs.uav.config import UAVNearFieldConfig
+from autogai.envs.uav.dynamics import dynamics_for
 
 USER_MIN_DISTANCE_FACTOR = 1.2
 """A random user is at least this many near-field radii from the BS."""

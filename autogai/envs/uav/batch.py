@@ -10,17 +10,18 @@ import numpy as np
 
 from autogai.core.errors import ConfigError
 from autogai.core.validation import check_positive_int
-from autogai.envs.uav_config import RESET_METRIC_NAMES, UAVNearFieldConfig
-from autogai.envs.uav_dynamics import InvalidAction, dynamics_for
-from autogai.envs.uav_scenario import Scenario, episode_scenarios
-from autogai.envs.uav_spaces import action_codebook, action_space, observation_space, token_groups
+from autogai.envs.uav.config import RESET_METRIC_NAMES, UAVNearFieldConfig
+from autogai.envs.uav.dynamics import InvalidAction, dynamics_for
+from autogai.envs.uav.oracle import scenario_oracle_fitness
+from autogai.envs.uav.scenario import Scenario, episode_scenarios
+from autogai.envs.uav.spaces import action_codebook, action_space, observation_space, token_groups
 
 
 class UAVNearFieldBatch:
     """Many independent UAVs of the same configuration stepped at once with numpy.
 
-    Each row steps through the same transition as :class:`~autogai.envs.uav_env.UAVNearFieldEnv`
-    (:class:`~autogai.envs.uav_dynamics.UAVDynamics`): the same action decoding, physics, metrics and
+    Each row steps through the same transition as :class:`~autogai.envs.uav.env.UAVNearFieldEnv`
+    (:class:`~autogai.envs.uav.dynamics.UAVDynamics`): the same action decoding, physics, metrics and
     observations. All UAVs share the clock: the step completing the horizon returns ``truncated`` all True
     and the batch must be ``reset`` before stepping again. Every row has its own scenario: with
     ``scenario="random"`` each row's user and start are drawn from its own scenario seed, and those seeds
@@ -28,7 +29,7 @@ class UAVNearFieldBatch:
 
     Actions: continuous and discrete ``[B, 4]``; hybrid a pair ``(waypoints [B], powers [B, 2])``.
     ``step`` returns ``(obs [B, D] float32, reward [B], terminated [B], truncated [B], info)`` with
-    ``info`` a dict of ``[B]`` arrays under the names of :data:`~autogai.envs.uav_config.METRIC_NAMES`.
+    ``info`` a dict of ``[B]`` arrays under the names of :data:`~autogai.envs.uav.config.METRIC_NAMES`.
     """
 
     def __init__(self, n_envs: int, config: UAVNearFieldConfig | None = None, **kwargs: Any) -> None:
@@ -40,7 +41,8 @@ class UAVNearFieldBatch:
         self.single_action_space = action_space(self.config)
         self.single_observation_space = observation_space(self.config)
         self._dynamics = dynamics_for(self.config)
-        self._obs = self._dynamics.observation_buffer((n_envs,))  # handed out as a float32 copy
+        self._decode = self._dynamics.decoder((n_envs,))
+        self._work = self._dynamics.workspace((n_envs,))  # obs handed out as a float32 copy
         self._rng = np.random.default_rng()
         self._scenarios: list[Scenario] = []
         self._user_x = self._user_y = np.zeros(n_envs)
@@ -53,7 +55,7 @@ class UAVNearFieldBatch:
         return action_codebook(self.config)
 
     def observation_token_groups(self) -> list[np.ndarray]:
-        """Token layout for Transformer backbones (see :func:`autogai.envs.uav_spaces.token_groups`)."""
+        """Token layout for Transformer backbones (see :func:`autogai.envs.uav.spaces.token_groups`)."""
         return token_groups(self.config)
 
     def reset(
@@ -79,7 +81,7 @@ class UAVNearFieldBatch:
                 "call reset() before step()" if self._t < 0 else "the episode ended; call reset()"
             )
         try:
-            decoded = self._dynamics.decode(actions, (self.n_envs,))
+            decoded = self._decode(actions)
         except InvalidAction as error:
             raise ConfigError(
                 f"batch actions do not fit {self.single_action_space} per UAV: {error}"
@@ -93,10 +95,10 @@ class UAVNearFieldBatch:
         self, x: np.ndarray, y: np.ndarray, decoded: tuple[Any, Any, Any, Any], t: int
     ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
         slots = np.full(self.n_envs, t, dtype=np.int64)
-        metrics = self._dynamics.transition(x, y, decoded, slots, self._user_x, self._user_y, self._obs)
+        metrics = self._dynamics.transition(x, y, decoded, slots, self._user_x, self._user_y, self._work)
         # The metrics are handed out; the state keeps its own copies.
         self._x, self._y, self._t = metrics["x"].copy(), metrics["y"].copy(), t
-        return self._obs.astype(np.float32), metrics
+        return self._work.obs.astype(np.float32), metrics
 
     @property
     def scenarios(self) -> list[Scenario]:
@@ -105,8 +107,6 @@ class UAVNearFieldBatch:
 
     def oracle_fitness(self) -> np.ndarray:
         """[B] best achievable episode fitness of each row's scenario (computed once per scenario, cached)."""
-        from autogai.envs.uav_oracle import scenario_oracle_fitness  # the oracle rolls the env out
-
         if not self._scenarios:
             raise gym.error.ResetNeeded("call reset() before asking for the oracle")
         return np.array([scenario_oracle_fitness(self.config, scenario) for scenario in self._scenarios])
