@@ -33,7 +33,7 @@ def _heldout_values(design_dir: Path) -> list[float]:
         return [
             float(row["value"])
             for row in csv.DictReader(handle)
-            if row["study"] == "heldout" and row["state"] == "COMPLETE"
+            if row["study"] == "test" and row["state"] == "COMPLETE"
         ]
 
 

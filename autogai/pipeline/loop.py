@@ -13,10 +13,8 @@ import datetime as _dt
 import logging
 import math
 import os
-import re
 import time
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, replace
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -25,115 +23,29 @@ from autogai.core.logging import mask_secrets
 from autogai.core.types import Design, DesignFeedback, EnhancerCombo
 from autogai.core.validation import check_choice
 from autogai.pipeline.feedback import build_feedback
+from autogai.pipeline.options import (
+    ProgressFn,
+    SearchOptions,
+    SearchProgress,
+    SearchSummary,
+    default_run_dir,
+    resolve_budget,
+)
 from autogai.pipeline.ranking import (
     DesignResult,
     collect_results,
     leaderboard_rows,
-    validation_candidates,
     write_design_tables,
     write_leaderboard,
 )
 from autogai.pipeline.rundir import RunDirectory
-from autogai.search.budget import SearchBudget, get_preset
-from autogai.search.plan import SearchPlan, Throughput, format_duration
+from autogai.search.budget import SearchBudget
+from autogai.search.plan import SearchPlan
 
 PLAN_FILE = "plan.json"
 COUNTS_EVERY_S = 5.0
-CALIBRATION_FRACTION = 0.08
-"""A calibration population runs this fraction of a real run's steps (warm-up and evaluations scaled alike)."""
 
 logger = logging.getLogger(__name__)
-
-ProgressFn = Callable[["SearchProgress"], None]
-
-
-@dataclass
-class SearchOptions:
-    """What ``autogai search`` was asked to do (flags map one to one)."""
-
-    task: str = "uav-nearfield"
-    action_space: str | None = None
-    llm: str | None = None
-    """``None``/``offline`` (the built-in retrieval-driven proposer) or a LangChain provider string."""
-    llm_base_url: str | None = None
-    preset: str = "quick"
-    generations: int | None = None
-    designs: int | None = None
-    trials: int | None = None
-    seeds: int | None = None
-    workers: int = 1
-    storage: str | None = None
-    run_dir: Path | None = None
-    device: str = "cpu"
-    embeddings: str | None = None
-    """Knowledge-base embeddings (``local`` by default; ``hash`` for fast offline tests)."""
-    temperature: float = 0.7
-    budget_overrides: Mapping[str, Any] = field(default_factory=dict)
-    """Any other SearchBudget field (e.g. ``total_steps``), for benchmarks and experiments."""
-    time_budget_s: float | None = None
-    """Wall-clock budget of the whole search (``--time-budget``); the preset's own when None."""
-    seed: int = 0
-    """The search's seed: the same seed, task, plan and one worker repeat a search exactly."""
-    plan_path: Path | None = None
-    """A saved ``plan.json`` to repeat instead of planning again (``--plan``)."""
-    scenario: str | None = None
-    """``random``: train on random scenarios, validate and test on held-out ones (tasks that have them)."""
-
-
-@dataclass
-class SearchProgress:
-    """A snapshot for the terminal: what phase, how many trials are done, the best score so far."""
-
-    phase: str
-    generation: int
-    generations: int
-    designs: int
-    trials_done: int
-    trials_total: int
-    best_score: float | None = None
-    best_design: str | None = None
-    message: str = ""
-    time_left_s: float | None = None
-    """Seconds left of a time budget (None without one)."""
-
-
-@dataclass
-class SearchSummary:
-    run_dir: Path
-    run_name: str
-    storage_url: str
-    leaderboard: list[dict[str, Any]]
-    baseline_id: str
-    wall_time_s: float
-    llm_usage: Mapping[str, Any] = field(default_factory=dict)
-    trial_counts: Mapping[str, int] = field(default_factory=dict)
-    plan: Mapping[str, Any] = field(default_factory=dict)
-    coordinator_cpu_s: float = 0.0
-    """CPU seconds the coordinator process used (it should idle while workers train)."""
-
-    @property
-    def best(self) -> dict[str, Any] | None:
-        return self.leaderboard[0] if self.leaderboard else None
-
-    @property
-    def baseline(self) -> dict[str, Any] | None:
-        return next((r for r in self.leaderboard if r["design_id"] == self.baseline_id), None)
-
-
-def _slug(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.-]+", "-", text).strip("-").lower() or "run"
-
-
-def default_run_dir(options: SearchOptions) -> Path:
-    from autogai.core.paths import runs_root
-
-    parts = [options.task if not options.task.endswith(".py") else Path(options.task).stem, options.preset]
-    if options.scenario:
-        parts.insert(1, options.scenario)
-    if options.action_space:
-        parts.insert(1, options.action_space)
-    parts.append(_slug(options.llm or "offline"))
-    return runs_root() / _slug("-".join(parts))
 
 
 def baseline_design(task: Any) -> Design:
@@ -189,7 +101,7 @@ class _Search:
         action_kwargs = self.task.action_space_kwargs(options.action_space)
         if options.workers < 0:
             raise ConfigError(f"--workers {options.workers} must be 0 or more")
-        self.budget: SearchBudget = self.resolve_budget(options)
+        self.budget: SearchBudget = resolve_budget(options)
         self.env_kwargs: dict[str, Any] = {}
         if options.scenario is not None:
             check_choice("--scenario", options.scenario, ("fixed", "random"))
@@ -215,29 +127,6 @@ class _Search:
         self.plan: SearchPlan | None = None
         self.specs_of: dict[str, dict[str, dict[str, Any]]] = {}
         self._counts: tuple[float, dict[str, int]] = (0.0, {})
-
-    @staticmethod
-    def resolve_budget(options: SearchOptions) -> SearchBudget:
-        """The preset with the user's overrides. Counts given explicitly turn the preset's time budget off
-        (the search then runs exactly those counts); counts and ``--time-budget`` together are refused."""
-        counts = {
-            "generations": options.generations,
-            "designs_per_generation": options.designs,
-            "trials_per_design": options.trials,
-            "test_seeds": options.seeds,
-        }
-        explicit = [name for name, value in counts.items() if value is not None]
-        budget = get_preset(options.preset).with_overrides(**counts, **dict(options.budget_overrides))
-        if options.time_budget_s is not None:
-            if explicit:
-                flags = ", ".join("--" + name.split("_")[0] for name in explicit)
-                raise ConfigError(
-                    f"--time-budget plans the counts itself; drop {flags} or drop --time-budget"
-                )
-            return budget.with_overrides(time_budget_s=options.time_budget_s)
-        if explicit or options.plan_path is not None:
-            return replace(budget, time_budget_s=None)
-        return budget
 
     def build_config(self) -> None:
         """The trial context workers read and the run's ``config.json`` (after the plan fixed the counts)."""
@@ -282,7 +171,7 @@ class _Search:
     def make_plan(self) -> SearchPlan:
         """A saved plan (``--plan``, or this run's own ``plan.json`` on resume), else one fitted to the time
         budget after measuring this machine, else the budget's own counts."""
-        from autogai.search.plan import fixed_plan, plan_search
+        from autogai.search.plan import fixed_plan, measure_throughput, plan_search
 
         if self.options.plan_path is not None:
             return SearchPlan.from_dict(_read_json(Path(self.options.plan_path), "plan"))
@@ -292,27 +181,10 @@ class _Search:
         if self.budget.time_budget_s is None:
             return fixed_plan(self.budget)
         self.emit("measuring this machine's training speed")
-        throughput = self.calibrate()
-        return plan_search(self.budget, self.budget.time_budget_s, throughput, spent_s=self.spent_s())
-
-    def calibrate(self) -> Throughput:
-        """Two short populations of the baseline design (sizes of a tuning batch and of a test population),
-        scaled down from a real run, timed in this process before any worker starts."""
-        from autogai.search.objective import calibration_run
-        from autogai.search.plan import calibrate, calibration_budget, usable_cores
-
-        scaled = calibration_budget(self.budget, CALIBRATION_FRACTION)
-        parallel = max(1, min(self.options.workers or 1, usable_cores()))
-
-        def timed(agents: int) -> tuple[float, float]:
-            return calibration_run(self.task, scaled, agents, self.env_kwargs, self.options.action_space)
-
-        return calibrate(
-            timed,
-            small=self.budget.population_size,
-            large=max(self.budget.test_seeds, self.budget.population_size + 1),
-            parallel=parallel,
+        throughput = measure_throughput(
+            self.task, self.budget, self.options.workers, self.env_kwargs, self.options.action_space
         )
+        return plan_search(self.budget, self.budget.time_budget_s, throughput, spent_s=self.spent_s())
 
     def time_left(self) -> float | None:
         if self.plan is None or self.plan.budget_s is None:
@@ -478,140 +350,52 @@ class _Search:
         return _reward_param_specs(design.reward_source)
 
     def evaluate(self, designs: list[Design], generation: int, baseline_id: str) -> None:
-        """Tune every design (successive halving across designs on validation scores when the budget has
-        rungs), then re-score each design's top configurations on the validation seeds."""
+        """Tune and validate the designs whose reward programs pass (``search.phases``)."""
+        from autogai.search.phases import DesignUnderTest
         from autogai.search.space import default_trial_params, sanitize_hints
 
-        studies: dict[str, str] = {}
-        hints_of: dict[str, list[dict[str, Any]]] = {}
+        ready = []
         for design in designs:
             specs = self.check_reward(design)
             if specs is None:
                 continue
-            fixed, notes = sanitize_hints(design.hyperparameter_hints, design.enhancers, self.budget, specs)
-            attrs = {
-                "design": design.to_dict(),
-                "kind": "tuning",
-                "reward_params": specs,
-                "hint_notes": notes,
-                "generation": generation,
-                "run": self.run_name,
-            }
-            studies[design.id] = self.store.tuning_study(design.id, attrs)
             self.specs_of[design.id] = specs
-            # The first trial: defaults (TD3's and the reward's own) overridden by the proposer's hints.
-            hints_of[design.id] = [{**default_trial_params(design.enhancers, self.budget, specs), **fixed}]
-        by_id = {d.id: d for d in designs}
-        active = list(studies)
-        for rung in range(self.budget.halving_rungs + 1):
-            target = self.budget.trials_per_design * (rung + 1)
-            with self.store.queueing():
-                for design_id in active:
-                    self.store.enqueue(studies[design_id], target, first_params=hints_of[design_id])
-            self.wait_for(
-                [studies[d] for d in active],
-                f"generation {generation}: tuning {len(active)} designs (rung {rung})",
-            )
-            self.update_best(studies)
-            self.validate_designs([by_id[d] for d in active], generation)
-            if rung == self.budget.halving_rungs or len(active) <= 2:
-                break
-            # Successive halving across designs on validation scores: the better half (and always the
-            # baseline) goes on.
-            results = collect_results(self.store, [by_id[d] for d in active])
-            ranked = sorted(
-                active, key=lambda d: _iqm_or_minus_inf(results[d].validation_values), reverse=True
-            )
-            keep = ranked[: max(1, math.ceil(len(ranked) / 2))]
-            if baseline_id in active and baseline_id not in keep:
-                keep.append(baseline_id)
-            active = keep
-
-    def validate_designs(self, designs: list[Design], generation: int) -> None:
-        """Re-score each design's top-k configurations (TD3's defaults with the reward's default PARAMS
-        always among them) on the validation seeds, one population per design."""
-        from autogai.search.objective import scoring_seeds
-
-        seeds = scoring_seeds(self.options.seed, "validation", self.budget.validation_seeds)
-        with self.store.queueing():
-            names = self.queue_validation(designs, seeds, generation)
-        self.wait_for(names, f"generation {generation}: validating {len(names)} designs")
-
-    def queue_validation(self, designs: list[Design], seeds: list[int], generation: int) -> list[str]:
-        """Queue the validation runs of ``designs``; returns their studies' names."""
-        from autogai.search.space import default_trial_params
-
-        names = []
-        for design in designs:
-            tuning = self.store.tuning_trials(design.id)
-            if not any(t.complete for t in tuning):
-                self.run.update_design_json(
-                    design.id,
-                    status="unscored",
-                    note="no tuning trial completed, so there is nothing to validate",
-                )
-                continue
-            specs = self.specs_of[design.id]
+            fixed, notes = sanitize_hints(design.hyperparameter_hints, design.enhancers, self.budget, specs)
             defaults = default_trial_params(design.enhancers, self.budget, specs)
-            runs = [
-                {"seed": seed, "params": params, "config_key": key, "source": source}
-                for key, source, params in validation_candidates(
-                    tuning, defaults, self.budget.validation_top_k
-                )
-                for seed in seeds
-            ]
-            attrs = {
-                "design": design.to_dict(),
-                "kind": "validation",
-                "reward_params": specs,
-                "generation": generation,
-                "run": self.run_name,
-            }
-            name, _ = self.store.scoring_study(design.id, "validation", attrs)
-            self.store.enqueue_runs(name, runs)
-            names.append(name)
-        return names
+            attrs = {"hint_notes": notes, "generation": generation, "run": self.run_name}
+            ready.append(DesignUnderTest(design, specs, defaults, {**defaults, **fixed}, attrs))
+        for design_id in self.phases().tune_and_validate(ready, generation, baseline_id):
+            self.run.update_design_json(
+                design_id,
+                status="unscored",
+                note="no tuning trial completed, so there is nothing to validate",
+            )
+        self.update_best([d.design.id for d in ready])
 
     def run_final_test(self, results: Mapping[str, DesignResult], baseline_id: str) -> list[str]:
-        """Retrain the finalists (best validation IQMs) and the baseline, each with its chosen configuration,
-        once on the test seeds; returns the finalists' ids (baseline first)."""
-        from autogai.search.objective import scoring_seeds
-
+        """Retrain the finalists (best validation IQMs) and the baseline once on the test seeds; returns the
+        finalists' ids (baseline first)."""
         ranked = sorted(
             (r for d, r in results.items() if d != baseline_id and r.chosen is not None),
             key=lambda r: _iqm_or_minus_inf(r.validation_values),
             reverse=True,
         )
         finalists = [baseline_id] + [r.design.id for r in ranked[: self.budget.finalists]]
-        seeds = scoring_seeds(self.options.seed, "test", self.budget.test_seeds)
-        names = []
-        with self.store.queueing():
-            for design_id in finalists:
-                name = self.queue_test(results[design_id], seeds)
-                if name is not None:
-                    names.append(name)
-        self.wait_for(names, f"final test: {len(names)} designs on {len(seeds)} test seeds")
+        self.phases().test(
+            [
+                (
+                    results[d].design,
+                    self.specs_of.get(d) or _reward_param_specs(results[d].design.reward_source),
+                )
+                for d in finalists
+            ]
+        )
         return finalists
 
-    def queue_test(self, result: DesignResult, seeds: list[int]) -> str | None:
-        """Queue a finalist's chosen configuration on the test seeds; returns its test study's name."""
-        chosen = result.chosen
-        if chosen is None:  # the baseline itself could not be validated
-            return None
-        design_id = result.design.id
-        attrs = {
-            "design": result.design.to_dict(),
-            "kind": "test",
-            "reward_params": self.specs_of.get(design_id) or _reward_param_specs(result.design.reward_source),
-            "run": self.run_name,
-        }
-        name, _ = self.store.scoring_study(design_id, "test", attrs)
-        runs = [
-            {"seed": seed, "params": chosen.params, "config_key": chosen.key, "source": chosen.source}
-            for seed in seeds
-        ]
-        self.store.enqueue_runs(name, runs)
-        return name
+    def phases(self) -> Any:
+        from autogai.search.phases import Phases
+
+        return Phases(self.store, self.budget, self.options.seed, self.wait_for)
 
     def _best_value(self, design_id: str) -> float:
         from autogai.search.records import best_trial
@@ -619,8 +403,8 @@ class _Search:
         best = best_trial(self.store.tuning_trials(design_id))
         return float(best.value) if best is not None and best.value is not None else float("-inf")
 
-    def update_best(self, studies: Mapping[str, Any]) -> None:
-        for design_id in studies:
+    def update_best(self, design_ids: list[str]) -> None:
+        for design_id in design_ids:
             value = self._best_value(design_id)
             if math.isfinite(value) and (self.best is None or value > self.best[0]):
                 self.best = (value, design_id)
@@ -731,7 +515,7 @@ class _Search:
                 for generation in range(self.budget.generations):
                     self.generation = generation
                     entry = next((e for e in state["generations"] if e["index"] == generation), None)
-                    if entry is None and self.out_of_time(generation, generation_seconds, state):
+                    if entry is None and self.out_of_time(generation, generation_seconds):
                         break
                     started = time.monotonic()
                     if entry is None:
@@ -793,34 +577,19 @@ class _Search:
         state["search_seconds"] = round(self.spent_s(), 1)
         self.run.write_state(state)
 
-    def out_of_time(self, generation: int, generation_seconds: list[float], state: Mapping[str, Any]) -> bool:
-        """Whether a time-budgeted search must skip generation ``generation`` (>= 1) to keep its final test
-        inside the budget. The next generation is predicted from the last one measured (generation 0 also
-        tuned the baseline), the test phase from the plan scaled by how far the measured generations were
-        from their prediction."""
-        from autogai.search.plan import final_test_seconds, predicted_generation_seconds
+    def out_of_time(self, generation: int, generation_seconds: list[float]) -> bool:
+        """Whether a time-budgeted search must skip generation ``generation`` to keep its final test inside
+        the budget (``search.plan.skip_generation``)."""
+        from autogai.search.plan import skip_generation
 
         left = self.time_left()
-        if generation == 0 or left is None or self.plan is None or not generation_seconds:
+        if generation == 0 or left is None or self.plan is None:
             return False
-        predicted_done = sum(
-            predicted_generation_seconds(self.plan, self.budget, g) for g in range(generation)
-        )
-        measured_done = sum(generation_seconds)
-        drift = measured_done / predicted_done if predicted_done > 0 else 1.0
-        next_generation = predicted_generation_seconds(self.plan, self.budget, generation) * drift
-        test = (final_test_seconds(self.plan, self.budget, self.budget.finalists) or 0.0) * drift
-        if left >= next_generation + test:
+        reason = skip_generation(self.plan, self.budget, generation, generation_seconds, left)
+        if reason is None:
             return False
-        logger.warning(
-            "stopping after generation %d: %s left, generation %d would need ~%s and the final test ~%s",
-            generation - 1,
-            format_duration(left),
-            generation,
-            format_duration(next_generation),
-            format_duration(test),
-        )
-        self.emit(message=f"time budget: skipping generations from {generation} on to keep the final test")
+        logger.warning("%s", reason)
+        self.emit(message=reason)
         return True
 
     def feedback(

@@ -30,28 +30,11 @@ from autogai.pipeline.rundir import RunDirectory
 from autogai.pipeline.stats import ScoreSummary, summarize_scores
 
 if TYPE_CHECKING:
+    from autogai.search.phases import ConfigScore
     from autogai.search.records import RunStore, TrialRecord
 
 ALPHA = 0.05
 """Family-wise error rate of the run's "beats the baseline" claims."""
-
-
-@dataclass
-class ConfigScore:
-    """One configuration of a design re-scored on the validation seeds."""
-
-    key: str
-    params: dict[str, Any]
-    values: np.ndarray
-    """Fitness per completed validation seed ``[n_runs]``."""
-    source: str
-    """``defaults`` or ``tuning trial N``."""
-
-    @property
-    def iqm(self) -> float:
-        from autogai.core.statistics import iqm
-
-        return iqm(self.values)
 
 
 @dataclass
@@ -77,27 +60,12 @@ class DesignResult:
         best = self.best_trial
         return None if best is None or best.value is None else float(best.value)
 
-    def config_scores(self) -> list[ConfigScore]:
-        """The validated configurations, in the order they were queued."""
-        scores: dict[str, ConfigScore] = {}
-        for t in self.validation:
-            key = str(t.user_attrs.get("config_key", ""))
-            if key not in scores:
-                scores[key] = ConfigScore(
-                    key,
-                    dict(t.user_attrs.get("params") or {}),
-                    np.zeros(0),
-                    str(t.user_attrs.get("source", "")),
-                )
-            if t.complete:
-                scores[key].values = np.append(scores[key].values, float(t.value or 0.0))
-        return list(scores.values())
-
     @property
     def chosen(self) -> ConfigScore | None:
         """The configuration with the best validation IQM (the first queued among equals)."""
-        scored = [c for c in self.config_scores() if c.values.size]
-        return max(scored, key=lambda c: c.iqm) if scored else None
+        from autogai.search.phases import chosen_configuration
+
+        return chosen_configuration(self.validation)
 
     @property
     def validation_values(self) -> np.ndarray:
@@ -166,28 +134,6 @@ class DesignResult:
                 if text not in reasons:
                     reasons.append(text)
         return reasons
-
-
-def validation_candidates(
-    tuning: Sequence[TrialRecord], defaults: Mapping[str, Any], k: int
-) -> list[tuple[str, str, dict[str, Any]]]:
-    """The ``k`` configurations a design re-scores on validation seeds, as (key, source, params): TD3's
-    defaults with the reward's default PARAMS first, then the best distinct completed tuning trials.
-
-    A single tuning seed ranks configurations mostly by luck where the landscape is volatile; keeping the
-    defaults in the running means a design is never judged only on a lucky draw."""
-    from autogai.search.records import config_key
-
-    complete = sorted((t for t in tuning if t.complete), key=lambda t: float(t.value or 0.0), reverse=True)
-    candidates = [("defaults", dict(defaults))] + [
-        (f"tuning trial {t.number}", dict(t.params)) for t in complete
-    ]
-    chosen: dict[str, tuple[str, dict[str, Any]]] = {}
-    for source, params in candidates:
-        chosen.setdefault(config_key(params), (source, params))
-        if len(chosen) == k:
-            break
-    return [(key, source, params) for key, (source, params) in chosen.items()]
 
 
 def collect_results(store: RunStore, designs: Iterable[Design]) -> dict[str, DesignResult]:

@@ -16,7 +16,7 @@ buys is breadth (designs, generations), tuning depth (trials) and the power of t
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
@@ -219,6 +219,50 @@ def calibrate(time_population: TimeFn, *, small: int, large: int, parallel: int)
             f"setup_s_P{small}": round(setup_small, 3),
             f"setup_s_P{large}": round(setup_large, 3),
         },
+    )
+
+
+CALIBRATION_FRACTION = 0.08
+"""A calibration population runs this fraction of a real run's steps (warm-up and evaluations scaled alike)."""
+
+
+def measure_throughput(
+    task: Any, budget: SearchBudget, workers: int, env_kwargs: Mapping[str, Any], action_space: str | None
+) -> Throughput:
+    """Time two short populations of the task's baseline design (the sizes of a tuning batch and of a test
+    population, scaled down from a real run) in this process, before any worker starts."""
+    from autogai.search.objective import calibration_run
+
+    scaled = calibration_budget(budget, CALIBRATION_FRACTION)
+    return calibrate(
+        lambda agents: calibration_run(task, scaled, agents, env_kwargs, action_space),
+        small=budget.population_size,
+        large=max(budget.test_seeds, budget.population_size + 1),
+        parallel=max(1, min(workers or 1, usable_cores())),
+    )
+
+
+def skip_generation(
+    plan: SearchPlan,
+    budget: SearchBudget,
+    generation: int,
+    generation_seconds: Sequence[float],
+    left_s: float,
+) -> str | None:
+    """Why generation ``generation`` (>= 1) must be skipped to keep the final test inside the budget, or
+    None when it fits. The next generation is predicted from the plan scaled by how far the measured
+    generations (``generation_seconds``) were from their prediction; the test phase likewise."""
+    if not generation_seconds:
+        return None
+    predicted = sum(predicted_generation_seconds(plan, budget, g) for g in range(len(generation_seconds)))
+    drift = sum(generation_seconds) / predicted if predicted > 0 else 1.0
+    next_generation = predicted_generation_seconds(plan, budget, generation) * drift
+    test = (final_test_seconds(plan, budget, budget.finalists) or 0.0) * drift
+    if left_s >= next_generation + test:
+        return None
+    return (
+        f"time budget: stopping after generation {generation - 1} ({format_duration(left_s)} left; generation "
+        f"{generation} would need ~{format_duration(next_generation)} and the final test ~{format_duration(test)})"
     )
 
 
