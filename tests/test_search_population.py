@@ -56,8 +56,8 @@ def test_a_pruned_trial_leaves_its_population_and_the_others_finish(tmp_path: Pa
     outcomes = run_batch(trials, attrs, context)
     states = [o.state for o in outcomes]
     assert states == ["COMPLETE", "PRUNED", "COMPLETE"], [o.attrs.get("reason") for o in outcomes]
-    assert outcomes[1].attrs["steps_done"] == 150  # left at its first report after learning starts
-    assert outcomes[0].attrs["steps_done"] == outcomes[2].attrs["steps_done"] == 300
+    assert outcomes[1].result.steps_done == 150  # left at its first report after learning starts
+    assert outcomes[0].result.steps_done == outcomes[2].result.steps_done == 300
     # every trial reported its own intermediate values
     assert trials[0].study.trials[0].intermediate_values
 

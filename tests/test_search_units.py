@@ -4,6 +4,7 @@ queue, recovery of trials whose worker died, the search space, the run directory
 from __future__ import annotations
 
 import dataclasses
+import math
 import subprocess
 import sys
 from pathlib import Path
@@ -12,20 +13,21 @@ import numpy as np
 import pytest
 
 from autogai.core.errors import RunDirectoryError, StorageError
+from autogai.core.statistics import estimate
 from autogai.core.types import EnhancerCombo
 from autogai.pipeline.rundir import RunDirectory
-from autogai.pipeline.stats import pareto_front, summarize_scores
+from autogai.pipeline.stats import pareto_front
 from autogai.search.budget import PRESETS, get_preset
 from autogai.search.storage import default_storage_url, make_storage, redact_url, storage_scheme
 
 # --- statistics (the functions themselves: tests/test_statistics.py) ---------------------------------
 
 
-def test_summarize_scores_ignores_nonfinite() -> None:
-    s = summarize_scores(np.array([1.0, 2.0, np.nan, 3.0]))
-    assert s.n_runs == 3 and s.mean == pytest.approx(2.0) and s.iqm == pytest.approx(2.0)
-    assert s.ci_low <= s.iqm <= s.ci_high
-    assert summarize_scores(np.array([])).to_dict()["mean"] is None
+def test_score_estimates_ignore_nonfinite_runs() -> None:
+    s = estimate(np.array([1.0, 2.0, np.nan, 3.0]))
+    assert s.n == 3 and s.mean == pytest.approx(2.0) and s.iqm == pytest.approx(2.0)
+    assert s.low <= s.iqm <= s.high
+    assert estimate(np.array([])).n == 0 and math.isnan(estimate(np.array([])).mean)
 
 
 def test_pareto_front_rate_up_power_down() -> None:

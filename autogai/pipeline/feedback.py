@@ -35,9 +35,9 @@ def curve_summary(result: DesignResult) -> str:
     """Where the learning curve of the best trial started and ended, and how the trials went."""
     parts: list[str] = []
     source = result.representative_trial
-    curve = (source.user_attrs.get("curve") or []) if source is not None else []
+    curve = source.result.curve if source is not None else []
     points = [
-        (row.get("step"), row.get("fitness")) for row in curve if isinstance(row.get("fitness"), (int, float))
+        (row.get("step"), float(f)) for row in curve if isinstance(f := row.get("fitness"), (int, float))
     ]
     if points:
         (s0, f0), (s1, f1) = points[0], points[-1]
@@ -62,18 +62,16 @@ def build_feedback(
     design = result.design
     best = result.best_trial
     source = result.representative_trial
-    components = _component_summaries(source.user_attrs.get("components") or {}) if source is not None else {}
+    components = _component_summaries(source.result.components) if source is not None else {}
     violations = dict(result.mean_attr("eval_violation_rates"))
     if not violations and source is not None:
         violations = {
-            k: float(v)
-            for k, v in (source.user_attrs.get("violation_rates") or {}).items()
-            if isinstance(v, (int, float))
+            k: float(v) for k, v in source.result.violation_rates.items() if isinstance(v, (int, float))
         }
     score = result.validation_score
     # The proposer sees validation scores only: test seeds are used once, for the final verdict.
     mean = score.iqm if score is not None and math.isfinite(score.iqm) else None
-    ci = (score.ci_low, score.ci_high) if score is not None and mean is not None else None
+    ci = (score.low, score.high) if score is not None and mean is not None else None
     return DesignFeedback(
         design_id=design.id,
         name=design.name,

@@ -25,9 +25,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from autogai.core.files import write_atomic
+from autogai.core.statistics import ScoreEstimate, estimate
 from autogai.core.types import Design
 from autogai.pipeline.rundir import RunDirectory
-from autogai.pipeline.stats import ScoreSummary, summarize_scores
 
 if TYPE_CHECKING:
     from autogai.search.phases import ConfigScore
@@ -73,9 +73,9 @@ class DesignResult:
         return chosen.values if chosen is not None else np.zeros(0)
 
     @property
-    def validation_score(self) -> ScoreSummary | None:
+    def validation_score(self) -> ScoreEstimate | None:
         values = self.validation_values
-        return summarize_scores(values) if values.size else None
+        return estimate(values) if values.size else None
 
     def runs(self, kind: str) -> list[TrialRecord]:
         return self.validation if kind == "validation" else self.test
@@ -85,9 +85,9 @@ class DesignResult:
         return np.array([t.value for t in self.test if t.complete], dtype=np.float64)  # [n_runs]
 
     @property
-    def test_score(self) -> ScoreSummary | None:
+    def test_score(self) -> ScoreEstimate | None:
         values = self.test_values
-        return summarize_scores(values) if values.size else None
+        return estimate(values) if values.size else None
 
     def scored_runs(self) -> list[TrialRecord]:
         """The completed runs behind the design's current score: test runs where there are any, else the
@@ -96,11 +96,7 @@ class DesignResult:
         if complete:
             return complete
         chosen = self.chosen
-        return [
-            t
-            for t in self.validation
-            if t.complete and chosen and t.user_attrs.get("config_key") == chosen.key
-        ]
+        return [t for t in self.validation if t.complete and chosen and t.result.config_key == chosen.key]
 
     @property
     def representative_trial(self) -> TrialRecord | None:
@@ -112,7 +108,7 @@ class DesignResult:
     def state_counts(self) -> dict[str, int]:
         counts: dict[str, int] = {}
         for t in self.tuning:
-            if not t.user_attrs.get("surplus"):
+            if not t.result.surplus:
                 counts[t.state] = counts.get(t.state, 0) + 1
         return counts
 
@@ -120,7 +116,7 @@ class DesignResult:
         """Mean over the scored runs of a dict-valued trial attribute (report metrics, ...)."""
         sums: dict[str, list[float]] = {}
         for t in self.scored_runs():
-            for name, value in (t.user_attrs.get(key) or {}).items():
+            for name, value in (getattr(t.result, key) or {}).items():
                 if isinstance(value, (int, float)) and math.isfinite(value):
                     sums.setdefault(name, []).append(float(value))
         return {k: float(np.mean(v)) for k, v in sums.items()}
@@ -128,9 +124,9 @@ class DesignResult:
     def errors(self) -> list[str]:
         reasons: list[str] = []
         for t in [*self.tuning, *self.validation, *self.test]:
-            reason = t.user_attrs.get("reason")
+            reason = t.result.reason
             if t.state in ("FAIL", "PRUNED") and reason and "pruned" not in str(reason).lower():
-                text = f"trial {t.number} {t.user_attrs.get('status', t.state.lower())}: {reason}"
+                text = f"trial {t.number} {t.result.status or t.state.lower()}: {reason}"
                 if text not in reasons:
                     reasons.append(text)
         return reasons
@@ -172,7 +168,7 @@ def leaderboard_rows(
     rows = []
     for design_id, r in results.items():
         values = values_of(r)
-        s = summarize_scores(values) if values.size else None
+        s = estimate(values) if values.size else None
         validation = r.validation_score
         chosen = r.chosen
         is_baseline = design_id == baseline_id
@@ -190,13 +186,13 @@ def leaderboard_rows(
             "is_baseline": is_baseline,
             "score_source": phase if s else None,
             "iqm": _clean(s.iqm) if s else None,
-            "iqm_ci": _pair(s.ci_low, s.ci_high) if s else None,
-            "n_seeds": s.n_runs if s else 0,
+            "iqm_ci": _pair(s.low, s.high) if s else None,
+            "n_seeds": s.n if s else 0,
             "failed_seeds": failed,
             "mean": _clean(s.mean) if s else None,
             "validation_iqm": _clean(validation.iqm) if validation else None,
-            "validation_iqm_ci": _pair(validation.ci_low, validation.ci_high) if validation else None,
-            "validation_seeds": validation.n_runs if validation else 0,
+            "validation_iqm_ci": _pair(validation.low, validation.high) if validation else None,
+            "validation_seeds": validation.n if validation else 0,
             "diff_vs_baseline": _clean(versus.difference) if versus else None,
             "diff_vs_baseline_ci": _pair(versus.difference_low, versus.difference_high) if versus else None,
             "prob_improvement": _clean(versus.probability_of_improvement) if versus else None,
@@ -313,7 +309,11 @@ def write_design_tables(run: RunDirectory, result: DesignResult) -> None:
         + [("validation", t) for t in result.validation]
         + [("test", t) for t in result.test]
     )
-    param_names = sorted({p for _, t in trials for p in t.params})
+
+    def params_of(study: str, t: TrialRecord) -> dict[str, Any]:
+        return dict(t.params) if study == "tuning" else dict(t.result.params)
+
+    param_names = sorted({p for study, t in trials for p in params_of(study, t)})
     fixed = [
         "study",
         "number",
@@ -330,20 +330,19 @@ def write_design_tables(run: RunDirectory, result: DesignResult) -> None:
     writer = csv.writer(handle)
     writer.writerow(fixed + param_names)
     for study, t in trials:
-        attrs = t.user_attrs
-        params = dict(t.params) if study == "tuning" else dict(attrs.get("params") or {})
+        r, params = t.result, params_of(study, t)
         writer.writerow(
             [
                 study,
                 t.number,
                 t.state,
                 _fmt(t.value),
-                _fmt(attrs.get("duration_s")),
-                _fmt(attrs.get("seed")),
-                attrs.get("status", ""),
-                _fmt(attrs.get("steps_done")),
+                _fmt(r.duration_s),
+                _fmt(r.seed),
+                r.status,
+                _fmt(r.steps_done),
                 _fmt(t.retry_of),
-                str(attrs.get("reason") or "").replace("\n", " ")[:300],
+                str(r.reason or "").replace("\n", " ")[:300],
             ]
             + [_fmt(params.get(p)) for p in param_names]
         )
@@ -351,15 +350,13 @@ def write_design_tables(run: RunDirectory, result: DesignResult) -> None:
     curve_rows: list[dict[str, Any]] = []
     best = result.best_trial
     if best is not None:
-        for row in best.user_attrs.get("curve") or []:
-            curve_rows.append(
-                {"source": "tuning", "trial": best.number, "seed": best.user_attrs.get("seed"), **row}
-            )
+        for row in best.result.curve:
+            curve_rows.append({"source": "tuning", "trial": best.number, "seed": best.result.seed, **row})
     for study, t in trials:
         if study == "tuning" or not t.complete:
             continue
-        for row in t.user_attrs.get("curve") or []:
-            curve_rows.append({"source": study, "trial": t.number, "seed": t.user_attrs.get("seed"), **row})
+        for row in t.result.curve:
+            curve_rows.append({"source": study, "trial": t.number, "seed": t.result.seed, **row})
     columns: list[str] = []
     for row in curve_rows:
         for key in row:

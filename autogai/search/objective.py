@@ -8,8 +8,8 @@ trial, divergence and timeouts are PRUNED trials, each with its reason in ``user
 
 from __future__ import annotations
 
+import dataclasses
 import logging
-import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -18,6 +18,7 @@ from autogai.core.seeding import derive_seed
 from autogai.core.types import Design, EnhancerCombo
 from autogai.search.budget import SearchBudget
 from autogai.search.space import suggest_reward_params, suggest_td3_params
+from autogai.search.trial_result import TrialResult, finite
 
 if TYPE_CHECKING:
     import optuna
@@ -113,19 +114,7 @@ class TrialOutcome:
     state: str
     """``COMPLETE``, ``PRUNED`` or ``FAIL``."""
     value: float | None
-    attrs: dict[str, Any]
-
-
-def _finite(x: Any) -> float | None:
-    try:
-        value = float(x)
-    except (TypeError, ValueError):
-        return None
-    return value if math.isfinite(value) else None
-
-
-def _compact_curve(curve: list[Mapping[str, Any]]) -> list[dict[str, float | None]]:
-    return [{k: _finite(v) for k, v in row.items()} for row in curve]
+    result: TrialResult
 
 
 def build_td3_config(params: Mapping[str, Any], device: str) -> Any:
@@ -143,7 +132,7 @@ class _Prepared:
     seed: int
     config: Any
     reward_params: dict[str, float]
-    attrs: dict[str, Any]
+    attrs: TrialResult
 
 
 def run_batch(
@@ -176,16 +165,23 @@ def run_batch(
     except Exception as exc:  # a task file that broke after the search started
         reason = f"{type(exc).__name__}: {exc}"
         return [
-            TrialOutcome("FAIL", None, {"kind": kind, "status": "config_error", "reason": reason})
+            TrialOutcome("FAIL", None, TrialResult(kind=kind, status="config_error", reason=reason))
             for _ in trials
         ]
     for position, trial in enumerate(trials):
-        attrs: dict[str, Any] = {"kind": kind}
         if kind in SCORING_KINDS:
-            source_trial: Any = optuna.trial.FixedTrial(dict(trial.user_attrs.get("params") or {}))
+            queued = TrialResult.from_attrs(trial.user_attrs)
+            attrs = TrialResult(
+                kind=kind,
+                seed=queued.seed,
+                params=queued.params,
+                config_key=queued.config_key,
+                source=queued.source,
+            )
+            source_trial: Any = optuna.trial.FixedTrial(dict(queued.params))
             seed = int(trial.user_attrs["seed"])
-            attrs["config_key"] = trial.user_attrs.get("config_key")
         else:
+            attrs = TrialResult(kind=kind)
             source_trial = trial
             seed = tuning_seed(context.seed, design.id, trial.number)
         try:
@@ -193,11 +189,10 @@ def run_batch(
             reward_params = suggest_reward_params(source_trial, reward_specs)
             config = build_td3_config(td3_params, context.device)
         except Exception as exc:  # a hint outside a distribution, an invalid combination of knobs
-            attrs.update(status="config_error", reason=f"{type(exc).__name__}: {exc}")
+            attrs.status, attrs.reason = "config_error", f"{type(exc).__name__}: {exc}"
             outcomes[position] = TrialOutcome("FAIL", None, attrs)
             continue
-        attrs["seed"] = seed
-        attrs["reward_params"] = reward_params
+        attrs.seed, attrs.reward_params = seed, dict(reward_params)
         prepared.append(_Prepared(position, trial, seed, config, reward_params, attrs))
 
     groups: dict[Any, list[_Prepared]] = {}
@@ -252,7 +247,7 @@ def _train_group(
     def report(agent: int, step: int, fitness: float) -> bool:
         if should_stop is not None and should_stop():
             raise KeyboardInterrupt("worker asked to stop")
-        value = _finite(fitness)
+        value = finite(fitness)
         if kind in SCORING_KINDS or value is None:
             return True
         trial = group[agent].trial
@@ -279,36 +274,16 @@ def _train_group(
         logger.exception("a population of %d trials of %s crashed", len(group), design.id)
         reason = f"{type(exc).__name__}: {exc}"
         return [
-            TrialOutcome("FAIL", None, {**item.attrs, "status": "crashed", "reason": reason})
+            TrialOutcome("FAIL", None, dataclasses.replace(item.attrs, status="crashed", reason=reason))
             for item in group
         ]
     return [_outcome(item, result, kind) for item, result in zip(group, results, strict=True)]
 
 
 def _outcome(item: _Prepared, result: Any, kind: str) -> TrialOutcome:
-    data = result.to_dict()
-    evaluation = data.get("final_evaluation") or {}
-    attrs = dict(item.attrs)
-    attrs.update(
-        {
-            "status": result.status,
-            "reason": result.reason,
-            "fitness": data.get("fitness"),
-            "steps_done": result.steps_done,
-            "wall_time_s": round(result.wall_time_s, 3),
-            "episode_fitness": evaluation.get("episode_fitness", []),
-            "report_metrics": evaluation.get("report_metrics", {}),
-            "eval_violation_rates": evaluation.get("violation_rates", {}),
-            "infeasible_fraction": evaluation.get("infeasible_fraction"),
-            "oracle_fitness": evaluation.get("oracle_fitness"),
-            "components": data.get("component_summaries", {}),
-            "violation_rates": data.get("violation_rates", {}),
-            "curve": _compact_curve(data.get("curve", [])),
-        }
-    )
-    fitness = _finite(data.get("fitness"))
-    if result.status == "completed" and fitness is not None:
-        return TrialOutcome("COMPLETE", fitness, attrs)
+    attrs = TrialResult.from_training(item.attrs, result)
+    if result.status == "completed" and attrs.fitness is not None:
+        return TrialOutcome("COMPLETE", attrs.fitness, attrs)
     if kind in SCORING_KINDS:
         # A validation or test run that did not complete (timeout included) is a failure, not a score.
         return TrialOutcome("FAIL", None, attrs)

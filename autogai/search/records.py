@@ -26,6 +26,7 @@ from autogai.search.studies import (
     scoring_study_name,
     trial_counts,
 )
+from autogai.search.trial_result import TrialResult
 
 
 @dataclass(frozen=True)
@@ -40,6 +41,11 @@ class TrialRecord:
     user_attrs: dict[str, Any] = field(default_factory=dict)
     retry_of: int | None = None
     """The number of the trial this one re-runs (its worker died), if any."""
+
+    @property
+    def result(self) -> TrialResult:
+        """What the trial reported (its user attributes, typed)."""
+        return TrialResult.from_attrs(self.user_attrs)
 
     @property
     def complete(self) -> bool:

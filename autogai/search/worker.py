@@ -232,7 +232,7 @@ class Worker:
                 raise
         duration = round(time.monotonic() - started, 3)
         for outcome in outcomes:
-            outcome.attrs["claim_s"] = round(claim_s, 4)
+            outcome.result.claim_s = round(claim_s, 4)
         return [
             self._tell(study, trial, trial_id, outcome, duration, len(claimed))
             for (trial, trial_id), outcome in zip(claimed, outcomes, strict=True)
@@ -250,10 +250,10 @@ class Worker:
         import optuna
         from optuna.trial import TrialState
 
-        outcome.attrs["duration_s"] = duration
-        outcome.attrs["population"] = population
+        outcome.result.duration_s = duration
+        outcome.result.population = population
         try:
-            for key, value in outcome.attrs.items():
+            for key, value in outcome.result.to_attrs().items():
                 self.storage.set_trial_user_attr(trial_id, key, value)
             if outcome.state == "COMPLETE":
                 study.tell(trial, outcome.value)
