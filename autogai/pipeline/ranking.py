@@ -18,7 +18,7 @@ import io
 import json
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -154,75 +154,131 @@ def _pair(low: float, high: float) -> list[Any]:
     return [_clean(float(low)), _clean(float(high))]
 
 
+@dataclass
+class LeaderboardRow:
+    """One design on the leaderboard: the one form the terminal table, ``leaderboard.json``/``.csv``, the
+    report and ``design.json`` read (one name per field; :meth:`to_dict` is what the files hold)."""
+
+    design_id: str
+    name: str
+    enhancers: str
+    generation: int
+    proposer: str
+    parent: str | None
+    is_baseline: bool
+    score_source: str | None
+    """``test`` (the final verdict), ``validation`` (during the generations) or None (unscored)."""
+    iqm: float | None
+    iqm_ci: list[float | None] | None
+    n_seeds: int
+    failed_seeds: int
+    mean: float | None
+    validation_iqm: float | None
+    validation_iqm_ci: list[float | None] | None
+    validation_seeds: int
+    diff_vs_baseline: float | None
+    diff_vs_baseline_ci: list[float | None] | None
+    prob_improvement: float | None
+    prob_improvement_ci: list[float | None] | None
+    degenerate_interval: bool
+    p_value: float | None
+    """One-sided permutation p-value of the IQM difference to the baseline."""
+    p_value_adjusted: float | None
+    """``p_value`` Holm-adjusted across every comparison with the baseline in this leaderboard."""
+    beats_baseline: bool
+    tuning_best: float | None
+    trials_complete: int
+    trials_pruned: int
+    trials_failed: int
+    report_metrics: dict[str, float]
+    violation_rates: dict[str, float]
+    best_params: dict[str, Any]
+    chosen_config: str | None
+    rank: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _row(
+    design_id: str,
+    r: DesignResult,
+    values: np.ndarray,
+    base_values: np.ndarray,
+    phase: str,
+    is_baseline: bool,
+) -> tuple[LeaderboardRow, Any]:
+    from autogai.core.statistics import compare, improvement_p_value
+
+    s = estimate(values) if values.size else None
+    validation = r.validation_score
+    chosen = r.chosen
+    versus = compare(values, base_values) if s and base_values.size and not is_baseline else None
+    counts = r.state_counts()
+    row = LeaderboardRow(
+        design_id=design_id,
+        name=r.design.name,
+        enhancers=r.design.enhancers.short_name,
+        generation=r.design.generation,
+        proposer=r.design.proposer,
+        parent=r.design.parent,
+        is_baseline=is_baseline,
+        score_source=phase if s else None,
+        iqm=_clean(s.iqm) if s else None,
+        iqm_ci=_pair(s.low, s.high) if s else None,
+        n_seeds=s.n if s else 0,
+        failed_seeds=sum(1 for t in r.runs(phase) if t.state == "FAIL"),
+        mean=_clean(s.mean) if s else None,
+        validation_iqm=_clean(validation.iqm) if validation else None,
+        validation_iqm_ci=_pair(validation.low, validation.high) if validation else None,
+        validation_seeds=validation.n if validation else 0,
+        diff_vs_baseline=_clean(versus.difference) if versus else None,
+        diff_vs_baseline_ci=_pair(versus.difference_low, versus.difference_high) if versus else None,
+        prob_improvement=_clean(versus.probability_of_improvement) if versus else None,
+        prob_improvement_ci=_pair(versus.probability_low, versus.probability_high) if versus else None,
+        degenerate_interval=bool(versus.degenerate) if versus else False,
+        p_value=improvement_p_value(values, base_values) if versus else None,
+        p_value_adjusted=None,
+        beats_baseline=False,
+        tuning_best=r.tuning_best,
+        trials_complete=counts.get("COMPLETE", 0),
+        trials_pruned=counts.get("PRUNED", 0),
+        trials_failed=counts.get("FAIL", 0),
+        report_metrics=r.mean_attr("report_metrics"),
+        violation_rates=r.mean_attr("eval_violation_rates"),
+        best_params=dict(chosen.params) if chosen is not None else {},
+        chosen_config=chosen.source if chosen is not None else None,
+    )
+    return row, versus
+
+
 def leaderboard_rows(
     results: Mapping[str, DesignResult], baseline_id: str | None, *, phase: str = "validation"
 ) -> list[dict[str, Any]]:
-    """Rows sorted by score (unscored designs last); see the module docstring for the two phases."""
-    from autogai.core.statistics import compare, holm_adjust, improvement_p_value
+    """Rows (``LeaderboardRow.to_dict()``) sorted by score, unscored designs last; see the module docstring
+    for the two phases."""
+    from autogai.core.statistics import holm_adjust
 
     def values_of(r: DesignResult) -> np.ndarray:
         return r.test_values if phase == "test" else r.validation_values
 
     baseline = results.get(baseline_id) if baseline_id else None
     base_values = values_of(baseline) if baseline is not None else np.zeros(0)
-    rows = []
-    for design_id, r in results.items():
-        values = values_of(r)
-        s = estimate(values) if values.size else None
-        validation = r.validation_score
-        chosen = r.chosen
-        is_baseline = design_id == baseline_id
-        versus = compare(values, base_values) if s and base_values.size and not is_baseline else None
-        p_value = improvement_p_value(values, base_values) if versus else None
-        runs = r.runs(phase)
-        failed = sum(1 for t in runs if t.state == "FAIL")
-        row: dict[str, Any] = {
-            "design_id": design_id,
-            "name": r.design.name,
-            "enhancers": r.design.enhancers.short_name,
-            "generation": r.design.generation,
-            "proposer": r.design.proposer,
-            "parent": r.design.parent,
-            "is_baseline": is_baseline,
-            "score_source": phase if s else None,
-            "iqm": _clean(s.iqm) if s else None,
-            "iqm_ci": _pair(s.low, s.high) if s else None,
-            "n_seeds": s.n if s else 0,
-            "failed_seeds": failed,
-            "mean": _clean(s.mean) if s else None,
-            "validation_iqm": _clean(validation.iqm) if validation else None,
-            "validation_iqm_ci": _pair(validation.low, validation.high) if validation else None,
-            "validation_seeds": validation.n if validation else 0,
-            "diff_vs_baseline": _clean(versus.difference) if versus else None,
-            "diff_vs_baseline_ci": _pair(versus.difference_low, versus.difference_high) if versus else None,
-            "prob_improvement": _clean(versus.probability_of_improvement) if versus else None,
-            "prob_improvement_ci": _pair(versus.probability_low, versus.probability_high) if versus else None,
-            "degenerate_interval": bool(versus.degenerate) if versus else False,
-            "p_value": p_value,
-            "p_value_adjusted": None,
-            "beats_baseline": False,
-            "tuning_best": r.tuning_best,
-            "trials_complete": r.state_counts().get("COMPLETE", 0),
-            "trials_pruned": r.state_counts().get("PRUNED", 0),
-            "trials_failed": r.state_counts().get("FAIL", 0),
-            "report_metrics": r.mean_attr("report_metrics"),
-            "violation_rates": r.mean_attr("eval_violation_rates"),
-            "best_params": dict(chosen.params) if chosen is not None else {},
-            "chosen_config": chosen.source if chosen is not None else None,
-            "_versus": versus,
-        }
-        rows.append(row)
+    made = [
+        _row(design_id, r, values_of(r), base_values, phase, design_id == baseline_id)
+        for design_id, r in results.items()
+    ]
     # Holm across every comparison with the baseline made in this phase (the run's family of claims).
-    tested = [row for row in rows if row["p_value"] is not None]
-    for row, adjusted in zip(tested, holm_adjust([row["p_value"] for row in tested]), strict=True):
-        row["p_value_adjusted"] = float(adjusted)
-        row["beats_baseline"] = bool(row["_versus"].better and adjusted < ALPHA)
-    for row in rows:
-        del row["_versus"]
-    rows.sort(key=lambda row: (row["iqm"] is None, -(row["iqm"] or 0.0), row["validation_iqm"] is None))
+    tested = [(row, versus) for row, versus in made if row.p_value is not None]
+    for (row, versus), adjusted in zip(tested, holm_adjust([row.p_value for row, _ in tested]), strict=True):
+        row.p_value_adjusted = float(adjusted)
+        row.beats_baseline = bool(versus.better and adjusted < ALPHA)
+    rows = sorted(
+        (row for row, _ in made), key=lambda r: (r.iqm is None, -(r.iqm or 0.0), r.validation_iqm is None)
+    )
     for rank, row in enumerate(rows, start=1):
-        row["rank"] = rank
-    return rows
+        row.rank = rank
+    return [row.to_dict() for row in rows]
 
 
 _CSV_COLUMNS = (
