@@ -50,6 +50,7 @@ def test_one_sided_permutation_p_value() -> None:
     assert improvement_p_value(base, better) > 0.9  # one-sided: worse is not "better"
     assert improvement_p_value([1.0] * 10, [1.0] * 10) == 1.0
     assert improvement_p_value([], base) == 1.0
+    assert improvement_p_value([50.0], base) == 1.0  # one run is no evidence
 
 
 def _result(design_id: str, test: list[float], validation: list[float] | None = None) -> DesignResult:

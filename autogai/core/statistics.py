@@ -164,11 +164,11 @@ def improvement_p_value(x: Any, y: Any, *, seed: int = 0) -> float:
     """One-sided p-value of "the IQM of ``x`` is higher than that of ``y``" (independent runs).
 
     A permutation test of the IQM difference (``scipy.stats.permutation_test``, exact when the number of
-    distinct relabellings is at most :data:`PERMUTATIONS`). 1.0 when either side has no runs, and when the
-    pooled runs are all equal (no relabelling can show a difference).
+    distinct relabellings is at most :data:`PERMUTATIONS`). 1.0 when either side has fewer than two runs, and
+    when the pooled runs are all equal (no relabelling can show a difference).
     """
     a, b = _finite(x), _finite(y)
-    if a.size == 0 or b.size == 0:
+    if a.size < 2 or b.size < 2:  # one run a side can show no difference beyond chance at any level
         return 1.0
     pooled = np.concatenate([a, b])
     if np.ptp(pooled) == 0:
