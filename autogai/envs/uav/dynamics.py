@@ -63,8 +63,16 @@ class _OneUAV:
         return values.tolist()
 
     @staticmethod
-    def unit_columns(values: np.ndarray) -> list[float] | None:
-        """The entries of one action clipped to [-1, 1], or None if one lies beyond the tolerance (or is NaN)."""
+    def unit_columns(values: Any, shape: tuple[int, ...]) -> list[float] | None:
+        """The entries of one action of ``shape`` clipped to [-1, 1], or None if the action is not numbers of
+        that shape or a value lies beyond the tolerance (or is NaN): the caller then says what is wrong."""
+        if type(values) is not np.ndarray:  # asarray's call is a good part of decoding an ndarray
+            try:
+                values = np.asarray(values)
+            except (TypeError, ValueError):
+                return None
+        if values.shape != shape or values.dtype.kind not in "fiu":
+            return None
         entries = values.tolist()
         for value in entries:
             if not -1.0 <= value <= 1.0:
@@ -124,8 +132,15 @@ class _ManyUAVs:
         return values.T
 
     @staticmethod
-    def unit_columns(values: np.ndarray) -> np.ndarray | None:
-        """The ``[B]`` columns of B actions clipped to [-1, 1], or None if a value lies beyond the tolerance."""
+    def unit_columns(values: Any, shape: tuple[int, ...]) -> np.ndarray | None:
+        """The ``[B]`` columns of B actions of ``shape`` clipped to [-1, 1], or None if they are not numbers of
+        that shape or a value lies beyond the tolerance (the caller then says what is wrong)."""
+        try:
+            values = np.asarray(values)
+        except (TypeError, ValueError):
+            return None
+        if values.shape != shape or values.dtype.kind not in "fiu":
+            return None
         array = values.astype(np.float64, copy=False)
         largest = np.maximum.reduce(np.abs(array), None)  # NaN propagates; cheaper than .max()
         if not largest <= _UNIT_LIMIT:  # also refuses NaN
@@ -251,31 +266,11 @@ class UAVDynamics:
     def _decode_continuous(
         self, batch_shape: tuple[int, ...], kit: Any, action: Any
     ) -> tuple[Any, Any, Any, Any]:
-        a0, a1, a2, a3 = self._unit_columns(action, batch_shape, 4, kit)
-        return self._move * a0, self._move * a1, self._half_bs * (a2 + 1.0), self._half_uav * (a3 + 1.0)
-
-    def _unit_columns(
-        self, values: Any, batch_shape: tuple[int, ...], width: int, kit: Any, part: str | None = None
-    ) -> Any:
-        """The ``width`` columns of ``values`` (shape ``batch_shape + (width,)``) in [-1, 1], rounding excess
-        clipped: Python floats for one UAV, ``[B]`` arrays for B.
-
-        ``part`` names the values in messages when they are only part of the action (hybrid's powers).
-        """
-        try:  # an ndarray as it is: asarray's call is a good part of one UAV's decoding
-            raw = values if type(values) is np.ndarray else np.asarray(values)
-        except (TypeError, ValueError):
-            raw = np.asarray(None)
-        if raw.dtype.kind not in "fiu":
-            raise InvalidAction(f"{part} must be {width} numbers" if part else f"expected {width} numbers")
-        shape = (*batch_shape, width)
-        if raw.shape != shape:
-            got = f"{_shape_text(shape)}, got {_shape_text(raw.shape)}"
-            raise InvalidAction(f"{part} must have shape {got}" if part else f"expected shape {got}")
-        columns = kit.unit_columns(raw)
+        columns = kit.unit_columns(action, (*batch_shape, 4))
         if columns is None:
-            raise InvalidAction(f"{part} must lie in [-1, 1]" if part else "every value must lie in [-1, 1]")
-        return columns
+            raise _unit_problem(action, (*batch_shape, 4))
+        a0, a1, a2, a3 = columns
+        return self._move * a0, self._move * a1, self._half_bs * (a2 + 1.0), self._half_uav * (a3 + 1.0)
 
     def _decode_discrete(
         self, batch_shape: tuple[int, ...], kit: Any, action: Any
@@ -316,7 +311,10 @@ class UAVDynamics:
         index = kit.index(waypoint, count - 1)
         if index is None:
             raise InvalidAction(f"way-point must be 0-{count - 1}")
-        a_bs, a_uav = self._unit_columns(powers, batch_shape, 2, kit, "powers")
+        columns = kit.unit_columns(powers, (*batch_shape, 2))
+        if columns is None:
+            raise _unit_problem(powers, (*batch_shape, 2), "powers")
+        a_bs, a_uav = columns
         step_x, step_y = kit.columns(self._waypoint_steps[index])
         return (
             self._move * step_x,
@@ -516,6 +514,21 @@ class Workspace:
         self.channel = self.obs[..., channel]
         self.obs_columns = self.obs.T
         self.basis_columns = self.basis.T
+
+
+def _unit_problem(values: Any, shape: tuple[int, ...], part: str | None = None) -> InvalidAction:
+    """What is wrong with ``values`` that a kit's ``unit_columns`` refused (``part`` names hybrid's powers)."""
+    try:
+        raw = np.asarray(values)
+    except (TypeError, ValueError):
+        raw = np.asarray(None)
+    width = shape[-1]
+    if raw.dtype.kind not in "fiu":
+        return InvalidAction(f"{part} must be {width} numbers" if part else f"expected {width} numbers")
+    if raw.shape != shape:
+        got = f"{_shape_text(shape)}, got {_shape_text(raw.shape)}"
+        return InvalidAction(f"{part} must have shape {got}" if part else f"expected shape {got}")
+    return InvalidAction(f"{part} must lie in [-1, 1]" if part else "every value must lie in [-1, 1]")
 
 
 def _all(flags: np.ndarray) -> bool:
