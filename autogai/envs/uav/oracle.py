@@ -3,7 +3,9 @@
 The slots are coupled only through the UAV's position (powers are chosen per slot), so the best episode
 is found by dynamic programming over positions with the per-slot optimal powers
 (:func:`autogai.envs.uav.physics.optimal_relay_powers`). The oracle is the physical reference that learned
-policies are measured against; it is computed once per scenario and cached.
+policies are measured against; it is computed once per scenario and cached. The oracle plans and flies
+its episode on the dynamics (:mod:`autogai.envs.uav.dynamics`), never through the Gymnasium env, so the env
+can report its scenario's oracle without an import circle.
 """
 
 from __future__ import annotations
