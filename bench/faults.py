@@ -128,11 +128,13 @@ class SmallDisk:
             self.mounted = False
 
 
-def search_env(work: Path) -> dict[str, str]:
+def search_env(work: Path, label: str) -> dict[str, str]:
+    """Each search its own cache: designs that beat the baseline go into the knowledge base's results, and
+    one run's results must not change what the offline proposer offers the next (the plan must be equal)."""
     env = dict(os.environ)
     env.update(
         AUTOGAI_EMBEDDINGS="hash",
-        AUTOGAI_CACHE=str(work / "cache"),
+        AUTOGAI_CACHE=str(work / f"cache-{label}"),
         HF_HUB_OFFLINE="1",
         TRANSFORMERS_OFFLINE="1",
         PYTHONUNBUFFERED="1",
@@ -169,7 +171,7 @@ class Search:
         log = self.work / f"{self.name}.{self.attempts}"
         self.process = subprocess.Popen(
             self.command(),
-            env=search_env(self.work),
+            env=search_env(self.work, self.name),
             stdout=open(f"{log}.out", "w"),  # noqa: SIM115 (closed with the process)
             stderr=open(f"{log}.err", "w"),  # noqa: SIM115
             text=True,
@@ -516,7 +518,7 @@ class Bench:
         workers = [
             subprocess.Popen(
                 [*command, "--run", search.name],
-                env=search_env(self.work),
+                env=search_env(self.work, search.name),
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.PIPE,
                 text=True,
@@ -545,6 +547,10 @@ class Bench:
         self.pg.remove()
         self.disk.unmount()
         shutil.rmtree(self.work, ignore_errors=True)
+
+
+def _interrupt(signum: int, _frame: Any) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
 
 
 def _zombie(pid: int) -> bool:
@@ -576,6 +582,7 @@ def main() -> int:
         print("bench/faults.py needs root (PostgreSQL as the postgres user, a tmpfs mount)", file=sys.stderr)
         return 2
     kinds = [k for k in args.kinds.split(",") if k]
+    signal.signal(signal.SIGTERM, _interrupt)  # clean up (server, mount) when stopped
     bench = Bench(args)
     print(f"# bench/faults.py seed {args.seed}, smoke preset, {args.injections} injection(s) per kind")
     print(
