@@ -244,23 +244,50 @@ def _fill(directory: Path) -> Path:
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="mounting a size-limited tmpfs needs root (CI runs as root)")
 def test_full_filesystem_during_a_checkpoint_write_keeps_the_old_checkpoint(tmp_path: Path) -> None:
-    with _small_filesystem(tmp_path / "disk", "1m") as disk:
+    import numpy as np
+    from gymnasium import spaces
+    from training_helpers import tiny_agent_config
+
+    from autogai.agents import TD3Population
+    from autogai.training.checkpoint import load_checkpoint, save_checkpoint
+
+    agents = TD3Population(
+        spaces.Box(-1.0, 1.0, (3,), np.float32),
+        spaces.Box(-1.0, 1.0, (1,), np.float32),
+        EnhancerCombo(),
+        [tiny_agent_config()],
+        seeds=[0],
+    )
+    with _small_filesystem(tmp_path / "disk", "2m") as disk:
+        # The training checkpoint (agent weights + checkpoint.json) and the search's resume checkpoint.
+        save_checkpoint(agents, disk / "ckpt", {"task": "pendulum", "step": 1})
         run = RunDirectory(disk / "run")
         run.ensure_writable()
         old = {"generations": [{"index": 0, "design_ids": ["d-1"], "status": "proposed"}]}
         run.write_state(old)
         new = {"generations": [{"index": i, "design_ids": [f"d-{i}"], "status": "scored"} for i in range(40)]}
         filler = _fill(disk)
+
+        with pytest.raises(RunDirectoryError) as caught:
+            save_checkpoint(agents, disk / "ckpt", {"task": "pendulum", "step": 2})
+        message = str(caught.value)
+        assert "no space left" in message and "agent.pt" in message and "needed" in message, message
+        assert "\n" not in message
         with pytest.raises(RunDirectoryError) as caught:
             run.write_state(new)
-        message = str(caught.value)
-        assert "no space left" in message and "state.json" in message and "needed" in message
-        assert "\n" not in message
-        assert run.read_state() == old  # the old checkpoint is whole
-        assert [p.name for p in run.path.iterdir()] == ["state.json"]  # no temporary file left behind
-        filler.unlink()
-        run.write_state(new)  # space freed: the same write goes through
-        assert run.read_state() == new
+        assert "state.json" in str(caught.value) and "no space left" in str(caught.value)
+
+        # The old checkpoints are whole, and no temporary file is left behind.
+        _loaded, meta = load_checkpoint(disk / "ckpt")
+        assert meta["step"] == 1
+        assert run.read_state() == old
+        assert sorted(p.name for p in (disk / "ckpt").iterdir()) == ["agent.pt", "checkpoint.json"]
+        assert [p.name for p in run.path.iterdir()] == ["state.json"]
+
+        filler.unlink()  # space freed: the same writes go through
+        save_checkpoint(agents, disk / "ckpt", {"task": "pendulum", "step": 2})
+        run.write_state(new)
+        assert load_checkpoint(disk / "ckpt")[1]["step"] == 2 and run.read_state() == new
 
 
 # --- damaged storage ---------------------------------------------------------------------------------------

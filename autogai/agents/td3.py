@@ -16,6 +16,7 @@ receive alone. An agent can leave (:meth:`TD3Population.keep`) and no compute is
 from __future__ import annotations
 
 import copy
+import io
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -34,6 +35,7 @@ from autogai.agents.encoders import VAEEncoder
 from autogai.agents.policies import Actor, DeterministicHead, DiffusionPolicy
 from autogai.agents.stacked import agent_generators
 from autogai.core.errors import ConfigError
+from autogai.core.files import write_atomic
 from autogai.core.types import EnhancerCombo
 
 CHECKPOINT_FORMAT = "autogai-td3-population/1"
@@ -602,9 +604,9 @@ class TD3Population:
             "torch_generator": self.generator.get_state(),
             "numpy_rng": self.rng.bit_generator.state,
         }
-        tmp = path.with_name(path.name + ".tmp")
-        torch.save(payload, tmp)
-        tmp.replace(path)
+        buffer = io.BytesIO()
+        torch.save(payload, buffer)
+        write_atomic(path, buffer.getvalue())  # a full disk leaves the previous file whole
         return path
 
     @classmethod

@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from autogai.core.errors import ConfigError, RewardRejectedError, RewardRuntimeError, RunDirectoryError
+from autogai.core.files import write_atomic
 from autogai.core.seeding import derive_seed, seed_everything
 from autogai.core.types import EnhancerCombo
 from autogai.training.checkpoint import CHECKPOINT_DIR, save_checkpoint
@@ -450,11 +451,11 @@ def train(
     writer = CurveWriter(directory / "curves.csv" if directory else None, tensorboard=tensorboard)
     meta_extra = dict(extra_meta or {})
     if directory is not None:
-        (directory / "reward.py").write_text(session.reward_source)
+        write_atomic(directory / "reward.py", session.reward_source)
         config = session.checkpoint_meta(
             total_steps=total_steps, eval_every=eval_every, eval_episodes=eval_episodes, **meta_extra
         )
-        (directory / "config.json").write_text(json.dumps(config, indent=2, sort_keys=True, default=str))
+        write_atomic(directory / "config.json", json.dumps(config, indent=2, sort_keys=True, default=str))
 
     size = len(specs)
     label = f"{task.id} {session.enhancers.short_name} " + (
@@ -599,7 +600,7 @@ def _write_results(directory: Path | None, results: Sequence[TrainResult]) -> No
         return
     try:
         payload = [r.to_dict() for r in results]
-        (directory / "result.json").write_text(json.dumps(payload, indent=2, sort_keys=True))
+        write_atomic(directory / "result.json", json.dumps(payload, indent=2, sort_keys=True))
     except OSError as exc:
         raise RunDirectoryError(f"cannot write {directory / 'result.json'}: {exc}") from exc
 
