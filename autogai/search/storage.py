@@ -219,7 +219,7 @@ def _is_transient(exc: BaseException) -> bool:
     import optuna
     import sqlalchemy.exc
 
-    if _is_disk_full(exc):
+    if _is_disk_full(exc) or "no such table" in str(_root_cause(exc)).lower():
         return False
     candidates: list[BaseException] = [exc]
     if isinstance(exc, optuna.exceptions.StorageInternalError) and exc.__cause__ is not None:
