@@ -66,9 +66,14 @@ class PrivateServer:
         subprocess.run(["bash", str(ROOT / ".ci" / "postgres.sh"), "--stop"], env=self.env, check=True)
 
     def start(self) -> None:
-        subprocess.run(
-            ["bash", str(ROOT / ".ci" / "postgres.sh")], env=self.env, check=True, capture_output=True
-        )
+        for _attempt in range(3):  # a server still shutting down under load refuses the first start
+            started = subprocess.run(
+                ["bash", str(ROOT / ".ci" / "postgres.sh")], env=self.env, capture_output=True, text=True
+            )
+            if started.returncode == 0:
+                return
+            time.sleep(2)
+        raise AssertionError(f"the private PostgreSQL did not start again: {started.stderr[-1000:]}")
 
 
 @pytest.fixture(scope="module")
