@@ -55,6 +55,7 @@ KINDS = ("db-restart", "db-outage-limit", "full-disk", "stop-search", "stop-work
 TRIALS_PER_DESIGN = 2
 SEEDS = 2
 REQUEUED_MARKERS = ("re-queued", "died", "stopped", "stale")
+RUNNING: list[Search] = []
 
 
 # --- infrastructure ------------------------------------------------------------------------------
@@ -167,6 +168,7 @@ class Search:
         return cmd + (["--storage", self.storage] if self.storage else [])
 
     def start(self) -> None:
+        RUNNING.append(self)
         self.attempts += 1
         log = self.work / f"{self.name}.{self.attempts}"
         self.process = subprocess.Popen(
@@ -544,6 +546,10 @@ class Bench:
         return audit(search.url, search.run_dir), done, dropped, problems
 
     def close(self) -> None:
+        for search in RUNNING:  # interrupted mid-injection: no search may outlive its server
+            if search.process is not None and search.process.poll() is None:
+                search.process.kill()
+                search.process.wait()
         self.pg.remove()
         self.disk.unmount()
         shutil.rmtree(self.work, ignore_errors=True)

@@ -229,6 +229,10 @@ def _is_transient(exc: BaseException) -> bool:
             return True
         if isinstance(candidate, (sqlalchemy.exc.OperationalError, sqlalchemy.exc.InterfaceError)):
             return True
+        # A session whose connection broke mid-transaction refuses further work until it is rolled back;
+        # Optuna's session scope rolls it back on the way out, so the next attempt starts clean.
+        if isinstance(candidate, sqlalchemy.exc.PendingRollbackError):
+            return True
     return False
 
 
