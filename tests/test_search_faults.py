@@ -120,11 +120,11 @@ def test_database_restart_during_a_running_search(tmp_path: Path, private_postgr
     run = tmp_path / f"restart-{os.getpid()}"
     url = private_postgres.url
     args = ["search", "--task", "uav-nearfield", *SMOKE_FLAGS, "--run-dir", str(run), "--storage", url]
-    process = start_cli([*args, "--steps", "600"], tmp_path)
+    process = start_cli(args, tmp_path)
     try:
         _wait_for(lambda: _running(url, run.name) > 0, 240, "a running trial", process)
         private_postgres.stop()
-        time.sleep(8)  # workers and the search find the database gone and wait for it
+        time.sleep(6)  # workers and the search find the database gone and wait for it
     finally:
         private_postgres.start()
     _out, err = process.communicate(timeout=300)
