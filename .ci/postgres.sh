@@ -8,6 +8,8 @@
 #
 # Settings (environment): AUTOGAI_PG_PORT (54329), AUTOGAI_PG_DIR (/tmp/autogai-postgres),
 # AUTOGAI_PG_USER / AUTOGAI_PG_PASSWORD / AUTOGAI_PG_DB (autogai / autogai / autogai_test).
+# The fault tests and bench/faults.py stop and restart servers of their own (another port and directory),
+# never the shared one: `AUTOGAI_PG_PORT=P AUTOGAI_PG_DIR=D .ci/postgres.sh [--stop]`.
 set -euo pipefail
 # runuser, useradd and the server binaries live in sbin, which a minimal PATH lacks.
 export PATH="$PATH:/usr/local/sbin:/usr/sbin:/sbin"

@@ -55,6 +55,7 @@ KINDS = ("db-restart", "db-outage-limit", "full-disk", "stop-search", "stop-work
 TRIALS_PER_DESIGN = 2
 SEEDS = 2
 REQUEUED_MARKERS = ("re-queued", "died", "stopped", "stale")
+RUNNING: list[Search] = []
 
 
 # --- infrastructure ------------------------------------------------------------------------------
@@ -128,11 +129,13 @@ class SmallDisk:
             self.mounted = False
 
 
-def search_env(work: Path) -> dict[str, str]:
+def search_env(work: Path, label: str) -> dict[str, str]:
+    """Each search its own cache: designs that beat the baseline go into the knowledge base's results, and
+    one run's results must not change what the offline proposer offers the next (the plan must be equal)."""
     env = dict(os.environ)
     env.update(
         AUTOGAI_EMBEDDINGS="hash",
-        AUTOGAI_CACHE=str(work / "cache"),
+        AUTOGAI_CACHE=str(work / f"cache-{label}"),
         HF_HUB_OFFLINE="1",
         TRANSFORMERS_OFFLINE="1",
         PYTHONUNBUFFERED="1",
@@ -165,11 +168,12 @@ class Search:
         return cmd + (["--storage", self.storage] if self.storage else [])
 
     def start(self) -> None:
+        RUNNING.append(self)
         self.attempts += 1
         log = self.work / f"{self.name}.{self.attempts}"
         self.process = subprocess.Popen(
             self.command(),
-            env=search_env(self.work),
+            env=search_env(self.work, self.name),
             stdout=open(f"{log}.out", "w"),  # noqa: SIM115 (closed with the process)
             stderr=open(f"{log}.err", "w"),  # noqa: SIM115
             text=True,
@@ -516,7 +520,7 @@ class Bench:
         workers = [
             subprocess.Popen(
                 [*command, "--run", search.name],
-                env=search_env(self.work),
+                env=search_env(self.work, search.name),
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.PIPE,
                 text=True,
@@ -542,9 +546,17 @@ class Bench:
         return audit(search.url, search.run_dir), done, dropped, problems
 
     def close(self) -> None:
+        for search in RUNNING:  # interrupted mid-injection: no search may outlive its server
+            if search.process is not None and search.process.poll() is None:
+                search.process.kill()
+                search.process.wait()
         self.pg.remove()
         self.disk.unmount()
         shutil.rmtree(self.work, ignore_errors=True)
+
+
+def _interrupt(signum: int, _frame: Any) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
 
 
 def _zombie(pid: int) -> bool:
@@ -576,6 +588,7 @@ def main() -> int:
         print("bench/faults.py needs root (PostgreSQL as the postgres user, a tmpfs mount)", file=sys.stderr)
         return 2
     kinds = [k for k in args.kinds.split(",") if k]
+    signal.signal(signal.SIGTERM, _interrupt)  # clean up (server, mount) when stopped
     bench = Bench(args)
     print(f"# bench/faults.py seed {args.seed}, smoke preset, {args.injections} injection(s) per kind")
     print(

@@ -66,9 +66,14 @@ class PrivateServer:
         subprocess.run(["bash", str(ROOT / ".ci" / "postgres.sh"), "--stop"], env=self.env, check=True)
 
     def start(self) -> None:
-        subprocess.run(
-            ["bash", str(ROOT / ".ci" / "postgres.sh")], env=self.env, check=True, capture_output=True
-        )
+        for _attempt in range(3):  # a server still shutting down under load refuses the first start
+            started = subprocess.run(
+                ["bash", str(ROOT / ".ci" / "postgres.sh")], env=self.env, capture_output=True, text=True
+            )
+            if started.returncode == 0:
+                return
+            time.sleep(2)
+        raise AssertionError(f"the private PostgreSQL did not start again: {started.stderr[-1000:]}")
 
 
 @pytest.fixture(scope="module")
@@ -115,11 +120,11 @@ def test_database_restart_during_a_running_search(tmp_path: Path, private_postgr
     run = tmp_path / f"restart-{os.getpid()}"
     url = private_postgres.url
     args = ["search", "--task", "uav-nearfield", *SMOKE_FLAGS, "--run-dir", str(run), "--storage", url]
-    process = start_cli([*args, "--steps", "600"], tmp_path)
+    process = start_cli(args, tmp_path)
     try:
         _wait_for(lambda: _running(url, run.name) > 0, 240, "a running trial", process)
         private_postgres.stop()
-        time.sleep(8)  # workers and the search find the database gone and wait for it
+        time.sleep(6)  # workers and the search find the database gone and wait for it
     finally:
         private_postgres.start()
     _out, err = process.communicate(timeout=300)
@@ -244,23 +249,50 @@ def _fill(directory: Path) -> Path:
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="mounting a size-limited tmpfs needs root (CI runs as root)")
 def test_full_filesystem_during_a_checkpoint_write_keeps_the_old_checkpoint(tmp_path: Path) -> None:
-    with _small_filesystem(tmp_path / "disk", "1m") as disk:
+    import numpy as np
+    from gymnasium import spaces
+    from training_helpers import tiny_agent_config
+
+    from autogai.agents import TD3Population
+    from autogai.training.checkpoint import load_checkpoint, save_checkpoint
+
+    agents = TD3Population(
+        spaces.Box(-1.0, 1.0, (3,), np.float32),
+        spaces.Box(-1.0, 1.0, (1,), np.float32),
+        EnhancerCombo(),
+        [tiny_agent_config()],
+        seeds=[0],
+    )
+    with _small_filesystem(tmp_path / "disk", "2m") as disk:
+        # The training checkpoint (agent weights + checkpoint.json) and the search's resume checkpoint.
+        save_checkpoint(agents, disk / "ckpt", {"task": "pendulum", "step": 1})
         run = RunDirectory(disk / "run")
         run.ensure_writable()
         old = {"generations": [{"index": 0, "design_ids": ["d-1"], "status": "proposed"}]}
         run.write_state(old)
         new = {"generations": [{"index": i, "design_ids": [f"d-{i}"], "status": "scored"} for i in range(40)]}
         filler = _fill(disk)
+
+        with pytest.raises(RunDirectoryError) as caught:
+            save_checkpoint(agents, disk / "ckpt", {"task": "pendulum", "step": 2})
+        message = str(caught.value)
+        assert "no space left" in message and "agent.pt" in message and "needed" in message, message
+        assert "\n" not in message
         with pytest.raises(RunDirectoryError) as caught:
             run.write_state(new)
-        message = str(caught.value)
-        assert "no space left" in message and "state.json" in message and "needed" in message
-        assert "\n" not in message
-        assert run.read_state() == old  # the old checkpoint is whole
-        assert [p.name for p in run.path.iterdir()] == ["state.json"]  # no temporary file left behind
-        filler.unlink()
-        run.write_state(new)  # space freed: the same write goes through
-        assert run.read_state() == new
+        assert "state.json" in str(caught.value) and "no space left" in str(caught.value)
+
+        # The old checkpoints are whole, and no temporary file is left behind.
+        _loaded, meta = load_checkpoint(disk / "ckpt")
+        assert meta["step"] == 1
+        assert run.read_state() == old
+        assert sorted(p.name for p in (disk / "ckpt").iterdir()) == ["agent.pt", "checkpoint.json"]
+        assert [p.name for p in run.path.iterdir()] == ["state.json"]
+
+        filler.unlink()  # space freed: the same writes go through
+        save_checkpoint(agents, disk / "ckpt", {"task": "pendulum", "step": 2})
+        run.write_state(new)
+        assert load_checkpoint(disk / "ckpt")[1]["step"] == 2 and run.read_state() == new
 
 
 # --- damaged storage ---------------------------------------------------------------------------------------

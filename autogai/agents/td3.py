@@ -16,7 +16,11 @@ receive alone. An agent can leave (:meth:`TD3Population.keep`) and no compute is
 from __future__ import annotations
 
 import copy
+<<<<<<< HEAD
 import dataclasses
+=======
+import io
+>>>>>>> h-faults
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -36,6 +40,7 @@ from autogai.agents.enhancers import SlotInputs, enhancer
 from autogai.agents.policies import Actor, DiffusionPolicy
 from autogai.agents.stacked import agent_generators
 from autogai.core.errors import ConfigError
+from autogai.core.files import write_atomic
 from autogai.core.types import EnhancerCombo
 
 CHECKPOINT_FORMAT = "autogai-td3-population/1"
@@ -553,9 +558,9 @@ class TD3Population:
             "torch_generator": self.generator.get_state(),
             "numpy_rng": self.rng.bit_generator.state,
         }
-        tmp = path.with_name(path.name + ".tmp")
-        torch.save(payload, tmp)
-        tmp.replace(path)
+        buffer = io.BytesIO()
+        torch.save(payload, buffer)
+        write_atomic(path, buffer.getvalue())  # a full disk leaves the previous file whole
         return path
 
     @classmethod

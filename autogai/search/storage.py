@@ -208,6 +208,16 @@ def _first_line(exc: BaseException) -> str:
     return lines[0] if lines else type(exc).__name__
 
 
+def _describe(exc: BaseException) -> str:
+    """What went wrong with the database, in one masked line."""
+    import sqlalchemy.exc
+
+    cause = _root_cause(exc)
+    if isinstance(cause, sqlalchemy.exc.PendingRollbackError):
+        return "the connection broke in the middle of a transaction"
+    return mask_secrets(_first_line(cause))
+
+
 def _is_disk_full(exc: BaseException) -> bool:
     text = str(_root_cause(exc)).lower()
     return "database or disk is full" in text or "no space left" in text or "disk i/o error" in text
@@ -219,7 +229,7 @@ def _is_transient(exc: BaseException) -> bool:
     import optuna
     import sqlalchemy.exc
 
-    if _is_disk_full(exc):
+    if _is_disk_full(exc) or "no such table" in str(_root_cause(exc)).lower():
         return False
     candidates: list[BaseException] = [exc]
     if isinstance(exc, optuna.exceptions.StorageInternalError) and exc.__cause__ is not None:
@@ -228,6 +238,10 @@ def _is_transient(exc: BaseException) -> bool:
         if isinstance(candidate, sqlalchemy.exc.DBAPIError) and candidate.connection_invalidated:
             return True
         if isinstance(candidate, (sqlalchemy.exc.OperationalError, sqlalchemy.exc.InterfaceError)):
+            return True
+        # A session whose connection broke mid-transaction refuses further work until it is rolled back;
+        # Optuna's session scope rolls it back on the way out, so the next attempt starts clean.
+        if isinstance(candidate, sqlalchemy.exc.PendingRollbackError):
             return True
     return False
 
@@ -261,7 +275,7 @@ class StorageOutage:
                 logger.warning(
                     "storage %s unreachable (%s); waiting up to %.0f s for it to come back",
                     self.shown_url,
-                    mask_secrets(_first_line(_root_cause(exc))),
+                    _describe(exc),
                     self.limit_s,
                 )
             return now - self._down_since
@@ -293,7 +307,7 @@ class StorageOutage:
         return StorageError(
             f"storage {self.shown_url} unreachable for {waited:.0f} s, longer than the outage limit "
             f"({self.limit_s:.0f} s; --storage-outage-limit or {OUTAGE_LIMIT_ENV}): "
-            f"{mask_secrets(_first_line(_root_cause(exc)))}; run the same command again to resume"
+            f"{_describe(exc)}; run the same command again to resume"
         )
 
     # --- calls -------------------------------------------------------------------------------------
@@ -436,7 +450,10 @@ def make_storage(url: str, *, heartbeat: bool = True) -> optuna.storages.BaseSto
         if _is_disk_full(exc):
             raise StorageError(f"storage {shown} cannot write: {first}; free some space") from exc
         raise StorageError(f"cannot use storage {shown}: {first}") from exc
-    # The constructor met the database: from here on, outages are waited out (up to the limit).
+    # The constructor met the database: from here on, outages are waited out (up to the limit), and
+    # Optuna's own warning about a query that lost its connection (it retries it once) is not repeated:
+    # the outage is logged once, here.
+    logging.getLogger("optuna.storages._rdb.storage").setLevel(logging.ERROR)
     outage = _OUTAGES.setdefault(
         shown, StorageOutage(shown, outage_limit_s(), HEARTBEAT_GRACE_S + 2 * HEARTBEAT_INTERVAL_S)
     )

@@ -13,13 +13,13 @@ Layout of a checkpoint directory::
 from __future__ import annotations
 
 import json
-import os
 import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from autogai.core.errors import AutoGAIError, RunDirectoryError
+from autogai.core.files import write_atomic
 
 CHECKPOINT_DIR = "checkpoint"
 AGENT_FILE = "agent.pt"
@@ -38,9 +38,7 @@ def save_checkpoint(agent: Any, directory: Path, meta: Mapping[str, Any]) -> Pat
         directory.mkdir(parents=True, exist_ok=True)
         agent.save(directory / AGENT_FILE)
         payload = {"format": FORMAT_VERSION, **meta, "agent_file": AGENT_FILE}
-        tmp = directory / (META_FILE + ".tmp")
-        tmp.write_text(json.dumps(payload, indent=2, sort_keys=True, default=str))
-        os.replace(tmp, directory / META_FILE)
+        write_atomic(directory / META_FILE, json.dumps(payload, indent=2, sort_keys=True, default=str))
     except OSError as exc:
         raise RunDirectoryError(f"cannot write checkpoint to {directory}: {exc}") from exc
     return directory

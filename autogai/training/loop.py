@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from autogai.core.errors import ConfigError, RewardRejectedError, RewardRuntimeError, RunDirectoryError
+from autogai.core.files import write_atomic
 from autogai.core.types import EnhancerCombo
 from autogai.core.validation import check_positive_int
 from autogai.training.checkpoint import CHECKPOINT_DIR, save_checkpoint
@@ -217,14 +218,16 @@ class TrainingRun:
         """``reward.py`` and ``config.json``: what the run trains, written before it starts."""
         if self.directory is None:
             return
-        (self.directory / "reward.py").write_text(self.session.reward_source)
+        write_atomic(self.directory / "reward.py", self.session.reward_source)
         config = self.session.checkpoint_meta(
             total_steps=self.total_steps,
             eval_every=self.eval_every,
             eval_episodes=self.eval_episodes,
             **self.extra_meta,
         )
-        (self.directory / "config.json").write_text(json.dumps(config, indent=2, sort_keys=True, default=str))
+        write_atomic(
+            self.directory / "config.json", json.dumps(config, indent=2, sort_keys=True, default=str)
+        )
 
     def _next_evaluation(self) -> int:
         if not self.eval_every:
@@ -388,7 +391,7 @@ def _write_results(directory: Path | None, results: Sequence[TrainResult]) -> No
         return
     try:
         payload = [r.to_dict() for r in results]
-        (directory / "result.json").write_text(json.dumps(payload, indent=2, sort_keys=True))
+        write_atomic(directory / "result.json", json.dumps(payload, indent=2, sort_keys=True))
     except OSError as exc:
         raise RunDirectoryError(f"cannot write {directory / 'result.json'}: {exc}") from exc
 

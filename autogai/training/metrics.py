@@ -7,6 +7,7 @@ for people and stay in :mod:`logging`.
 from __future__ import annotations
 
 import csv
+import io
 import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -14,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from autogai.core.files import write_atomic
 from autogai.core.types import ComponentSummary
 
 _SUMMARY_SAMPLES = 10
@@ -230,11 +232,12 @@ class CurveWriter:
             if key not in self._fields:
                 self._fields.append(key)
         if self.path is not None:
-            with self.path.open("w", newline="") as handle:
-                writer = csv.DictWriter(handle, fieldnames=self._fields, restval="")
-                writer.writeheader()
-                for r in self.rows:
-                    writer.writerow({k: _csv_value(v) for k, v in r.items()})
+            handle = io.StringIO(newline="")
+            writer = csv.DictWriter(handle, fieldnames=self._fields, restval="")
+            writer.writeheader()
+            for r in self.rows:
+                writer.writerow({k: _csv_value(v) for k, v in r.items()})
+            write_atomic(self.path, handle.getvalue())
         if self._tb is not None:
             step = int(row.get("step", len(self.rows)))
             for key, value in row.items():
