@@ -16,11 +16,8 @@ receive alone. An agent can leave (:meth:`TD3Population.keep`) and no compute is
 from __future__ import annotations
 
 import copy
-<<<<<<< HEAD
 import dataclasses
-=======
 import io
->>>>>>> h-faults
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
