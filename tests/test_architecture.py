@@ -120,7 +120,7 @@ def test_torch_is_imported_at_import_time_by_the_agents_layer_only() -> None:
     assert at_import and all(name.startswith("autogai/agents/") for name in at_import), sorted(at_import)
     lazy_outside_agents = {name for name in inside_functions if not name.startswith("autogai/agents/")}
     assert lazy_outside_agents <= {
-        "autogai/training/loop.py",
+        "autogai/training/session.py",
         "autogai/training/metrics.py",
         "autogai/rag/embeddings.py",
         "autogai/core/seeding.py",

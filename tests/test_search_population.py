@@ -75,7 +75,9 @@ def test_two_generation_search_feeds_generation_zero_back_into_generation_one(
     generations = {entry["index"]: entry["design_ids"] for entry in state["generations"]}
     assert set(generations) == {0, 1} and generations[1]
     board = {row["design_id"]: row for row in json.loads((run / "leaderboard.json").read_text())["designs"]}
-    scored_before = [d for d in [*generations[0], state["baseline_id"]] if board[d]["iqm"] is not None]
+    scored_before = [
+        d for d in [*generations[0], state["baseline_id"]] if board[d]["validation_iqm"] is not None
+    ]
     assert scored_before
     for design_id in generations[1]:
         prompt = (run / "designs" / design_id / "prompt.md").read_text()

@@ -143,9 +143,11 @@ def search(
     signal.signal(signal.SIGINT, _terminate)
     view = None if quiet else SearchProgressView()
 
-    def quiet_progress(p: Any) -> None:  # the plan and time-budget decisions still reach the terminal
+    def quiet_progress(p: Any) -> None:
+        # The plan and time-budget decisions still reach the terminal, on stdout with the leaderboard:
+        # stderr stays for the one line of a failure.
         if p.message:
-            typer.echo(escape_control(p.message), err=True)
+            typer.echo(escape_control(p.message))
 
     try:
         summary = run_search(options, progress=quiet_progress if view is None else view.update)
