@@ -64,14 +64,9 @@ def search(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No live progress, only the final table."),
 ) -> int:
     """Run the design loop: propose -> validate -> tune with Optuna -> rank on held-out seeds -> feed back."""
-    from autogai.core.validation import check_choice
     from autogai.pipeline.loop import SearchOptions, run_search
+    from autogai.pipeline.preflight import check_search, default_workers
 
-    check_choice("--device", device, ("cpu", "cuda", "auto"))
-    if workers is None:
-        import os
-
-        workers = 1 if preset == "smoke" else max(1, min(2, os.cpu_count() or 1))
     options = SearchOptions(
         task=task,
         action_space=action_space,
@@ -82,28 +77,26 @@ def search(
         designs=designs,
         trials=trials,
         seeds=seeds,
-        workers=workers,
+        workers=default_workers(preset) if workers is None else workers,
         storage=storage,
         run_dir=run_dir,
         device=device,
         embeddings=embeddings,
-        budget_overrides={"total_steps": total_steps} if total_steps else {},
+        budget_overrides={"total_steps": total_steps} if total_steps is not None else {},
     )
-    if storage:
-        from autogai.search.storage import check_storage_location
-
-        check_storage_location(storage)  # a mistyped URL fails before the progress display starts
+    plan = check_search(options)  # everything that can be refused is refused before the run directory exists
     import signal
 
-    from autogai.cli._render import SearchProgressView, print_leaderboard, print_summary_footer
+    from autogai.cli._render import SearchProgressView, print_leaderboard, print_notes, print_summary_footer
 
     def _terminate(*_: object) -> None:
         raise KeyboardInterrupt  # stop cleanly: workers re-queue their trials, the run resumes later
 
     signal.signal(signal.SIGTERM, _terminate)
+    print_notes(plan.notes)
     view = None if quiet else SearchProgressView()
     try:
-        summary = run_search(options, progress=None if view is None else view.update)
+        summary = run_search(options, progress=None if view is None else view.update, plan=plan)
     finally:
         if view is not None:
             view.close()
@@ -128,15 +121,18 @@ def worker(
     """Join a running search: take its queued trials until its budget is done."""
     from rich.console import Console
 
+    from autogai.cli._render import safe
+    from autogai.pipeline.preflight import check_worker
     from autogai.search.storage import redact_url
     from autogai.search.worker import Worker
 
+    check_worker(storage, run, device=device, max_trials=max_trials)
     console = Console(stderr=True)
     w = Worker(storage, run, device=device, exit_when_idle=exit_when_idle, max_trials=max_trials)
     import signal
 
     signal.signal(signal.SIGTERM, w.request_stop)
-    console.print(f"worker joined run [bold]{run}[/] on {redact_url(storage)}")
+    console.print(f"worker joined run [bold]{safe(run)}[/] on {safe(redact_url(storage))}")
     w.warm_up()
     done: Any = w.run()
     console.print(f"worker finished {done} trial(s)")

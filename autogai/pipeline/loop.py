@@ -17,9 +17,9 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from autogai.core.errors import ConfigError, RunDirectoryError
+from autogai.core.errors import AutoGAIError, RunDirectoryError
 from autogai.core.logging import mask_secrets
 from autogai.core.types import Design, DesignFeedback, EnhancerCombo
 from autogai.pipeline.feedback import build_feedback
@@ -31,7 +31,10 @@ from autogai.pipeline.ranking import (
     write_leaderboard,
 )
 from autogai.pipeline.rundir import RunDirectory
-from autogai.search.budget import SearchBudget, get_preset
+from autogai.search.budget import SearchBudget
+
+if TYPE_CHECKING:
+    from autogai.pipeline.preflight import SearchPlan
 
 logger = logging.getLogger(__name__)
 
@@ -132,29 +135,15 @@ def _reward_param_specs(source: str) -> dict[str, dict[str, Any]]:
 class _Search:
     """State of one running search (kept in an object so the steps read top to bottom)."""
 
-    def __init__(self, options: SearchOptions, progress: ProgressFn | None) -> None:
+    def __init__(self, options: SearchOptions, progress: ProgressFn | None, plan: SearchPlan) -> None:
         from autogai.search.objective import TrialContext
-        from autogai.search.storage import default_storage_url, redact_url, storage_scheme
-        from autogai.tasks import get_task
+        from autogai.search.storage import default_storage_url, redact_url
 
         self.options = options
         self.progress_fn = progress
-        self.task = get_task(options.task)
-        action_kwargs = self.task.action_space_kwargs(options.action_space)
-        if options.workers < 0:
-            raise ConfigError(f"--workers {options.workers} must be 0 or more")
-        base = get_preset(options.preset)
-        self.budget: SearchBudget = base.with_overrides(
-            generations=options.generations,
-            designs_per_generation=options.designs,
-            trials_per_design=options.trials,
-            heldout_seeds=options.seeds,
-            **dict(options.budget_overrides),
-        )
-        if options.storage:
-            storage_scheme(options.storage)  # reject a bad scheme before anything is written
-        self.task.check_step(action_kwargs)
-        self.run = RunDirectory(Path(options.run_dir) if options.run_dir else default_run_dir(options))
+        self.task = plan.task
+        self.budget: SearchBudget = plan.budget
+        self.run = RunDirectory(plan.run_dir)
         self.run.ensure_writable()
         self.run_name = self.run.name
         self.storage_url = options.storage or default_storage_url(self.run.path)
@@ -609,12 +598,28 @@ class _Search:
                 logger.warning("could not store design %s in the knowledge base: %s", design.id, exc)
 
 
-def run_search(options: SearchOptions, *, progress: ProgressFn | None = None) -> SearchSummary:
-    """Run (or resume) a search; see the module docstring. Raises AutoGAIError for what a user can fix."""
-    search = _Search(options, progress)
+def run_search(
+    options: SearchOptions, *, progress: ProgressFn | None = None, plan: SearchPlan | None = None
+) -> SearchSummary:
+    """Run (or resume) a search; see the module docstring. Raises AutoGAIError for what a user can fix.
+
+    ``plan`` is what :func:`~autogai.pipeline.preflight.check_search` returned for ``options`` (checked
+    here when not given): every check that needs no run directory has passed before one is created. A
+    search that fails before its first generation is recorded removes what it created, so the corrected
+    command works on the same run directory.
+    """
+    from autogai.pipeline.preflight import check_search
+
+    plan = plan if plan is not None else check_search(options)
+    before = RunDirectory(plan.run_dir).entries()
+    search = _Search(options, progress, plan)
     try:
         return search.run_loop()
     except PermissionError as exc:
         raise RunDirectoryError(
             f"run directory {str(search.run.path)!r} is not writable: {exc.strerror}"
         ) from exc
+    except AutoGAIError:
+        if not search.run.state_path.exists():  # no generation recorded: the search never started
+            search.run.remove_created(before)
+        raise

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import html
-import json
 import math
 from collections import defaultdict
 from pathlib import Path
@@ -12,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from autogai.core.runfiles import list_of_records, read_json
 from autogai.core.text import escape_control
 from autogai.pipeline.ranking import read_csv
 from autogai.pipeline.rundir import RunDirectory, open_existing_run
@@ -215,7 +215,7 @@ def build_report(run_dir: Path | str) -> Path:
         raise RunDirectoryError(
             f"{run.path} has no leaderboard.json yet; let the search score a generation first"
         )
-    board = json.loads(board_path.read_text())
+    board = read_json(board_path, dict, check=list_of_records("designs", "design_id"))
     rows: list[dict[str, Any]] = board.get("designs", [])
     config = run.read_config() or {}
     run.plots_dir.mkdir(exist_ok=True)
