@@ -96,9 +96,13 @@ def make_search_run(path: Path, *, name: str = "reward-one", rationale: str = "w
         (designs / design.id / "design.json").write_text(json.dumps(data))
         (designs / design.id / "reward.py").write_text(design.reward_source)
         rows.append({"design_id": design.id, "name": design.name, "rank": rank, "iqm": 1.0, "n_seeds": 2})
-    (path / "config.json").write_text(json.dumps({"run_name": path.name, "task": "pendulum", "llm": "offline"}))
+    (path / "config.json").write_text(
+        json.dumps({"run_name": path.name, "task": "pendulum", "llm": "offline"})
+    )
     (path / "state.json").write_text(
-        json.dumps({"generations": [{"index": 0, "design_ids": [r["design_id"] for r in rows], "status": "scored"}]})
+        json.dumps(
+            {"generations": [{"index": 0, "design_ids": [r["design_id"] for r in rows], "status": "scored"}]}
+        )
     )
     (path / "leaderboard.json").write_text(json.dumps({"designs": rows}))
     return path
@@ -189,17 +193,21 @@ BEFORE_ANYTHING = [
 ]
 
 
-@pytest.mark.parametrize(("argv", "fragment", "code"), BEFORE_ANYTHING, ids=[" ".join(c[0])[:70] for c in BEFORE_ANYTHING])
+@pytest.mark.parametrize(
+    ("argv", "fragment", "code"), BEFORE_ANYTHING, ids=[" ".join(c[0])[:70] for c in BEFORE_ANYTHING]
+)
 def test_refused_before_the_run_directory_exists(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], argv: list[str], fragment: str, code: int
 ) -> None:
-    if NO_GPU == fragment:
+    if fragment == NO_GPU:
         import torch
 
         if torch.cuda.is_available():
             pytest.skip("this machine has a GPU: --device cuda is valid here")
     run = tmp_path / "run"
-    outcome = run_cli(capsys, *argv, *(["--run-dir", str(run)] if argv[0] in ("search", "train", "propose") else []))
+    outcome = run_cli(
+        capsys, *argv, *(["--run-dir", str(run)] if argv[0] in ("search", "train", "propose") else [])
+    )
     assert_refused(outcome, fragment, code)
     assert not run.exists(), sorted(p.name for p in run.iterdir())
     assert not (tmp_path / "runs").exists()  # nor a default run directory
@@ -263,7 +271,9 @@ def test_damaged_design_and_config_files_are_one_line(
     assert tree_digest(run) != before and not (tmp_path / "runs").exists()
 
 
-def test_train_design_from_a_binary_or_missing_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_train_design_from_a_binary_or_missing_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     binary = tmp_path / "design.bin"
     binary.write_bytes(bytes(range(256)))
     assert_refused(run_cli(capsys, "train", "--task", "pendulum", "--design", str(binary)), "not UTF-8")
@@ -296,7 +306,9 @@ def test_a_deleted_state_is_rebuilt_from_the_designs(tmp_path: Path) -> None:
     assert all(g["status"] == "proposed" for g in rebuilt["generations"])  # evaluated again, not skipped
 
 
-def _fake_training_run(path: Path, *, agent: bytes | None = b"not a torch file", finished: bool = True) -> Path:
+def _fake_training_run(
+    path: Path, *, agent: bytes | None = b"not a torch file", finished: bool = True
+) -> Path:
     (path / "checkpoint").mkdir(parents=True)
     (path / "config.json").write_text(json.dumps({"task": "pendulum"}))
     (path / "checkpoint" / "checkpoint.json").write_text(json.dumps({"format": 1, "task": "pendulum"}))
@@ -323,6 +335,10 @@ def test_evaluate_refuses_damaged_and_unfinished_runs_in_one_line(
     assert_refused(run_cli(capsys, "evaluate", "--run-dir", str(corrupt), "--agent", "-1"), "--agent=-1")
     assert_refused(run_cli(capsys, "evaluate", "--run-dir", str(corrupt), "--episodes", "0"), "--episodes=0")
     assert_refused(run_cli(capsys, "evaluate", "--run-dir", str(corrupt), "--device", "gpu"), "--device")
+    import torch
+
+    if not torch.cuda.is_available():
+        assert_refused(run_cli(capsys, "evaluate", "--run-dir", str(corrupt), "--device", "cuda"), NO_GPU)
 
 
 # --- other commands' edges --------------------------------------------------------------------------------
@@ -388,14 +404,18 @@ def test_a_command_module_that_fails_to_import_is_one_line(
 ) -> None:
     import autogai.cli.main as cli_main
 
-    monkeypatch.setattr(cli_main, "_COMMAND_MODULES", (*cli_main._COMMAND_MODULES, "autogai.cli.no_such_commands"))
+    monkeypatch.setattr(
+        cli_main, "_COMMAND_MODULES", (*cli_main._COMMAND_MODULES, "autogai.cli.no_such_commands")
+    )
     assert_refused(run_cli(capsys, "env", "list"), "cannot load autogai.cli.no_such_commands")
 
 
 # --- escaped output ---------------------------------------------------------------------------------------
 
 
-def test_untrusted_text_never_reaches_the_terminal_raw(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_untrusted_text_never_reaches_the_terminal_raw(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     code = PENDULUM_UPRIGHT + f"# {EVIL}\n"
     run = make_search_run(tmp_path / f"r{EVIL}\nline", name=f"n{EVIL}[red]x", rationale=f"r{EVIL}", code=code)
     design = first_design(run).name
@@ -487,8 +507,11 @@ def test_an_interrupted_training_is_marked_and_evaluate_says_so(tmp_path: Path) 
     process.send_signal(signal.SIGINT)
     out, err = process.communicate(timeout=120)
     assert process.returncode == 130, err
+    assert not _control_characters(out + err)
     lines = err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("autogai: interrupted; training starts again from step 0 with:")
+    assert len(lines) == 1 and lines[0].startswith(
+        "autogai: interrupted; training starts again from step 0 with:"
+    )
     assert json.loads((run / "interrupted.json").read_text())["status"] == "interrupted"
 
     evaluate = subprocess.run(

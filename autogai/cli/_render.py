@@ -399,3 +399,12 @@ def print_proposal_round(result: Any) -> None:
             f"estimated cost ${cost:.4f}"
         )
     typer.echo(f"written to {plain(result.run_dir)}")
+
+
+def snippet(text: str, title: str, heading: str, width: int = 160) -> str:
+    """The chunk text without its title/heading header, on one line, cut at ``width`` characters."""
+    lines = text.splitlines()
+    while lines and lines[0].strip() in ("", title, heading):
+        lines.pop(0)
+    flat = " ".join(" ".join(lines).split())
+    return flat if len(flat) <= width else flat[: width - 1].rstrip() + "…"

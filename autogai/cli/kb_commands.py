@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from autogai.cli._render import plain
+from autogai.cli._render import plain, snippet
 
 if TYPE_CHECKING:
     from autogai.rag.knowledge import KnowledgeBase
@@ -48,15 +48,6 @@ def _knowledge_base(
             f"`autogai kb ingest --store {kb.persist_dir}`"
         )
     return kb
-
-
-def _snippet(text: str, title: str, heading: str, width: int = 160) -> str:
-    """The chunk text without its title/heading header, on one line, cut at ``width`` characters."""
-    lines = text.splitlines()
-    while lines and lines[0].strip() in ("", title, heading):
-        lines.pop(0)
-    flat = " ".join(" ".join(lines).split())
-    return flat if len(flat) <= width else flat[: width - 1].rstrip() + "…"
 
 
 def ingest(
@@ -130,7 +121,7 @@ def query(
             f"{hit.vector_score:.3f}, lexical {hit.lexical_score:.3f})"
         )
         typer.echo(f"   {plain(hit.title + where)}")
-        typer.echo(f"   {plain(_snippet(hit.text, hit.title, hit.heading))}")
+        typer.echo(f"   {plain(snippet(hit.text, hit.title, hit.heading))}")
     return 0
 
 

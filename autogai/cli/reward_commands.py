@@ -13,7 +13,6 @@ from pathlib import Path
 import typer
 
 from autogai.cli._render import plain
-from autogai.core.errors import ConfigError
 
 MAX_TRANSITIONS = 10_000
 MAX_TIME_LIMIT_S = 40.0
@@ -34,6 +33,7 @@ def check(
     as_json: bool = typer.Option(False, "--json", help="Print the validation report as JSON."),
 ) -> int:
     """Validate a reward program (static checks, then a sandboxed smoke test on the task)."""
+    from autogai.core.runfiles import read_user_text
     from autogai.core.validation import check_count, check_range, check_seconds, check_text
     from autogai.rewards.validation import validate_reward_program
     from autogai.tasks.registry import get_task
@@ -42,10 +42,7 @@ def check(
     check_count("--transitions", transitions, high=MAX_TRANSITIONS, why="smoke-test steps")
     check_seconds("--time-limit", time_limit)
     check_range("--time-limit", time_limit, 1.0, MAX_TIME_LIMIT_S)
-    try:
-        source = file.read_text(encoding="utf-8")
-    except UnicodeDecodeError as exc:
-        raise ConfigError(f"{file} is not UTF-8 text ({exc.reason})") from None
+    source = read_user_text(file, "reward program")
     card = get_task(task)
     report = validate_reward_program(source, card, n_transitions=transitions, time_limit_s=time_limit)
     if as_json:

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
-from autogai.core.errors import RunDirectoryError
+from autogai.core.errors import ConfigError, RunDirectoryError
 from autogai.core.types import Design
 
 MAX_RUN_FILE_BYTES = 256 * 2**20
@@ -32,6 +32,7 @@ REMEDIES = {
     ),
     "design.json": "run the same `autogai search` command again, or remove that design's directory",
     "trials.csv": "run the same `autogai search` command again: resuming rewrites it",
+    "curves.csv": "run the same `autogai search` command again: resuming rewrites it",
     "checkpoint.json": "train again into this directory with `autogai train ... --overwrite`",
 }
 """What to do about each damaged file, in the words of the error line."""
@@ -157,3 +158,15 @@ def read_design_file(path: Path) -> Design:
     if not isinstance(data.get("reward_source"), str):
         raise damaged(file, "no reward program in it", remedy)
     return design_from_dict(data, file)
+
+
+def read_user_text(path: Path, what: str) -> str:
+    """A text file the user named on the command line (a reward program): missing, unreadable or not
+    UTF-8 is one :class:`ConfigError` line."""
+    path = Path(path)
+    try:
+        return path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{what} {str(path)!r} is not UTF-8 text (byte {exc.start})") from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read {what} {str(path)!r}: {exc.strerror or exc}") from None

@@ -11,9 +11,8 @@ from typing import Any
 
 import numpy as np
 
-from autogai.core.runfiles import list_of_records, read_json
+from autogai.core.runfiles import list_of_records, read_csv_rows, read_json
 from autogai.core.text import escape_control
-from autogai.pipeline.ranking import read_csv
 from autogai.pipeline.rundir import RunDirectory, open_existing_run
 from autogai.pipeline.stats import pareto_front
 
@@ -75,7 +74,7 @@ def _plot_scores(rows: list[dict[str, Any]], path: Path, references: dict[str, f
 
 
 def _curves(run: RunDirectory, design_id: str) -> list[dict[str, str]]:
-    return read_csv(run.design_dir(design_id) / "curves.csv")
+    return read_csv_rows(run.design_dir(design_id) / "curves.csv")
 
 
 def _plot_learning_curves(
@@ -297,8 +296,7 @@ def build_report(run_dir: Path | str) -> Path:
     designs_html = []
     for r in rows:
         stored = run.read_design_json(r["design_id"]) or {}
-        reward_file = run.design_dir(r["design_id"]) / "reward.py"
-        source = reward_file.read_text() if reward_file.is_file() else ""
+        source = run.read_reward_source(r["design_id"]) or ""
         designs_html.append(
             f"<details{' open' if r is rows[0] else ''}><summary><b>{html.escape(_label(r))}</b> "
             f"{html.escape(r['design_id'])}, rank {cell(r.get('rank'))}</summary>"

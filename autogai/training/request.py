@@ -24,6 +24,7 @@ from autogai.core.validation import (
     check_steps,
     check_text,
     convert_like,
+    cost_line,
     parse_assignments,
     parse_seed_list,
 )
@@ -116,12 +117,10 @@ def _check_run_dir(directory: Path, overwrite: bool) -> None:
 
 
 def _read_reward(path: Path, card: TaskCard) -> str:
-    from autogai.core.runfiles import read_text
+    from autogai.core.runfiles import read_user_text
     from autogai.rewards import validate_reward_program
 
-    if not path.is_file():
-        raise ConfigError(f"cannot read reward file {str(path)!r}: no such file")
-    source = read_text(path, remedy="give --reward a Python reward program")
+    source = read_user_text(path, "reward file")
     validate_reward_program(source, card).raise_if_rejected()
     return source
 
@@ -196,6 +195,7 @@ def prepare_training(
         eval_every=eval_every,
         eval_episodes=eval_episodes,
         run_dir=directory,
+        notes=[line] if (line := cost_line(steps * len(seed_list))) is not None else [],
     )
 
 
@@ -263,6 +263,10 @@ def evaluate_run(
         check_count("--agent", agent, low=0, high=MAX_AGENTS - 1, why="agents in one population")
     if device is not None:
         check_choice("--device", device, ("cpu", "cuda", "auto"))
+    if device == "cuda":
+        from autogai.agents.td3 import resolve_device
+
+        resolve_device(device)  # no GPU: refused as such, not as an unusable checkpoint
     check_training_finished(run_dir)
     meta = read_checkpoint_meta(run_dir)  # cheap checks before torch is imported
     card = get_task(str(meta.get("task_spec") or meta["task"]))
