@@ -537,3 +537,37 @@ def test_an_interrupted_training_is_marked_and_evaluate_says_so(tmp_path: Path) 
     )
     assert finished.returncode == 0, finished.stderr
     assert not (run / "interrupted.json").exists() and (run / "result.json").is_file()
+
+
+def test_on_a_real_terminal_untrusted_text_cannot_drive_it(tmp_path: Path) -> None:
+    """On a terminal rich colours its output with escape codes of its own; the ones hidden in a run's name,
+    a design's name, rationale and code must still arrive as visible text, never as codes."""
+    import pty
+
+    run = make_search_run(
+        tmp_path / f"r{EVIL}", name=f"n{EVIL}", rationale=f"r{EVIL}", code=PENDULUM_UPRIGHT + f"# {EVIL}\n"
+    )
+    for argv in (["leaderboard", str(run)], ["show", str(run), "1"]):
+        leader, follower = pty.openpty()
+        process = subprocess.Popen(
+            [sys.executable, "-m", "autogai.cli.main", *argv],
+            env={**search_env(tmp_path), "PYTHONPATH": str(REPO), "TERM": "xterm-256color", "COLUMNS": "200"},
+            stdin=subprocess.DEVNULL,
+            stdout=follower,
+            stderr=follower,
+        )
+        os.close(follower)
+        output = b""
+        while True:
+            try:
+                chunk = os.read(leader, 65536)
+            except OSError:  # the terminal closed when the process ended
+                break
+            if not chunk:
+                break
+            output += chunk
+        os.close(leader)
+        assert process.wait(timeout=120) == 0, output[-2000:]
+        assert b"\x1b]0;pwned" not in output and b"\x1b[2J" not in output and b"\x07" not in output
+        assert "\u202e".encode() not in output
+        assert b"\\x1b]0;pwned" in output  # the same text, escaped
