@@ -190,6 +190,12 @@ BEFORE_ANYTHING = [
     (["propose", "--seed", "-1"], "32-bit seed", 1),
     (["propose", "--task", "pendulum", "--action-space", "hybrid"], "single action space", 1),
     (["propose", "--embeddings", ""], "--embeddings is empty", 1),
+    # An empty path would quietly mean the current directory.
+    (["propose", "--store", ""], "--store is empty", 1),
+    (["propose", "--cache="], "--cache is empty", 1),
+    (["search", "--storage="], "--storage is empty", 1),
+    (["train", "--task", "pendulum", "--reward-param", "w=nan"], "expected a finite number", 1),
+    (["train", "--task", "pendulum", "--design", ""], "--design is empty", 1),
 ]
 
 
@@ -348,6 +354,8 @@ def test_inspection_edges(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
     run = make_search_run(tmp_path / "r")
     assert_refused(run_cli(capsys, "show", str(run), "no-such-design"), "no design 'no-such-design'")
     assert_refused(run_cli(capsys, "show", str(run), "99999999999999999999"), "no design")
+    assert_refused(run_cli(capsys, "show", str(run), ""), "argument 3 is empty")
+    assert_refused(run_cli(capsys, "leaderboard", ""), "argument 2 is empty")
     assert_refused(run_cli(capsys, "leaderboard", str(tmp_path / "nowhere")), "is not a run directory")
     assert_refused(run_cli(capsys, "diff", str(run), "1"), "Missing argument", code=2)
     (run / "leaderboard.json").unlink()

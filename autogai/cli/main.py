@@ -78,6 +78,20 @@ def _interrupt_line(argv: list[str]) -> str:
     return f"autogai: interrupted; {hint}: {escape_control(shlex.join(['autogai', *argv]))}"
 
 
+def _empty_argument(argv: list[str]) -> str | None:
+    """The error line for an empty argument (``--llm ''``, ``--run-dir=``), which must never quietly mean
+    the default or the current directory; ``None`` when there is none."""
+    for index, arg in enumerate(argv):
+        if arg.startswith("--") and arg.endswith("="):
+            return f"autogai: error: {escape_control(arg[:-1])} is empty; leave the option out to use the default"
+        if arg == "":
+            before = argv[index - 1] if index else ""
+            if before.startswith("-"):
+                return f"autogai: error: {escape_control(before)} is empty; leave the option out to use the default"
+            return f"autogai: error: argument {index + 1} is empty"
+    return None
+
+
 def _usage_error_line(exc: TyperException) -> str:
     """A usage error as the program's own one line (the usage block is for --help)."""
     message = " ".join(exc.format_message().split())
@@ -96,6 +110,10 @@ def main(argv: list[str] | None = None) -> int:
         _register_commands()
     except CommandLoadError as exc:
         print(f"autogai: error: {escape_control(str(exc))}", file=sys.stderr)
+        return 1
+    empty = _empty_argument(args)
+    if empty is not None:
+        print(empty, file=sys.stderr)
         return 1
     command = typer.main.get_command(app)
     # Click's own main() would turn Ctrl-C into a silent exit 130 and print usage blocks for usage errors;

@@ -8,6 +8,7 @@ an interrupted training (see :mod:`autogai.training.checkpoint`) may be reused w
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -78,6 +79,8 @@ def _reward_params(items: list[str] | None) -> dict[str, float]:
             params[key] = float(text)
         except ValueError:
             raise ConfigError(f"--reward-param {key}={text!r}: expected a number") from None
+        if not math.isfinite(params[key]):
+            raise ConfigError(f"--reward-param {key}={text!r}: expected a finite number")
     return params
 
 
