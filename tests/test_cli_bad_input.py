@@ -299,6 +299,19 @@ def test_a_truncated_state_is_refused_before_the_search_rewrites_anything(
     assert tree_digest(run) == before  # config.json untouched, no optuna.db, no worker log
 
 
+def test_a_resume_missing_a_recorded_design_is_refused_before_anything_is_rewritten(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import shutil
+
+    run = make_search_run(tmp_path / "r")
+    shutil.rmtree(first_design(run))
+    before = tree_digest(run)
+    outcome = run_cli(capsys, "search", "--task", "pendulum", *SMOKE_FLAGS, "--run-dir", str(run))
+    assert_refused(outcome, "no design 'd-")
+    assert tree_digest(run) == before
+
+
 def test_a_deleted_state_is_rebuilt_from_the_designs(tmp_path: Path) -> None:
     from autogai.pipeline.rundir import RunDirectory
 

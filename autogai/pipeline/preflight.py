@@ -192,6 +192,8 @@ def check_search(options: SearchOptions) -> SearchPlan:
     if run.path.exists() and not run.path.is_dir():
         raise ConfigError(f"--run-dir {str(run.path)!r} is a file, not a directory")
     run.read_config()  # a damaged run directory is refused before anything in it is rewritten
-    run.read_state()
+    for entry in run.read_state()["generations"]:
+        for design_id in entry["design_ids"]:
+            run.load_design(design_id)  # every design a resume reloads: present and readable
     notes = [line] if (line := cost_line(total)) is not None else []
     return SearchPlan(task=card, action_kwargs=action_kwargs, budget=budget, run_dir=run.path, notes=notes)
