@@ -431,6 +431,24 @@ def test_a_command_module_that_fails_to_import_is_one_line(
     assert_refused(run_cli(capsys, "env", "list"), "cannot load autogai.cli.no_such_commands")
 
 
+def test_a_large_search_is_priced_once_it_starts(capsys: pytest.CaptureFixture[str]) -> None:
+    """The cost line of a large budget appears with the first progress update (after every check has
+    passed and the run has started), once, on stderr; a refused run prints its error line alone."""
+    from autogai.cli._render import SearchProgressView
+    from autogai.core.validation import cost_line, max_env_steps
+
+    assert cost_line(1_000) is None
+    note = cost_line(max_env_steps() // 2)
+    assert note is not None and "days" in note
+    view = SearchProgressView(quiet=True, notes=[note])
+    assert capsys.readouterr().err == ""
+    view.update(None)
+    view.update(None)
+    view.close()
+    out, err = capsys.readouterr()
+    assert out == "" and err.splitlines() == [f"autogai: {note}"]
+
+
 # --- escaped output ---------------------------------------------------------------------------------------
 
 
@@ -507,6 +525,7 @@ def _wait_for(path: Path, process: subprocess.Popen[str], timeout: float = 120) 
         time.sleep(0.2)
 
 
+@pytest.mark.integration
 def test_an_interrupted_search_says_how_to_resume(tmp_path: Path) -> None:
     run = tmp_path / "run"
     argv = ["search", "--task", "pendulum", *SMOKE_FLAGS, "--steps", "100000", "--run-dir", str(run)]
@@ -519,6 +538,7 @@ def test_an_interrupted_search_says_how_to_resume(tmp_path: Path) -> None:
     assert not _control_characters(out + err)
 
 
+@pytest.mark.integration
 def test_an_interrupted_training_is_marked_and_evaluate_says_so(tmp_path: Path) -> None:
     run = tmp_path / "run"
     argv = ["train", "--task", "pendulum", "--steps", "2000000", "--eval-every", "0", "--no-progress"]
@@ -560,6 +580,7 @@ def test_an_interrupted_training_is_marked_and_evaluate_says_so(tmp_path: Path) 
     assert not (run / "interrupted.json").exists() and (run / "result.json").is_file()
 
 
+@pytest.mark.integration
 def test_on_a_real_terminal_untrusted_text_cannot_drive_it(tmp_path: Path) -> None:
     """On a terminal rich colours its output with escape codes of its own; the ones hidden in a run's name,
     a design's name, rationale and code must still arrive as visible text, never as codes."""

@@ -167,7 +167,11 @@ def print_summary_footer(summary: Any) -> None:
 class SearchProgressView:
     """Live progress on stderr: phase, designs, trials done/total, best score, ETA."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, quiet: bool = False, notes: Sequence[str] = ()) -> None:
+        """``quiet``: no bar, only the ``notes`` (a large run's cost), which appear with the first update:
+        once the run has started, so a refused run still prints its one error line alone."""
+        self.quiet = quiet
+        self.notes = list(notes)
         from rich.progress import (
             BarColumn,
             MofNCompleteColumn,
@@ -196,6 +200,10 @@ class SearchProgressView:
         self.started = False  # the bar appears with the first update: a refused search prints one line
 
     def update(self, p: Any) -> None:
+        print_notes(self.notes)
+        self.notes = []
+        if self.quiet:
+            return
         if not self.started:
             self.progress.start()
             self.started = True

@@ -87,19 +87,17 @@ def search(
     plan = check_search(options)  # everything that can be refused is refused before the run directory exists
     import signal
 
-    from autogai.cli._render import SearchProgressView, print_leaderboard, print_notes, print_summary_footer
+    from autogai.cli._render import SearchProgressView, print_leaderboard, print_summary_footer
 
     def _terminate(*_: object) -> None:
         raise KeyboardInterrupt  # stop cleanly: workers re-queue their trials, the run resumes later
 
     signal.signal(signal.SIGTERM, _terminate)
-    print_notes(plan.notes)
-    view = None if quiet else SearchProgressView()
+    view = SearchProgressView(quiet=quiet, notes=plan.notes)
     try:
-        summary = run_search(options, progress=None if view is None else view.update, plan=plan)
+        summary = run_search(options, progress=view.update, plan=plan)
     finally:
-        if view is not None:
-            view.close()
+        view.close()
     print_leaderboard(summary.leaderboard, title=f"{summary.run_name}: leaderboard")
     print_summary_footer(summary)
     return 0

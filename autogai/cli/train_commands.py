@@ -56,7 +56,7 @@ def train_command(
     json_output: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> int:
     """Train one design (reward program + enhancers) for a budget and save the policy (or a population)."""
-    from autogai.cli._render import print_notes, print_train_results
+    from autogai.cli._render import print_train_results
     from autogai.training.request import prepare_training, run_training
 
     request = prepare_training(
@@ -78,7 +78,6 @@ def train_command(
         time_limit=time_limit,
         overwrite=overwrite,
     )
-    print_notes(request.notes)
     results = run_training(request, progress=progress and not json_output, tensorboard=tensorboard)
     if json_output:
         payload: Any = results[0].to_dict() if len(results) == 1 else [r.to_dict() for r in results]

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +25,6 @@ from autogai.core.validation import (
     check_steps,
     check_text,
     convert_like,
-    cost_line,
     parse_assignments,
     parse_seed_list,
 )
@@ -53,7 +52,6 @@ class TrainingRequest:
     eval_every: int
     eval_episodes: int
     run_dir: Path
-    notes: list[str] = field(default_factory=list)
 
 
 def td3_config_from_sets(sets: list[str] | None, *, device: str | None = None) -> Any:
@@ -198,7 +196,6 @@ def prepare_training(
         eval_every=eval_every,
         eval_episodes=eval_episodes,
         run_dir=directory,
-        notes=[line] if (line := cost_line(steps * len(seed_list))) is not None else [],
     )
 
 
