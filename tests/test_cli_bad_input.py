@@ -478,7 +478,7 @@ def test_a_failed_start_leaves_nothing_and_the_corrected_search_works(
 ) -> None:
     """A search refused after its directory exists (here: the LLM goes away while proposing) removes what
     it wrote, so the corrected command on the same --run-dir runs; the run's name, full of terminal codes,
-    reaches neither the progress nor the table raw."""
+    reaches neither the progress nor the table raw; a lost state.json is rebuilt without retraining."""
     from autogai.core.errors import LLMUnavailableError
     from autogai.pipeline import loop
 
@@ -501,6 +501,17 @@ def test_a_failed_start_leaves_nothing_and_the_corrected_search_works(
     assert_clean(outcome)
     assert (run / "leaderboard.json").is_file()
     assert_clean(run_cli(capsys, "leaderboard", str(run)))
+
+    # state.json lost: the same command rebuilds it from the designs and trains nothing twice.
+    from search_helpers import snapshot
+
+    trials = snapshot(f"sqlite:///{run.resolve() / 'optuna.db'}", run.name)
+    assert trials and all(t["state"] not in ("WAITING", "RUNNING") for t in trials.values())
+    (run / "state.json").unlink()
+    outcome = run_cli(capsys, *argv)
+    assert outcome.code == 0, outcome.err
+    assert snapshot(f"sqlite:///{run.resolve() / 'optuna.db'}", run.name) == trials
+    assert json.loads((run / "state.json").read_text())["generations"][0]["status"] == "scored"
 
 
 # --- interrupts (real processes) --------------------------------------------------------------------------
