@@ -624,3 +624,14 @@ def test_on_a_real_terminal_untrusted_text_cannot_drive_it(tmp_path: Path) -> No
         assert b"\x1b]0;pwned" not in output and b"\x1b[2J" not in output and b"\x07" not in output
         assert "\u202e".encode() not in output
         assert b"\\x1b]0;pwned" in output  # the same text, escaped
+
+
+@pytest.mark.integration
+def test_a_reader_that_goes_away_is_no_traceback(tmp_path: Path) -> None:
+    """``autogai env check | head -1``: the closed pipe ends the command quietly."""
+    process = _start(["env", "check"], tmp_path)
+    assert process.stdout is not None and process.stderr is not None
+    assert process.stdout.readline().startswith("autogai env check")
+    process.stdout.close()
+    assert process.wait(timeout=300) == 1
+    assert process.stderr.read() == ""
