@@ -138,7 +138,9 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # the reader went away (`autogai leaderboard RUN | head -3`): nothing to say
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit's flush
         return 1
-    except OSError as exc:  # the machine refused (disk full, permissions) somewhere the library did not expect
+    except (
+        OSError
+    ) as exc:  # the machine refused (disk full, permissions) somewhere the library did not expect
         where = f": {exc.filename}" if exc.filename else ""
         print(f"autogai: error: {escape_control(f'{exc.strerror or exc}{where}')}", file=sys.stderr)
         return 1
