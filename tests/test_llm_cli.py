@@ -73,4 +73,6 @@ def test_unreachable_llm_is_one_line_and_exit_1(tmp_path: Path, capsys: pytest.C
     args += ["--run-dir", str(tmp_path / "run"), "--embeddings", "hash", "--store", str(tmp_path / "store")]
     assert main(args) == 1
     err = capsys.readouterr().err.strip()
-    assert err.startswith("autogai: error: LLM openai:m") and "\n" not in err
+    # Refused before the run directory or the knowledge base is touched.
+    assert err.startswith("autogai: error: cannot reach the LLM server at") and "\n" not in err
+    assert not (tmp_path / "run").exists() and not (tmp_path / "store").exists()

@@ -232,5 +232,6 @@ def test_cli_kb_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> No
     assert main(["kb", "query", "x", "--kind", "essay", *store, "--embeddings", "hash"]) != 0
     assert main(["kb", "list", "--store", str(tmp_path / "store"), "--embeddings", "bogus"]) == 1
     assert "unknown embeddings" in capsys.readouterr().err
-    assert main(["kb", "list", *store]) == 0
-    assert "is empty" in capsys.readouterr().out
+    assert main(["kb", "list", *store]) == 1  # listing never creates a store at a mistyped path
+    assert "no knowledge-base store" in capsys.readouterr().err
+    assert not (tmp_path / "store").exists()

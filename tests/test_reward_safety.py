@@ -178,11 +178,15 @@ GOOD_META = json.dumps({"format": 1, "task": "pendulum", "agent_file": "agent.pt
 @pytest.mark.parametrize(
     ("meta", "agent", "expected"),
     [
-        (b"\xff\xfe{not utf-8", b"", r"corrupt checkpoint metadata .*checkpoint\.json: UnicodeDecodeError"),
-        (b'{"format": 1, "task"', b"", r"corrupt checkpoint metadata .*checkpoint\.json: JSONDecodeError"),
+        (b"\xff\xfe{not utf-8", b"", r"checkpoint\.json is damaged \(not UTF-8 text"),
+        (b'{"format": 1, "task"', b"", r"checkpoint\.json is damaged \(not JSON"),
         (b'{"format": 1}', b"", r"checkpoint\.json lacks the task"),
-        (GOOD_META, b"\x80\x04garbage that is no pickle", r"corrupt checkpoint .*agent\.pt: UnpicklingError"),
-        (GOOD_META, b"PK\x03\x04" + b"\x00" * 64, r"corrupt checkpoint .*agent\.pt: RuntimeError"),
+        (
+            GOOD_META,
+            b"\x80\x04garbage that is no pickle",
+            r"corrupt checkpoint .*agent\.pt \(UnpicklingError",
+        ),
+        (GOOD_META, b"PK\x03\x04" + b"\x00" * 64, r"corrupt checkpoint .*agent\.pt \(RuntimeError"),
     ],
     ids=["not-utf8", "bad-json", "no-task", "bad-pickle", "bad-zip"],
 )

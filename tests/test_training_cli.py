@@ -267,7 +267,7 @@ def _cli(*argv: str) -> subprocess.CompletedProcess:
         # 64 agents with a replay of 10^12 rows each: the estimate exceeds any machine's free memory, and the
         # check runs before the replay (allocated lazily) or any env step.
         (
-            ["--population", "64", "--steps", str(10**12), "--set", f"buffer_size={10**12}"],
+            ["--population", "64", "--steps", str(10**9), "--set", f"buffer_size={10**12}"],
             "free; train fewer agents at once or shrink the networks or buffer_size",
         ),
         # Networks far too large: sized on the meta device, so nothing is allocated before the error.

@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING
 
 import typer
 
+from autogai.cli._render import plain, snippet
+
 if TYPE_CHECKING:
     from autogai.rag.knowledge import KnowledgeBase
 
@@ -19,19 +21,33 @@ _STORE_HELP = "Vector-store directory (default: <cache>/kb, see AUTOGAI_CACHE)."
 _EMBEDDINGS_HELP = "Embeddings: local (bundled all-MiniLM-L6-v2), hash, ollama:<model> or openai:<model>."
 
 
-def _knowledge_base(store: Path | None, embeddings: str, source_dir: Path | None = None) -> KnowledgeBase:
+MAX_K = 1_000
+
+
+def _knowledge_base(
+    store: Path | None, embeddings: str, source_dir: Path | None = None, *, must_exist: bool = False
+) -> KnowledgeBase:
+    """The knowledge base; with ``must_exist`` a store directory that is not there is an error line
+    (listing must not create an empty store at a mistyped path)."""
+    from autogai.core.errors import ConfigError, StorageError
+    from autogai.core.validation import check_text
     from autogai.rag.knowledge import KnowledgeBase
 
-    return KnowledgeBase(persist_dir=store, embeddings=embeddings, source_dir=source_dir)
-
-
-def _snippet(text: str, title: str, heading: str, width: int = 160) -> str:
-    """The chunk text without its title/heading header, on one line, cut at ``width`` characters."""
-    lines = text.splitlines()
-    while lines and lines[0].strip() in ("", title, heading):
-        lines.pop(0)
-    flat = " ".join(" ".join(lines).split())
-    return flat if len(flat) <= width else flat[: width - 1].rstrip() + "…"
+    check_text("--embeddings", embeddings)
+    if store is not None and not str(store).strip():
+        raise ConfigError("--store is empty; leave the option out to use the default store")
+    if source_dir is not None and source_dir.is_file():
+        raise ConfigError(
+            f"{str(source_dir)!r} is a file; kb ingest takes a folder of Markdown files "
+            f"(e.g. {str(source_dir.parent)!r})"
+        )
+    kb = KnowledgeBase(persist_dir=store, embeddings=embeddings, source_dir=source_dir)
+    if must_exist and not kb.persist_dir.is_dir():
+        raise StorageError(
+            f"no knowledge-base store at {str(kb.persist_dir)!r}; build one with "
+            f"`autogai kb ingest --store {kb.persist_dir}`"
+        )
+    return kb
 
 
 def ingest(
@@ -44,7 +60,7 @@ def ingest(
     """Embed new and changed documents into the store; report skipped (malformed) files with the reason."""
     kb = _knowledge_base(store, embeddings, source_dir=directory)
     report = kb.ingest(directory)
-    typer.echo(f"knowledge base {report.directory} -> {kb.persist_dir} [{kb.collection_name}]")
+    typer.echo(plain(f"knowledge base {report.directory} -> {kb.persist_dir} [{kb.collection_name}]"))
     for label, ids in (
         ("added", report.added),
         ("updated", report.updated),
@@ -54,11 +70,16 @@ def ingest(
         typer.echo(f"  {label + ':':10} {len(ids):3}")
         if ids and label != "unchanged":
             typer.echo(
-                textwrap.fill(", ".join(ids), width=100, initial_indent=" " * 6, subsequent_indent=" " * 6)
+                plain(
+                    textwrap.fill(
+                        ", ".join(ids), width=100, initial_indent=" " * 6, subsequent_indent=" " * 6
+                    ),
+                    keep_newlines=True,
+                )
             )
     typer.echo(f"  {'skipped:':10} {len(report.skipped):3}")
     for path, reason in report.skipped:
-        typer.echo(f"    {path.name}: {reason}")
+        typer.echo(f"    {plain(path.name)}: {plain(reason)}")
     typer.echo(f"  {report.chunks_added} chunks embedded, {kb.count()} chunks in the store")
     return 0
 
@@ -78,12 +99,16 @@ def query(
     embeddings: str = typer.Option("local", "--embeddings", help=_EMBEDDINGS_HELP),
 ) -> int:
     """Retrieve the chunks most relevant to TEXT, with their source ids and scores."""
+    from autogai.core.validation import check_count, check_text
     from autogai.rag.knowledge import check_kinds
 
+    check_text("TEXT", text)
+    check_text("--task", task)
+    check_count("-k", k, high=MAX_K, why="chunks returned by one query")
     check_kinds(kind)
     kb = _knowledge_base(store, embeddings)
     if kb.count() == 0:
-        typer.echo(f"the store is empty: ingesting {kb.source_dir} first", err=True)
+        typer.echo(plain(f"the store is empty: ingesting {kb.source_dir} first"), err=True)
         kb.ensure_ingested()
     hits = kb.query(text, k=k, kinds=kind or None, task_id=task)
     if not hits:
@@ -92,11 +117,11 @@ def query(
     for rank, hit in enumerate(hits, start=1):
         where = f" > {hit.heading}" if hit.heading else ""
         typer.echo(
-            f"{rank}. {hit.score:.3f}  {hit.chunk_id}  [{hit.kind}]  (vector {hit.vector_score:.3f}, "
-            f"lexical {hit.lexical_score:.3f})"
+            f"{rank}. {hit.score:.3f}  {plain(hit.chunk_id)}  [{plain(hit.kind)}]  (vector "
+            f"{hit.vector_score:.3f}, lexical {hit.lexical_score:.3f})"
         )
-        typer.echo(f"   {hit.title}{where}")
-        typer.echo(f"   {_snippet(hit.text, hit.title, hit.heading)}")
+        typer.echo(f"   {plain(hit.title + where)}")
+        typer.echo(f"   {plain(snippet(hit.text, hit.title, hit.heading))}")
     return 0
 
 
@@ -105,16 +130,19 @@ def list_documents(
     embeddings: str = typer.Option("local", "--embeddings", help=_EMBEDDINGS_HELP),
 ) -> int:
     """List the documents in the store with their kind and chunk count."""
-    kb = _knowledge_base(store, embeddings)
+    kb = _knowledge_base(store, embeddings, must_exist=True)
     documents = kb.list_ingested()
     if not documents:
-        typer.echo(f"the store {kb.persist_dir} [{kb.collection_name}] is empty; run `autogai kb ingest`")
+        typer.echo(
+            plain(f"the store {kb.persist_dir} [{kb.collection_name}] is empty; run `autogai kb ingest`")
+        )
         return 0
-    width = max(len(d.doc_id) for d in documents)
+    width = max(len(plain(d.doc_id)) for d in documents)
     typer.echo(f"{'document':{width}}  {'kind':14}  chunks  title")
     for doc in documents:
-        typer.echo(f"{doc.doc_id:{width}}  {doc.kind:14}  {doc.chunks:6}  {doc.title}")
-    typer.echo(f"{len(documents)} documents, {sum(d.chunks for d in documents)} chunks in {kb.persist_dir}")
+        typer.echo(f"{plain(doc.doc_id):{width}}  {plain(doc.kind):14}  {doc.chunks:6}  {plain(doc.title)}")
+    total = sum(d.chunks for d in documents)
+    typer.echo(plain(f"{len(documents)} documents, {total} chunks in {kb.persist_dir}"))
     return 0
 
 

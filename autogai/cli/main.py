@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import shlex
 import sys
 
 import typer
@@ -47,15 +48,56 @@ def _root(
     configure_logging(verbose)
 
 
+class CommandLoadError(Exception):
+    """A command module failed to import: the installation is broken, and no command may go missing."""
+
+
 def _register_commands() -> None:
     for module_name in _COMMAND_MODULES:
         try:
             module = importlib.import_module(module_name)
-        except ModuleNotFoundError as exc:
-            if exc.name == module_name:  # a layer whose commands are not built yet
-                continue
-            raise
+        except Exception as exc:  # a missing dependency or a broken module: say which, never skip it
+            raise CommandLoadError(f"cannot load {module_name}: {type(exc).__name__}: {exc}") from exc
         module.register(app)
+
+
+_INTERRUPT_HINTS = {
+    "search": "resume with",
+    "worker": "rejoin with",
+    "train": "training starts again from step 0 with",
+}
+"""What an interrupted command prints before the command line that continues it."""
+
+
+def _interrupt_line(argv: list[str]) -> str:
+    """``autogai: interrupted; resume with: autogai search ...`` for the commands that can be continued."""
+    command = next((a for a in argv if not a.startswith("-")), "")
+    hint = _INTERRUPT_HINTS.get(command)
+    if hint is None:
+        return "autogai: interrupted"
+    return f"autogai: interrupted; {hint}: {escape_control(shlex.join(['autogai', *argv]))}"
+
+
+def _empty_argument(argv: list[str]) -> str | None:
+    """The error line for an empty argument (``--llm ''``, ``--run-dir=``), which must never quietly mean
+    the default or the current directory; ``None`` when there is none."""
+    for index, arg in enumerate(argv):
+        if arg.startswith("--") and arg.endswith("="):
+            return f"autogai: error: {escape_control(arg[:-1])} is empty; leave the option out to use the default"
+        if arg == "":
+            before = argv[index - 1] if index else ""
+            if before.startswith("-"):
+                return f"autogai: error: {escape_control(before)} is empty; leave the option out to use the default"
+            return f"autogai: error: argument {index + 1} is empty"
+    return None
+
+
+def _usage_error_line(exc: TyperException) -> str:
+    """A usage error as the program's own one line (the usage block is for --help)."""
+    message = " ".join(exc.format_message().split())
+    ctx = getattr(exc, "ctx", None)
+    where = f" (see {ctx.command_path} --help)" if ctx is not None else ""
+    return f"autogai: error: {escape_control(message)}{where}"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -63,23 +105,44 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")  # nothing may download weights at run time
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")  # chromadb must not phone home
-    _register_commands()
+    args = list(sys.argv[1:] if argv is None else argv)
     try:
-        result = app(args=argv, standalone_mode=False)
+        _register_commands()
+    except CommandLoadError as exc:
+        print(f"autogai: error: {escape_control(str(exc))}", file=sys.stderr)
+        return 1
+    empty = _empty_argument(args)
+    if empty is not None:
+        print(empty, file=sys.stderr)
+        return 1
+    command = typer.main.get_command(app)
+    # Click's own main() would turn Ctrl-C into a silent exit 130 and print usage blocks for usage errors;
+    # running the parsed command here keeps every outcome to one line of our own.
+    try:
+        with command.make_context("autogai", args) as ctx:
+            result = command.invoke(ctx)
     except typer.Exit as exc:
         return exc.exit_code
     except TyperException as exc:  # usage errors (typer vendors click; this is its public base class)
-        show = getattr(exc, "show", None)
-        if callable(show):
-            show()
+        if exc.format_message().startswith("Usage:"):  # no arguments: the help is the answer
+            print(exc.format_message(), file=sys.stderr)
         else:
-            print(f"autogai: error: {exc}", file=sys.stderr)
+            print(_usage_error_line(exc), file=sys.stderr)
         return int(getattr(exc, "exit_code", 2))
     except (typer.Abort, KeyboardInterrupt):
-        print("autogai: interrupted", file=sys.stderr)
+        print(_interrupt_line(args), file=sys.stderr)
         return 130
     except AutoGAIError as exc:
         print(f"autogai: error: {escape_control(mask_secrets(str(exc)))}", file=sys.stderr)
+        return 1
+    except BrokenPipeError:  # the reader went away (`autogai leaderboard RUN | head -3`): nothing to say
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit's flush
+        return 1
+    except (
+        OSError
+    ) as exc:  # the machine refused (disk full, permissions) somewhere the library did not expect
+        where = f": {exc.filename}" if exc.filename else ""
+        print(f"autogai: error: {escape_control(f'{exc.strerror or exc}{where}')}", file=sys.stderr)
         return 1
     return result if isinstance(result, int) else 0
 

@@ -12,7 +12,11 @@ from pathlib import Path
 
 import typer
 
-from autogai.core.errors import ConfigError
+from autogai.cli._render import plain
+
+MAX_TRANSITIONS = 10_000
+MAX_TIME_LIMIT_S = 40.0
+"""The sandbox's own ceiling: the command ends within about a minute whatever the program does."""
 
 
 def _format_number(value: float) -> str:
@@ -24,20 +28,21 @@ def check(
         ..., exists=True, dir_okay=False, readable=True, help="Reward program (.py)."
     ),
     task: str = typer.Option("uav-nearfield", "--task", "-t", help="Task id (or a .py file defining TASK)."),
-    transitions: int = typer.Option(256, "--transitions", "-n", min=1, max=10_000, help="Smoke-test steps."),
-    time_limit: float = typer.Option(
-        20.0, "--time-limit", min=1.0, max=40.0, help="Sandbox wall-clock limit, s."
-    ),
+    transitions: int = typer.Option(256, "--transitions", "-n", help="Smoke-test steps (1 to 10000)."),
+    time_limit: float = typer.Option(20.0, "--time-limit", help="Sandbox wall-clock limit, s (1 to 40)."),
     as_json: bool = typer.Option(False, "--json", help="Print the validation report as JSON."),
 ) -> int:
     """Validate a reward program (static checks, then a sandboxed smoke test on the task)."""
+    from autogai.core.runfiles import read_user_text
+    from autogai.core.validation import check_count, check_range, check_seconds, check_text
     from autogai.rewards.validation import validate_reward_program
     from autogai.tasks.registry import get_task
 
-    try:
-        source = file.read_text(encoding="utf-8")
-    except UnicodeDecodeError as exc:
-        raise ConfigError(f"{file} is not UTF-8 text ({exc.reason})") from None
+    check_text("--task", task)
+    check_count("--transitions", transitions, high=MAX_TRANSITIONS, why="smoke-test steps")
+    check_seconds("--time-limit", time_limit)
+    check_range("--time-limit", time_limit, 1.0, MAX_TIME_LIMIT_S)
+    source = read_user_text(file, "reward program")
     card = get_task(task)
     report = validate_reward_program(source, card, n_transitions=transitions, time_limit_s=time_limit)
     if as_json:
@@ -48,7 +53,7 @@ def check(
 
     echo = typer.echo
     echo(
-        f"accepted: {file} on task {card.id} ({report.n_transitions} random-action transitions, "
+        f"accepted: {plain(file)} on task {plain(card.id)} ({report.n_transitions} random-action transitions, "
         f"{report.duration_s:.1f} s, slowest call {report.max_call_cpu_s * 1e3:.2f} ms CPU)"
     )
     echo("")
@@ -57,7 +62,7 @@ def check(
         echo(f"  {'name':<24} {'default':>10} {'low':>10} {'high':>10}  log")
         for name, spec in report.params.items():
             echo(
-                f"  {name:<24} {_format_number(spec.default):>10} {_format_number(spec.low):>10} "
+                f"  {plain(name):<24} {_format_number(spec.default):>10} {_format_number(spec.low):>10} "
                 f"{_format_number(spec.high):>10}  {'yes' if spec.log else 'no'}"
             )
     else:
@@ -70,14 +75,14 @@ def check(
         rows["(total)"] = report.total_stats
     for name, stats in rows.items():
         echo(
-            f"  {name:<24} {_format_number(stats['mean']):>11} {_format_number(stats['std']):>11} "
+            f"  {plain(name):<24} {_format_number(stats['mean']):>11} {_format_number(stats['std']):>11} "
             f"{_format_number(stats['min']):>11} {_format_number(stats['max']):>11}"
         )
     if report.warnings:
         echo("")
         echo("warnings:")
         for warning in report.warnings:
-            echo(f"  - {warning}")
+            echo(f"  - {plain(warning)}")
     return 0
 
 

@@ -89,15 +89,11 @@ def search(
 ) -> int:
     """Run the design loop: propose -> tune -> choose on validation seeds -> feed back; then test the
     finalists once on fresh seeds for the verdict."""
-    from autogai.core.validation import check_choice, check_range
     from autogai.pipeline.loop import SearchOptions, run_search
-    from autogai.search.plan import parse_duration, usable_cores
+    from autogai.pipeline.preflight import check_search, default_workers
+    from autogai.search.plan import parse_duration
 
-    check_choice("--device", device, ("cpu", "cuda", "auto"))
-    check_range("--seed", seed, 0, 2**31 - 1)
     time_budget_s = parse_duration(time_budget) if time_budget is not None else None
-    if workers is None:
-        workers = 1 if preset == "smoke" else max(1, min(2, usable_cores()))
     options = SearchOptions(
         task=task,
         action_space=action_space,
@@ -108,22 +104,22 @@ def search(
         designs=designs,
         trials=trials,
         seeds=seeds,
-        workers=workers,
+        workers=default_workers(preset) if workers is None else workers,
         storage=storage,
         run_dir=run_dir,
         device=device,
         embeddings=embeddings,
-        budget_overrides={"total_steps": total_steps} if total_steps else {},
+        budget_overrides={"total_steps": total_steps} if total_steps is not None else {},
         time_budget_s=time_budget_s,
         seed=seed,
         plan_path=plan,
         scenario=scenario,
     )
-    if storage:
-        from autogai.search.storage import check_storage_location
-
-        check_storage_location(storage)  # a mistyped URL fails before the progress display starts
+    checked = check_search(
+        options
+    )  # everything that can be refused is refused before the run directory exists
     _set_outage_limit(storage_outage_limit)
+    import shlex
     import signal
     import sys
 
@@ -141,27 +137,19 @@ def search(
 
     signal.signal(signal.SIGTERM, _terminate)
     signal.signal(signal.SIGINT, _terminate)
-    view = None if quiet else SearchProgressView()
-
-    def quiet_progress(p: Any) -> None:
-        # The plan and time-budget decisions still reach the terminal, on stdout with the leaderboard:
-        # stderr stays for the one line of a failure.
-        if p.message:
-            typer.echo(escape_control(p.message))
-
+    view = SearchProgressView(quiet=quiet, notes=checked.notes)
     try:
-        summary = run_search(options, progress=quiet_progress if view is None else view.update)
+        summary = run_search(options, progress=view.update, checked=checked)
     except KeyboardInterrupt:
-        signum = stopped_by[0] if stopped_by else int(signal.SIGINT)
-        print(
-            f"autogai: stopped by {signal.Signals(signum).name}; running trials went back to the queue, "
-            "run the same command to resume",
-            file=sys.stderr,
-        )
-        raise typer.Exit(128 + signum) from None
+        # Ctrl-C: the CLI's own "interrupted; resume with: ..." line and exit 130. A scheduler's SIGTERM:
+        # the same promise, and the conventional 143.
+        if not stopped_by or stopped_by[0] != signal.SIGTERM:
+            raise
+        command = shlex.join(["autogai", *sys.argv[1:]])
+        print(f"autogai: stopped by SIGTERM; resume with: {escape_control(command)}", file=sys.stderr)
+        raise typer.Exit(128 + signal.SIGTERM) from None
     finally:
-        if view is not None:
-            view.close()
+        view.close()
     print_leaderboard(summary.leaderboard, title=f"{summary.run_name}: leaderboard")
     print_summary_footer(summary)
     return 0
@@ -188,14 +176,17 @@ def worker(
     """Join a running search: take its queued trials until its budget is done."""
     from rich.console import Console
 
+    from autogai.cli._render import safe
+    from autogai.pipeline.preflight import check_worker
     from autogai.search.storage import redact_url
     from autogai.search.worker import Worker
 
+    check_worker(storage, run, device=device, max_trials=max_trials)
     _set_outage_limit(storage_outage_limit)
     console = Console(stderr=True)
     w = Worker(storage, run, device=device, exit_when_idle=exit_when_idle, max_trials=max_trials)
     w.install_signal_handlers()  # SIGTERM/SIGINT: hand the batch back to the queue, exit 143/130
-    console.print(f"worker joined run [bold]{run}[/] on {redact_url(storage)}")
+    console.print(f"worker joined run [bold]{safe(run)}[/] on {safe(redact_url(storage))}")
     w.warm_up()
     done: Any = w.run()
     console.print(f"worker finished {done} trial(s)")

@@ -16,20 +16,17 @@ import os
 import time
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from autogai.core.errors import ConfigError, RunDirectoryError
+from autogai.core.errors import AutoGAIError, RunDirectoryError
 from autogai.core.logging import mask_secrets
 from autogai.core.types import Design, DesignFeedback, EnhancerCombo
-from autogai.core.validation import check_choice
 from autogai.pipeline.feedback import build_feedback
 from autogai.pipeline.options import (
     ProgressFn,
     SearchOptions,
     SearchProgress,
     SearchSummary,
-    default_run_dir,
-    resolve_budget,
 )
 from autogai.pipeline.ranking import (
     DesignResult,
@@ -44,6 +41,9 @@ from autogai.search.plan import SearchPlan
 
 PLAN_FILE = "plan.json"
 COUNTS_EVERY_S = 5.0
+
+if TYPE_CHECKING:
+    from autogai.pipeline.preflight import CheckedSearch
 
 logger = logging.getLogger(__name__)
 
@@ -66,22 +66,6 @@ def _iqm_or_minus_inf(values: Any) -> float:
     return value if math.isfinite(value) else float("-inf")
 
 
-def _read_json(path: Path, what: str) -> dict[str, Any]:
-    import json
-
-    try:
-        data = json.loads(path.read_text())
-    except FileNotFoundError as exc:
-        raise ConfigError(f"{what} file {str(path)!r} does not exist") from exc
-    except (OSError, UnicodeDecodeError, ValueError) as exc:
-        raise ConfigError(
-            f"{what} file {str(path)!r} cannot be read ({type(exc).__name__}); plan again"
-        ) from exc
-    if not isinstance(data, dict):
-        raise ConfigError(f"{what} file {str(path)!r} does not hold a JSON object; plan again")
-    return data
-
-
 def _reward_param_specs(source: str) -> dict[str, dict[str, Any]]:
     from autogai.rewards import RewardProgram
 
@@ -91,26 +75,15 @@ def _reward_param_specs(source: str) -> dict[str, dict[str, Any]]:
 class _Search:
     """State of one running search (kept in an object so the steps read top to bottom)."""
 
-    def __init__(self, options: SearchOptions, progress: ProgressFn | None) -> None:
-        from autogai.search.storage import default_storage_url, redact_url, storage_scheme
-        from autogai.tasks import get_task
+    def __init__(self, options: SearchOptions, progress: ProgressFn | None, checked: CheckedSearch) -> None:
+        from autogai.search.storage import default_storage_url, redact_url
 
         self.options = options
         self.progress_fn = progress
-        self.task = get_task(options.task)
-        action_kwargs = self.task.action_space_kwargs(options.action_space)
-        if options.workers < 0:
-            raise ConfigError(f"--workers {options.workers} must be 0 or more")
-        self.budget: SearchBudget = resolve_budget(options)
-        self.env_kwargs: dict[str, Any] = {}
-        if options.scenario is not None:
-            check_choice("--scenario", options.scenario, ("fixed", "random"))
-            if options.scenario == "random":
-                self.env_kwargs["scenario"] = "random"
-        if options.storage:
-            storage_scheme(options.storage)  # reject a bad scheme before anything is written
-        self.task.check_step({**action_kwargs, **self.env_kwargs})
-        self.run = RunDirectory(Path(options.run_dir) if options.run_dir else default_run_dir(options))
+        self.task = checked.task
+        self.budget: SearchBudget = checked.budget
+        self.env_kwargs: dict[str, Any] = dict(checked.env_kwargs)
+        self.run = RunDirectory(checked.run_dir)
         self.run.ensure_writable()
         self.run_name = self.run.name
         self.storage_url = options.storage or default_storage_url(self.run.path)
@@ -171,13 +144,15 @@ class _Search:
     def make_plan(self) -> SearchPlan:
         """A saved plan (``--plan``, or this run's own ``plan.json`` on resume), else one fitted to the time
         budget after measuring this machine, else the budget's own counts."""
+        from autogai.core.runfiles import read_json
         from autogai.search.plan import fixed_plan, measure_throughput, plan_search
 
+        remedy = "give another plan.json, or none to plan again"
         if self.options.plan_path is not None:
-            return SearchPlan.from_dict(_read_json(Path(self.options.plan_path), "plan"))
+            return SearchPlan.from_dict(read_json(Path(self.options.plan_path), dict, remedy=remedy))
         stored = self.run.path / PLAN_FILE
         if stored.is_file():
-            return SearchPlan.from_dict(_read_json(stored, "plan"))
+            return SearchPlan.from_dict(read_json(stored, dict, remedy="delete it to plan again"))
         if self.budget.time_budget_s is None:
             return fixed_plan(self.budget)
         self.emit("measuring this machine's training speed")
@@ -626,12 +601,29 @@ class _Search:
         return stored
 
 
-def run_search(options: SearchOptions, *, progress: ProgressFn | None = None) -> SearchSummary:
-    """Run (or resume) a search; see the module docstring. Raises AutoGAIError for what a user can fix."""
-    search = _Search(options, progress)
+def run_search(
+    options: SearchOptions, *, progress: ProgressFn | None = None, checked: CheckedSearch | None = None
+) -> SearchSummary:
+    """Run (or resume) a search; see the module docstring. Raises AutoGAIError for what a user can fix.
+
+    ``checked`` is what :func:`~autogai.pipeline.preflight.check_search` returned for ``options`` (checked
+    here when not given): every check that needs no run directory has passed before one is created. A
+    search that fails before its first generation is recorded (a time budget too small for a verdict, an
+    LLM that stops answering) removes what it created, so the corrected command works on the same run
+    directory.
+    """
+    from autogai.pipeline.preflight import check_search
+
+    checked = checked if checked is not None else check_search(options)
+    before = RunDirectory(checked.run_dir).entries()
+    search = _Search(options, progress, checked)
     try:
         return search.run_loop()
     except PermissionError as exc:
         raise RunDirectoryError(
             f"run directory {str(search.run.path)!r} is not writable: {exc.strerror}"
         ) from exc
+    except AutoGAIError:
+        if not search.run.state_path.exists():  # no generation recorded: the search never started
+            search.run.remove_created(before)
+        raise

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import html
-import json
 import math
 from collections import defaultdict
 from pathlib import Path
@@ -12,8 +11,8 @@ from typing import Any
 
 import numpy as np
 
+from autogai.core.runfiles import list_of_records, read_csv_rows, read_json
 from autogai.core.text import escape_control
-from autogai.pipeline.ranking import read_csv
 from autogai.pipeline.rundir import RunDirectory, open_existing_run
 from autogai.pipeline.stats import pareto_front
 
@@ -73,7 +72,7 @@ def _plot_scores(rows: list[dict[str, Any]], path: Path, references: dict[str, f
 
 
 def _curves(run: RunDirectory, design_id: str) -> list[dict[str, str]]:
-    return read_csv(run.design_dir(design_id) / "curves.csv")
+    return read_csv_rows(run.design_dir(design_id) / "curves.csv")
 
 
 def _plot_learning_curves(
@@ -216,7 +215,7 @@ def build_report(run_dir: Path | str) -> Path:
         raise RunDirectoryError(
             f"{run.path} has no leaderboard.json yet; let the search score a generation first"
         )
-    board = json.loads(board_path.read_text())
+    board = read_json(board_path, dict, check=list_of_records("designs", "design_id"))
     rows: list[dict[str, Any]] = board.get("designs", [])
     config = run.read_config() or {}
     run.plots_dir.mkdir(exist_ok=True)
@@ -298,8 +297,7 @@ def build_report(run_dir: Path | str) -> Path:
     designs_html = []
     for r in rows:
         stored = run.read_design_json(r["design_id"]) or {}
-        reward_file = run.design_dir(r["design_id"]) / "reward.py"
-        source = reward_file.read_text() if reward_file.is_file() else ""
+        source = run.read_reward_source(r["design_id"]) or ""
         designs_html.append(
             f"<details{' open' if r is rows[0] else ''}><summary><b>{html.escape(_label(r))}</b> "
             f"{html.escape(r['design_id'])}, rank {cell(r.get('rank'))}</summary>"

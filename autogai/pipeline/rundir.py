@@ -21,8 +21,10 @@ This module is the one writer of the layout; ``autogai search`` and ``autogai pr
 from __future__ import annotations
 
 import contextlib
+import difflib
 import json
 import os
+import shutil
 import socket
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -30,10 +32,14 @@ from typing import TYPE_CHECKING, Any
 
 from autogai.core.errors import RunDirectoryError
 from autogai.core.files import disk_error, write_atomic
+from autogai.core.runfiles import design_from_dict, list_of_records, read_json_if_present
 from autogai.core.types import Design
 
 if TYPE_CHECKING:
     from autogai.rag.proposal import ProposalRecord
+
+KEPT_AFTER_A_FAILED_START = ("llm_cache", "ledger.jsonl")
+"""Kept when a failed start is undone: LLM replies cost money, and the cache is keyed by model."""
 
 # Keys of config.json that define what a run computes; a resumed command must agree on all of them.
 IDENTITY_KEYS = ("task", "action_space", "llm", "preset", "budget_identity", "storage")
@@ -100,12 +106,8 @@ class RunDirectory:
             raise RunDirectoryError(f"run directory {str(self.path)!r} is not writable: {reason}") from exc
 
     def read_config(self) -> dict[str, Any] | None:
-        if not self.config_path.is_file():
-            return None
-        try:
-            return json.loads(self.config_path.read_text())
-        except (OSError, json.JSONDecodeError) as exc:
-            raise RunDirectoryError(f"cannot read {self.config_path}: {exc}") from exc
+        """config.json, or ``None`` before the run has started; a damaged file is one error line."""
+        return read_json_if_present(self.config_path, dict)
 
     def check_config(self, config: Mapping[str, Any]) -> None:
         """Raise RunDirectoryError if the run directory holds a different search."""
@@ -128,6 +130,29 @@ class RunDirectory:
             write_atomic(self.config_path, _dump(merged))
             return
         write_atomic(self.config_path, _dump(dict(config)))
+
+    def entries(self) -> set[Path] | None:
+        """What the directory holds now (``None``: it does not exist); see :meth:`remove_created`."""
+        return set(self.path.iterdir()) if self.path.is_dir() else None
+
+    def remove_created(self, before: set[Path] | None) -> None:
+        """Undo a command that failed before it did anything worth keeping: what the directory did not hold
+        ``before`` (:meth:`entries`) goes, except paid LLM replies and their ledger (keyed by model, not by
+        run); a directory the command created goes too when nothing is left in it."""
+        if not self.path.is_dir():
+            return
+        for entry in self.entries() or set():
+            paid = entry.name in KEPT_AFTER_A_FAILED_START and not (
+                entry.is_file() and not entry.stat().st_size
+            )
+            if entry in (before or set()) or paid:
+                continue
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry, ignore_errors=True)
+            else:
+                entry.unlink(missing_ok=True)
+        if before is None and not any(self.path.iterdir()):
+            self.path.rmdir()
 
     # --- lock ------------------------------------------------------------------------------------
 
@@ -159,16 +184,61 @@ class RunDirectory:
     # --- state -----------------------------------------------------------------------------------
 
     def read_state(self) -> dict[str, Any]:
-        if not self.state_path.is_file():
-            return {"generations": []}
-        return json.loads(self.state_path.read_text())
+        """state.json; when it is absent (never written, or deleted because it was damaged) the state is
+        rebuilt from the designs on disk (:meth:`state_from_designs`). A damaged file is one error line
+        naming the way out, raised before the search has rewritten anything."""
+        state = read_json_if_present(self.state_path, dict, check=_state_problem)
+        return state if state is not None else self.state_from_designs()
+
+    def state_from_designs(self) -> dict[str, Any]:
+        """The generations a search proposed, rebuilt from ``designs/*/design.json``.
+
+        Every rebuilt generation is marked ``proposed``: resuming evaluates it again, which only enqueues the
+        trials the storage does not hold yet, so nothing finished is trained twice.
+        """
+        generations: dict[int, list[str]] = {}
+        for design_id in self.design_ids():
+            data = self.read_design_json(design_id) or {}
+            generation = data.get("generation")
+            if data.get("proposer") == "baseline" or data.get("status") == "rejected":
+                continue
+            if isinstance(generation, int) and not isinstance(generation, bool) and generation >= 0:
+                generations.setdefault(generation, []).append(design_id)
+        return {
+            "generations": [
+                {"index": index, "design_ids": ids, "status": "proposed"}
+                for index, ids in sorted(generations.items())
+            ]
+        }
+
+    def read_leaderboard(self) -> list[dict[str, Any]] | None:
+        """The ranked rows of leaderboard.json, or ``None`` before a generation has been scored."""
+        board = read_json_if_present(
+            self.leaderboard_path, dict, check=list_of_records("designs", "design_id")
+        )
+        return None if board is None else list(board.get("designs", []))
+
+    @property
+    def leaderboard_path(self) -> Path:
+        return self.path / "leaderboard.json"
+
+    def require_leaderboard(self) -> list[dict[str, Any]]:
+        """:meth:`read_leaderboard`, where its absence is an error line (inspection commands)."""
+        rows = self.read_leaderboard()
+        if rows is None:
+            raise RunDirectoryError(f"{self.path} has no leaderboard yet (no generation has been scored)")
+        return rows
+
+    def read_reward_source(self, design_id: str) -> str | None:
+        """A design's reward.py, or ``None`` when it has none; damage is one error line."""
+        from autogai.core.runfiles import read_text
+
+        path = self.design_dir(design_id) / "reward.py"
+        return read_text(path, remedy="remove that design's directory") if path.is_file() else None
 
     def write_json(self, name: str, data: Mapping[str, Any]) -> None:
         """A JSON file of the run (e.g. ``plan.json``), replaced atomically."""
-        path = self.path / name
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(_dump(data))
-        tmp.replace(path)
+        write_atomic(self.path / name, _dump(data))
 
     def write_state(self, state: Mapping[str, Any]) -> None:
         write_atomic(self.state_path, _dump(state))
@@ -254,10 +324,8 @@ class RunDirectory:
         )
 
     def read_design_json(self, design_id: str) -> dict[str, Any] | None:
-        path = self.design_dir(design_id) / "design.json"
-        if not path.is_file():
-            return None
-        return json.loads(path.read_text())
+        """A design's design.json, or ``None`` when there is none; a damaged file is one error line."""
+        return read_json_if_present(self.design_dir(design_id) / "design.json", dict)
 
     def update_design_json(self, design_id: str, **fields: Any) -> None:
         data = self.read_design_json(design_id) or {"id": design_id}
@@ -268,7 +336,7 @@ class RunDirectory:
         data = self.read_design_json(design_id)
         if data is None or "reward_source" not in data:
             raise RunDirectoryError(f"no design {design_id!r} in {self.path}")
-        return Design.from_dict(data)
+        return design_from_dict(data, self.design_dir(design_id) / "design.json")
 
     def design_ids(self) -> list[str]:
         if not self.designs_dir.is_dir():
@@ -276,11 +344,50 @@ class RunDirectory:
         return sorted(p.name for p in self.designs_dir.iterdir() if (p / "design.json").is_file())
 
 
+def _state_problem(state: dict[str, Any]) -> str | None:
+    generations = state.get("generations")
+    if not isinstance(generations, list):
+        return "no list of generations"
+    for entry in generations:
+        if not (
+            isinstance(entry, dict)
+            and isinstance(entry.get("index"), int)
+            and isinstance(entry.get("design_ids"), list)
+            and all(isinstance(i, str) for i in entry["design_ids"])
+            and isinstance(entry.get("status"), str)
+        ):
+            return "a generation entry lacks its index, design ids or status"
+    return None
+
+
+def design_diff(run: RunDirectory, first: str, second: str) -> tuple[str, str]:
+    """Unified diffs of two designs: their reward programs, and their configuration (enhancers, hints,
+    best parameters, score, parent) as sorted JSON."""
+
+    def code(design_id: str) -> list[str]:
+        return (run.read_reward_source(design_id) or "").splitlines(keepends=True)
+
+    def config(design_id: str) -> list[str]:
+        data = run.read_design_json(design_id) or {}
+        keys = ("enhancers", "hyperparameter_hints", "best_params", "score", "parent")
+        view = {key: data.get(key) for key in keys}
+        return (json.dumps(view, indent=2, sort_keys=True, default=str) + "\n").splitlines(keepends=True)
+
+    code_diff = "".join(
+        difflib.unified_diff(code(first), code(second), f"{first}/reward.py", f"{second}/reward.py")
+    )
+    config_diff = "".join(
+        difflib.unified_diff(config(first), config(second), f"{first}/design.json", f"{second}/design.json")
+    )
+    return code_diff, config_diff
+
+
 def open_existing_run(path: Path | str) -> RunDirectory:
     """A run directory that must exist (inspection commands)."""
     run = RunDirectory(Path(path))
     if not run.config_path.is_file():
         raise RunDirectoryError(f"{str(path)!r} is not a run directory (no config.json)")
+    run.read_config()  # damaged: one line now, not a traceback later
     return run
 
 
@@ -289,13 +396,11 @@ def resolve_design_id(run: RunDirectory, ref: str) -> str:
     ids = run.design_ids()
     if ref in ids:
         return ref
-    if ref.isdigit():
-        board_path = run.path / "leaderboard.json"
-        if board_path.is_file():
-            rows = json.loads(board_path.read_text()).get("designs", [])
-            index = int(ref) - 1
-            if 0 <= index < len(rows):
-                return str(rows[index]["design_id"])
+    if ref.isdigit() and len(ref) < 10:
+        rows = run.read_leaderboard() or []
+        index = int(ref) - 1
+        if 0 <= index < len(rows):
+            return str(rows[index]["design_id"])
     matches = [i for i in ids if i.startswith(ref) or i.startswith("d-" + ref)]
     if len(matches) == 1:
         return matches[0]

@@ -320,6 +320,11 @@ class ChatBackend:
                 f"--llm {self.spec}: cannot create the client: {mask_secrets(str(exc).splitlines()[0])}"
             ) from exc
 
+    def ensure_client(self) -> None:
+        """Build the provider's client now (package installed, key set, provider known), so a command
+        refuses a bad ``--llm`` before it has created anything; raises one AutoGAIError line."""
+        self._chat_model()
+
     def _chat_model(self) -> Any:
         with self._model_lock:
             if self._model is None:

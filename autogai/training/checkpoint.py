@@ -12,6 +12,7 @@ Layout of a checkpoint directory::
 
 from __future__ import annotations
 
+import contextlib
 import json
 import warnings
 from collections.abc import Mapping
@@ -57,25 +58,65 @@ def find_checkpoint(path: Path) -> Path:
     )
 
 
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0][:200]}" if text else type(exc).__name__
-
-
 def read_checkpoint_meta(path: Path) -> dict[str, Any]:
     """The checkpoint's JSON; a missing, corrupt or foreign file is one :class:`RunDirectoryError` naming it."""
+    from autogai.core.runfiles import read_json
+
     directory = find_checkpoint(path)
     meta_path = directory / META_FILE
-    try:
-        meta = json.loads(meta_path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:  # ValueError: bad UTF-8 or bad JSON
-        raise RunDirectoryError(f"corrupt checkpoint metadata {meta_path}: {_first_line(exc)}") from None
-    if not isinstance(meta, dict) or meta.get("format") != FORMAT_VERSION:
+    meta = read_json(meta_path, dict)
+    if meta.get("format") != FORMAT_VERSION:
         raise RunDirectoryError(f"checkpoint metadata {meta_path} has an unknown format")
     if not isinstance(meta.get("task"), str) or not isinstance(meta.get("agent_file", AGENT_FILE), str):
         raise RunDirectoryError(f"checkpoint metadata {meta_path} lacks the task or the agent file name")
     meta["checkpoint_dir"] = str(directory)
     return meta
+
+
+INTERRUPTED_FILE = "interrupted.json"
+"""Written into a run directory whose training was interrupted (Ctrl-C, SIGTERM)."""
+RESULT_FILE = "result.json"
+"""Written by :func:`autogai.training.train` when training ends; a run without it did not finish."""
+
+
+def mark_interrupted(run_dir: Path) -> None:
+    """Record that training in ``run_dir`` was interrupted (best effort: a directory that was never
+    created stays absent)."""
+    run_dir = Path(run_dir)
+    if not (run_dir / "config.json").is_file():
+        return
+    payload = {"status": "interrupted", "note": "training did not finish; run the same train command again"}
+    # The interrupt is reported on stderr anyway, and result.json's absence still marks the run.
+    with contextlib.suppress(OSError):
+        (run_dir / INTERRUPTED_FILE).write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
+
+
+def forget_previous_outcome(run_dir: Path) -> None:
+    """Training starts (again) in ``run_dir``: an old interruption note or result no longer applies, so the
+    run counts as incomplete until this training writes its result."""
+    for name in (INTERRUPTED_FILE, RESULT_FILE):
+        marker = Path(run_dir) / name
+        if marker.is_file():
+            marker.unlink()
+
+
+def is_incomplete_training(run_dir: Path) -> bool:
+    """A run directory where training started (config.json) but never finished (no result.json)."""
+    run_dir = Path(run_dir)
+    return (run_dir / "config.json").is_file() and not (run_dir / RESULT_FILE).is_file()
+
+
+def check_training_finished(run_dir: Path) -> None:
+    """One :class:`RunDirectoryError` line when ``run_dir`` holds a training run that did not finish."""
+    run_dir = Path(run_dir)
+    if not (run_dir / "config.json").is_file() or (run_dir / RESULT_FILE).is_file():
+        return
+    how = "start it again with the same `autogai train` command"
+    if (run_dir / INTERRUPTED_FILE).is_file():
+        raise RunDirectoryError(f"training in {run_dir} was interrupted and is incomplete; {how}")
+    raise RunDirectoryError(
+        f"training in {run_dir} did not finish (still running, or killed); wait for it or {how}"
+    )
 
 
 def load_checkpoint(
@@ -100,7 +141,11 @@ def load_checkpoint(
     except AutoGAIError as exc:
         raise RunDirectoryError(f"unusable checkpoint {agent_path}: {exc}") from None
     except Exception as exc:  # torch.load of a damaged file: UnpicklingError, RuntimeError, EOFError, ...
-        raise RunDirectoryError(f"corrupt checkpoint {agent_path}: {_first_line(exc)}") from None
+        # torch's own text suggests weights_only=False, i.e. unpickling an untrusted file: never shown.
+        raise RunDirectoryError(
+            f"corrupt checkpoint {agent_path} ({type(exc).__name__}: not a weights-only file autogai wrote); "
+            "train again with `autogai train ... --overwrite`"
+        ) from None
     if agent is not None:
         indices = [int(a["index"]) for a in meta.get("agents", [])]
         if agent not in indices:
