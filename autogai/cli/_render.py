@@ -217,7 +217,7 @@ class SearchProgressView:
         if self.quiet:
             # The plan and time-budget decisions still reach the terminal, on stdout with the leaderboard
             # (stderr stays for the one line of a failure).
-            if p.message:
+            if p is not None and p.message:
                 print(plain(p.message))
             return
         if not self.started:

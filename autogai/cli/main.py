@@ -9,7 +9,10 @@ from __future__ import annotations
 import importlib
 import os
 import shlex
+import signal
 import sys
+import threading
+from typing import Any
 
 import typer
 from typer.exceptions import TyperException
@@ -69,13 +72,41 @@ _INTERRUPT_HINTS = {
 """What an interrupted command prints before the command line that continues it."""
 
 
-def _interrupt_line(argv: list[str]) -> str:
-    """``autogai: interrupted; resume with: autogai search ...`` for the commands that can be continued."""
+class Stopped(KeyboardInterrupt):
+    """A stop signal (SIGTERM from a scheduler, SIGINT from Ctrl-C) turned into an interrupt that unwinds the
+    command cleanly (workers hand their trials back, files are closed)."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+def _install_stop_handlers() -> dict[int, Any]:
+    """The first SIGTERM or SIGINT interrupts the command; later ones are ignored, so they cannot break off
+    the clean-up the first one started. Returns the handlers it replaced (``main`` puts them back)."""
+    received: list[int] = []
+
+    def stop(signum: int, _frame: object) -> None:
+        received.append(signum)
+        if len(received) == 1:
+            raise Stopped(signum)
+
+    previous: dict[int, Any] = {}
+    if threading.current_thread() is threading.main_thread():  # only the main thread may handle signals
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            previous[signum] = signal.signal(signum, stop)
+    return previous
+
+
+def _interrupt_line(argv: list[str], signum: int = signal.SIGINT) -> str:
+    """``autogai: interrupted; resume with: autogai search ...`` for the commands that can be continued
+    (``stopped by SIGTERM`` when a scheduler stopped it)."""
+    what = "interrupted" if signum == signal.SIGINT else f"stopped by {signal.Signals(signum).name}"
     command = next((a for a in argv if not a.startswith("-")), "")
     hint = _INTERRUPT_HINTS.get(command)
     if hint is None:
-        return "autogai: interrupted"
-    return f"autogai: interrupted; {hint}: {escape_control(shlex.join(['autogai', *argv]))}"
+        return f"autogai: {what}"
+    return f"autogai: {what}; {hint}: {escape_control(shlex.join(['autogai', *argv]))}"
 
 
 def _empty_argument(argv: list[str]) -> str | None:
@@ -116,6 +147,16 @@ def main(argv: list[str] | None = None) -> int:
         print(empty, file=sys.stderr)
         return 1
     command = typer.main.get_command(app)
+    previous_handlers = _install_stop_handlers()
+    try:
+        return _run(command, args)
+    finally:
+        for signum, handler in previous_handlers.items():
+            signal.signal(signum, handler)
+
+
+def _run(command: Any, args: list[str]) -> int:
+    """The parsed command, every outcome turned into an exit code and at most one line on stderr."""
     # Click's own main() would turn Ctrl-C into a silent exit 130 and print usage blocks for usage errors;
     # running the parsed command here keeps every outcome to one line of our own.
     try:
@@ -129,9 +170,10 @@ def main(argv: list[str] | None = None) -> int:
         else:
             print(_usage_error_line(exc), file=sys.stderr)
         return int(getattr(exc, "exit_code", 2))
-    except (typer.Abort, KeyboardInterrupt):
-        print(_interrupt_line(args), file=sys.stderr)
-        return 130
+    except (typer.Abort, KeyboardInterrupt) as exc:
+        signum = exc.signum if isinstance(exc, Stopped) else int(signal.SIGINT)
+        print(_interrupt_line(args, signum), file=sys.stderr)
+        return 128 + signum
     except AutoGAIError as exc:
         print(f"autogai: error: {escape_control(mask_secrets(str(exc)))}", file=sys.stderr)
         return 1

@@ -119,35 +119,13 @@ def search(
         options
     )  # everything that can be refused is refused before the run directory exists
     _set_outage_limit(storage_outage_limit)
-    import shlex
-    import signal
-    import sys
-
     from autogai.cli._render import SearchProgressView, print_leaderboard, print_summary_footer
-    from autogai.core.text import escape_control
 
-    stopped_by: list[int] = []
-
-    def _terminate(signum: int, _frame: object) -> None:
-        # Stop cleanly: workers re-queue their trials, the run resumes later. A second signal must not
-        # break off that clean-up, so only the first one interrupts.
-        stopped_by.append(signum)
-        if len(stopped_by) == 1:
-            raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, _terminate)
-    signal.signal(signal.SIGINT, _terminate)
+    # A stop (Ctrl-C, a scheduler's SIGTERM) unwinds run_search: workers hand their trials back, and
+    # cli/main.py prints how to resume.
     view = SearchProgressView(quiet=quiet, notes=checked.notes)
     try:
         summary = run_search(options, progress=view.update, checked=checked)
-    except KeyboardInterrupt:
-        # Ctrl-C: the CLI's own "interrupted; resume with: ..." line and exit 130. A scheduler's SIGTERM:
-        # the same promise, and the conventional 143.
-        if not stopped_by or stopped_by[0] != signal.SIGTERM:
-            raise
-        command = shlex.join(["autogai", *sys.argv[1:]])
-        print(f"autogai: stopped by SIGTERM; resume with: {escape_control(command)}", file=sys.stderr)
-        raise typer.Exit(128 + signal.SIGTERM) from None
     finally:
         view.close()
     print_leaderboard(summary.leaderboard, title=f"{summary.run_name}: leaderboard")

@@ -526,8 +526,9 @@ class _Search:
                     # "stopped" (error, Ctrl-C) as well as "done" sends external workers home.
                     self.store.set_status(final_status)
                 self.stop_workers()
-                with contextlib.suppress(Exception):  # never mask the error that brought us here
-                    self.save_state(state)
+                if state["generations"]:  # a search that never started leaves no state behind
+                    with contextlib.suppress(Exception):  # never mask the error that brought us here
+                        self.save_state(state)
             usage = {}
             try:
                 usage = dict(proposer.usage())
