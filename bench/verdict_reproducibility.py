@@ -4,6 +4,11 @@ the baseline (Holm-adjusted, on the test seeds), the baseline's and the best des
 reward structure (the components) of the winner.
 
     python bench/verdict_reproducibility.py --runs 5 --budget 15m --workers 2
+    python bench/verdict_reproducibility.py --runs 4 --budget 15m --pinned   # two at a time, one core each
+
+``--pinned`` runs the searches two at a time, each pinned to its own core (``taskset``) with one worker:
+every run is then also a one-core run of the quick preset, and the wall time of each says whether a budget
+holds on a single core.
 
 Targets (the issue that asked for it): at least 4 of 5 runs find a winner, the baseline's test IQM ranges
 over at most 5 points across runs. The last line is exactly
@@ -36,7 +41,7 @@ def components(run: Path, design_id: str) -> frozenset[str]:
     return frozenset(c.split("/", 1)[1] for c in header if c.startswith("component/"))
 
 
-def one_run(index: int, args: argparse.Namespace, scratch: Path) -> dict[str, Any]:
+def one_run(index: int, args: argparse.Namespace, scratch: Path, core: int | None = None) -> dict[str, Any]:
     run = scratch / f"run-{index}"
     env = dict(os.environ)
     env.update(
@@ -48,7 +53,9 @@ def one_run(index: int, args: argparse.Namespace, scratch: Path) -> dict[str, An
         env["AUTOGAI_EMBEDDINGS"] = args.embeddings
     kb = [sys.executable, "-m", "autogai.cli.main", "kb", "ingest"]
     subprocess.run(kb, env=env, check=True, capture_output=True, text=True)
+    pin = ["taskset", "-c", str(core)] if core is not None else []
     command = [
+        *pin,
         sys.executable,
         "-m",
         "autogai.cli.main",
@@ -60,7 +67,7 @@ def one_run(index: int, args: argparse.Namespace, scratch: Path) -> dict[str, An
         "--seed",
         str(args.first_seed + index),
         "--workers",
-        str(args.workers),
+        str(1 if core is not None else args.workers),
         "--run-dir",
         str(run),
         "-q",
@@ -70,6 +77,17 @@ def one_run(index: int, args: argparse.Namespace, scratch: Path) -> dict[str, An
     wall = time.monotonic() - started
     if done.returncode != 0:
         return {"index": index, "wall_s": wall, "error": done.stderr.strip().splitlines()[-1:]}
+    return {
+        "index": index,
+        "seed": args.first_seed + index,
+        "core": core,
+        "wall_s": round(wall, 1),
+        **summarize(run, done.stdout),
+    }
+
+
+def summarize(run: Path, stdout: str | None) -> dict[str, Any]:
+    """A finished search's verdict, read from its run directory."""
     board = json.loads((run / "leaderboard.json").read_text())
     plan = json.loads((run / "plan.json").read_text())
     rows = board["designs"]
@@ -78,10 +96,10 @@ def one_run(index: int, args: argparse.Namespace, scratch: Path) -> dict[str, An
     best = max(tested, key=lambda r: r["iqm"], default=None)
     winners = [r for r in tested if r["beats_baseline"]]
     top = winners[0] if winners else best
+    state = json.loads((run / "state.json").read_text())
     return {
-        "index": index,
-        "seed": args.first_seed + index,
-        "wall_s": round(wall, 1),
+        "run": str(run),
+        "search_s": state.get("search_seconds"),
         "budget_s": plan["budget_s"],
         "plan": {
             k: plan[k] for k in ("generations", "designs_per_generation", "trials_per_design", "test_seeds")
@@ -94,7 +112,7 @@ def one_run(index: int, args: argparse.Namespace, scratch: Path) -> dict[str, An
         "best_p_adjusted": None if top is None else top["p_value_adjusted"],
         "winner": bool(winners),
         "structure": sorted(components(run, top["design_id"])) if top is not None else [],
-        "last_lines": done.stdout.strip().splitlines()[-5:],
+        "last_lines": (stdout or "").strip().splitlines()[-5:],
     }
 
 
@@ -109,6 +127,12 @@ def main() -> int:
     parser.add_argument("--first-seed", type=int, default=100)
     parser.add_argument("--embeddings", default=None, help="e.g. hash (faster knowledge base) or local")
     parser.add_argument("--scratch", type=Path, default=None, help="keep the runs here (default: temporary)")
+    parser.add_argument(
+        "--pinned", action="store_true", help="two runs at a time, one core and one worker each"
+    )
+    parser.add_argument(
+        "--add", type=Path, action="append", default=[], help="a finished run's directory to count as well"
+    )
     args = parser.parse_args()
     scratch_root = args.scratch or Path(tempfile.mkdtemp(prefix="autogai-verdicts-"))
     scratch_root.mkdir(parents=True, exist_ok=True)
@@ -118,11 +142,21 @@ def main() -> int:
         f"fresh caches under {scratch_root}",
         flush=True,
     )
-    results = []
-    for index in range(args.runs):
-        result = one_run(index, args, scratch_root)
-        results.append(result)
+    results = [summarize(Path(run), None) for run in args.add]
+    for result in results:
         print(json.dumps(result), flush=True)
+    if args.pinned:
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            for result in pool.map(lambda i: one_run(i, args, scratch_root, core=i % 2), range(args.runs)):
+                results.append(result)
+                print(json.dumps(result), flush=True)
+    else:
+        for index in range(args.runs):
+            result = one_run(index, args, scratch_root)
+            results.append(result)
+            print(json.dumps(result), flush=True)
     ok = [r for r in results if "error" not in r]
     winners = [r for r in ok if r["winner"]]
     baselines = [r["baseline_iqm"] for r in ok if r["baseline_iqm"] is not None]
@@ -130,8 +164,8 @@ def main() -> int:
     structures = [tuple(r["structure"]) for r in winners]
     shared = max((structures.count(s) for s in set(structures)), default=0)
     span = (max(baselines) - min(baselines)) if baselines else float("nan")
-    walls = ", ".join(f"{r['wall_s']:.0f}s" for r in results)
-    print(f"wall time per run: {walls} (budget {args.budget})")
+    walls = ", ".join(f"{r.get('search_s') or r.get('wall_s') or 0:.0f}s" for r in results)
+    print(f"search time per run (state.json): {walls} (budget {args.budget})")
     print(f"baseline test IQM: {', '.join(f'{v:.2f}' for v in baselines)}; range {span:.2f}")
     if best:
         print(

@@ -37,7 +37,7 @@ from autogai.pipeline.ranking import (
 )
 from autogai.pipeline.rundir import RunDirectory
 from autogai.search.budget import SearchBudget
-from autogai.search.plan import SearchPlan
+from autogai.search.plan import SearchPlan, format_duration
 
 PLAN_FILE = "plan.json"
 COUNTS_EVERY_S = 5.0
@@ -99,7 +99,17 @@ class _Search:
         self.best: tuple[float, str] | None = None
         self.plan: SearchPlan | None = None
         self.specs_of: dict[str, dict[str, dict[str, Any]]] = {}
+        self.generation_seconds: list[float] = []
+        """Measured seconds of each generation run (the time budget's correction)."""
+        self.final_test: dict[str, int] = {}
         self._counts: tuple[float, dict[str, int]] = (0.0, {})
+
+    @property
+    def task_spec(self) -> str:
+        """How workers (and calibration processes) load the task: a card file or module path as given, else
+        the registered id."""
+        task = self.options.task
+        return task if task.endswith(".py") or ":" in task else self.task.id
 
     def build_config(self) -> None:
         """The trial context workers read and the run's ``config.json`` (after the plan fixed the counts)."""
@@ -108,7 +118,7 @@ class _Search:
         options = self.options
         self.context = TrialContext(
             run_name=self.run_name,
-            task=options.task if options.task.endswith(".py") or ":" in options.task else self.task.id,
+            task=self.task_spec,
             budget=self.budget,
             action_space=options.action_space,
             device=options.device,
@@ -157,7 +167,7 @@ class _Search:
             return fixed_plan(self.budget)
         self.emit("measuring this machine's training speed")
         throughput = measure_throughput(
-            self.task, self.budget, self.options.workers, self.env_kwargs, self.options.action_space
+            self.task_spec, self.budget, self.options.workers, self.env_kwargs, self.options.action_space
         )
         return plan_search(self.budget, self.budget.time_budget_s, throughput, spent_s=self.spent_s())
 
@@ -355,8 +365,22 @@ class _Search:
             key=lambda r: _iqm_or_minus_inf(r.validation_values),
             reverse=True,
         )
-        finalists = [baseline_id] + [r.design.id for r in ranked[: self.budget.finalists]]
-        self.phases().test(
+        count, seeds = self.budget.finalists, self.budget.test_seeds
+        left = self.time_left()
+        if left is not None and self.plan is not None:
+            from autogai.search.plan import drift, fit_final_test
+
+            factor = drift(self.plan, self.budget, self.generation_seconds)
+            count, seeds = fit_final_test(self.plan, self.budget, len(ranked), left, factor)
+            if (count, seeds) != (min(self.budget.finalists, len(ranked)), self.budget.test_seeds):
+                self.emit(
+                    message=f"time budget: the final test runs {count} finalist(s) + baseline on {seeds} test "
+                    f"seeds ({format_duration(left)} left; the plan had {self.budget.finalists} on "
+                    f"{self.budget.test_seeds})"
+                )
+        self.final_test = {"finalists": count, "test_seeds": seeds}
+        finalists = [baseline_id] + [r.design.id for r in ranked[:count]]
+        self.phases(test_seeds=seeds).test(
             [
                 (
                     results[d].design,
@@ -367,10 +391,10 @@ class _Search:
         )
         return finalists
 
-    def phases(self) -> Any:
+    def phases(self, **budget: Any) -> Any:
         from autogai.search.phases import Phases
 
-        return Phases(self.store, self.budget, self.options.seed, self.wait_for)
+        return Phases(self.store, self.budget.with_overrides(**budget), self.options.seed, self.wait_for)
 
     def _best_value(self, design_id: str) -> float:
         from autogai.search.records import best_trial
@@ -486,7 +510,7 @@ class _Search:
             final_status = "stopped"
             try:
                 feedback: list[DesignFeedback] = []
-                generation_seconds: list[float] = []
+                generation_seconds = self.generation_seconds
                 for generation in range(self.budget.generations):
                     self.generation = generation
                     entry = next((e for e in state["generations"] if e["index"] == generation), None)
@@ -517,6 +541,7 @@ class _Search:
                     self.save_state(state)
                 results = collect_results(self.store, list(known.values()))
                 state["finalists"] = self.run_final_test(results, baseline.id)
+                state["final_test"] = self.final_test
                 rows, _ = self.rank(list(known.values()), baseline.id, phase="test")
                 state["tested"] = True
                 self.save_state(state)

@@ -293,6 +293,21 @@ def _outcome(item: _Prepared, result: Any, kind: str) -> TrialOutcome:
     return TrialOutcome("FAIL", None, attrs)  # reward errors, or a run that produced no evaluation
 
 
+def calibration_job(
+    task_spec: str,
+    budget: Mapping[str, Any],
+    agents: int,
+    env_kwargs: Mapping[str, Any],
+    action_space: str | None,
+) -> tuple[float, float]:
+    """:func:`calibration_run` from plain arguments, for a calibration process of its own."""
+    from autogai.tasks import get_task
+
+    return calibration_run(
+        get_task(task_spec), SearchBudget.from_dict(dict(budget)), agents, env_kwargs, action_space
+    )
+
+
 def calibration_run(
     task: Any, budget: SearchBudget, agents: int, env_kwargs: Mapping[str, Any], action_space: str | None
 ) -> tuple[float, float]:

@@ -36,6 +36,11 @@ PROPOSAL_S = 3.0
 own latency, which the generation-by-generation correction then absorbs)."""
 PHASE_S = 2.0
 """What a phase costs besides training: workers noticing the queue, ranking, writing the run files."""
+ENHANCER_COST = 1.4
+"""How much more a proposed design's population costs than the baseline's plain TD3 on average: designs may
+carry enhancers (at quick budgets the offline proposer chooses between plain TD3 and the GAN critic), and
+in the first 15-minute quickstart GAN populations took 1.6-2.1x as long as plain ones (state.json and the
+trials' duration_s of that run)."""
 
 
 @dataclass(frozen=True)
@@ -227,19 +232,64 @@ CALIBRATION_FRACTION = 0.08
 
 
 def measure_throughput(
-    task: Any, budget: SearchBudget, workers: int, env_kwargs: Mapping[str, Any], action_space: str | None
+    task_spec: str,
+    budget: SearchBudget,
+    workers: int,
+    env_kwargs: Mapping[str, Any],
+    action_space: str | None,
 ) -> Throughput:
     """Time two short populations of the task's baseline design (the sizes of a tuning batch and of a test
-    population, scaled down from a real run) in this process, before any worker starts."""
-    from autogai.search.objective import calibration_run
+    population, scaled down from a real run) before any worker starts.
 
-    scaled = calibration_budget(budget, CALIBRATION_FRACTION)
-    return calibrate(
-        lambda agents: calibration_run(task, scaled, agents, env_kwargs, action_space),
-        small=budget.population_size,
-        large=max(budget.test_seeds, budget.population_size + 1),
-        parallel=max(1, min(workers or 1, usable_cores())),
-    )
+    With W parallel workers, W copies of each population train at once in W processes and the slowest one
+    counts: populations that share the machine's memory bandwidth and caches run well below the speed of one
+    alone (2-2.4x slower per step on this project's 2-core machine), and a plan timed on an idle machine
+    overran its budget by that much.
+    """
+    from autogai.search.objective import calibration_job
+
+    scaled = calibration_budget(budget, CALIBRATION_FRACTION).to_dict()
+    parallel = max(1, min(workers or 1, usable_cores()))
+    sizes = {"small": budget.population_size, "large": max(budget.test_seeds, budget.population_size + 1)}
+
+    def run_with(submit: Callable[[int], Any]) -> Throughput:
+        def timed(agents: int) -> tuple[float, float]:
+            results = [submit(agents) for _ in range(parallel)]
+            steps, setups = zip(*(r.result() if hasattr(r, "result") else r for r in results), strict=True)
+            return max(steps), max(setups)
+
+        return calibrate(timed, small=sizes["small"], large=sizes["large"], parallel=parallel)
+
+    if parallel == 1:
+        return run_with(
+            lambda agents: calibration_job(task_spec, scaled, agents, dict(env_kwargs), action_space)
+        )
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(parallel, mp_context=multiprocessing.get_context("spawn")) as pool:
+        # One round first so every process has imported the training stack before anything is timed.
+        list(pool.map(_warm, [task_spec] * parallel))
+        return run_with(
+            lambda agents: pool.submit(
+                calibration_job, task_spec, scaled, agents, dict(env_kwargs), action_space
+            )
+        )
+
+
+def _warm(task_spec: str) -> None:
+    """Import the training stack and build the task once in a calibration process."""
+    import autogai.training  # noqa: F401
+    from autogai.tasks import get_task
+
+    get_task(task_spec)
+
+
+def drift(plan: SearchPlan, budget: SearchBudget, generation_seconds: Sequence[float]) -> float:
+    """Measured over predicted seconds of the generations run so far (1.0 before there is any)."""
+    predicted = sum(predicted_generation_seconds(plan, budget, g) for g in range(len(generation_seconds)))
+    measured = sum(generation_seconds)
+    return measured / predicted if predicted > 0 and measured > 0 else 1.0
 
 
 def skip_generation(
@@ -252,12 +302,11 @@ def skip_generation(
     """Why generation ``generation`` (>= 1) must be skipped to keep the final test inside the budget, or
     None when it fits. The next generation is predicted from the plan scaled by how far the measured
     generations (``generation_seconds``) were from their prediction; the test phase likewise."""
-    if not generation_seconds:
+    if not generation_seconds or plan.throughput is None:
         return None
-    predicted = sum(predicted_generation_seconds(plan, budget, g) for g in range(len(generation_seconds)))
-    drift = sum(generation_seconds) / predicted if predicted > 0 else 1.0
-    next_generation = predicted_generation_seconds(plan, budget, generation) * drift
-    test = (final_test_seconds(plan, budget, budget.finalists) or 0.0) * drift
+    factor = drift(plan, budget, generation_seconds)
+    next_generation = predicted_generation_seconds(plan, budget, generation) * factor
+    test = _test_seconds(plan.finalists, plan.test_seeds, budget, plan.throughput) * factor
     if left_s >= next_generation + test:
         return None
     return (
@@ -296,25 +345,39 @@ class _Shape:
     finalists: int
 
 
-def _generation_seconds(designs: int, shape: _Shape, budget: SearchBudget, throughput: Throughput) -> float:
+def _mean_cost(designs: int, with_baseline: bool) -> float:
+    """The average cost factor of ``designs`` populations when one of them is the baseline's plain TD3."""
+    proposed = designs - (1 if with_baseline else 0)
+    return (proposed * ENHANCER_COST + (designs - proposed)) / designs if designs else 1.0
+
+
+def _generation_seconds(
+    designs: int, shape: _Shape, budget: SearchBudget, throughput: Throughput, *, with_baseline: bool
+) -> float:
     """Tuning (batches of ``population_size`` trials) then validation (one population of top-k x seeds per
     design), each phase's jobs spread over the parallel workers (list scheduling of equal jobs)."""
     steps, batch, parallel = budget.total_steps, budget.population_size, throughput.parallel
-    tuning_job = throughput.run_seconds(min(batch, shape.trials), steps)
-    validation_job = throughput.run_seconds(shape.top_k * shape.validation_seeds, steps)
+    cost = _mean_cost(designs, with_baseline)
+    tuning_job = throughput.run_seconds(min(batch, shape.trials), steps) * cost
+    validation_job = throughput.run_seconds(shape.top_k * shape.validation_seeds, steps) * cost
     batches = designs * math.ceil(shape.trials / batch)
     training = _rounds(batches, parallel) * tuning_job + _rounds(designs, parallel) * validation_job
     return training + designs * PROPOSAL_S + 2 * PHASE_S
 
 
+def _test_seconds(finalists: int, test_seeds: int, budget: SearchBudget, throughput: Throughput) -> float:
+    """The finalists and the baseline, each one population on the test seeds."""
+    job = throughput.run_seconds(test_seeds, budget.total_steps) * _mean_cost(finalists + 1, True)
+    return _rounds(finalists + 1, throughput.parallel) * job + PHASE_S
+
+
 def predict(shape: _Shape, budget: SearchBudget, throughput: Throughput) -> tuple[float, float]:
     """(whole search, test phase) seconds for ``shape``: phases run with barriers between them."""
     total = sum(
-        _generation_seconds(shape.designs + (1 if g == 0 else 0), shape, budget, throughput)
+        _generation_seconds(shape.designs + (g == 0), shape, budget, throughput, with_baseline=g == 0)
         for g in range(shape.generations)  # generation 0 also tunes the baseline
     )
-    test_job = throughput.run_seconds(shape.test_seeds, budget.total_steps)
-    test = _rounds(shape.finalists + 1, throughput.parallel) * test_job + PHASE_S
+    test = _test_seconds(shape.finalists, shape.test_seeds, budget, throughput)
     return total + test, test
 
 
@@ -416,15 +479,34 @@ def predicted_generation_seconds(plan: SearchPlan, budget: SearchBudget, generat
         plan.finalists,
     )
     designs = plan.designs_per_generation + (1 if generation == 0 else 0)
-    return _generation_seconds(designs, shape, budget, plan.throughput)
+    return _generation_seconds(designs, shape, budget, plan.throughput, with_baseline=generation == 0)
 
 
-def final_test_seconds(plan: SearchPlan, budget: SearchBudget, finalists: int) -> float | None:
+def final_test_seconds(
+    plan: SearchPlan, budget: SearchBudget, finalists: int, test_seeds: int | None = None
+) -> float | None:
     """Predicted seconds of the final test phase with ``finalists`` designs besides the baseline."""
     if plan.throughput is None:
         return None
-    job = plan.throughput.run_seconds(plan.test_seeds, budget.total_steps)
-    return _rounds(finalists + 1, plan.throughput.parallel) * job + PHASE_S
+    return _test_seconds(finalists, test_seeds or plan.test_seeds, budget, plan.throughput)
+
+
+def fit_final_test(
+    plan: SearchPlan, budget: SearchBudget, candidates: int, left_s: float, drift: float
+) -> tuple[int, int]:
+    """(finalists, test seeds) for the final test with ``left_s`` seconds left: the plan's own when they
+    fit, else fewer test seeds (never below ``MIN_TEST_SEEDS``) and then fewer finalists (never below one),
+    the costs scaled by ``drift`` (measured / predicted time of the generations run so far). With no time
+    budget, or when even the smallest test does not fit, the plan's smallest honest test runs anyway: the
+    verdict is what the search is for."""
+    finalists = min(plan.finalists, candidates)
+    if plan.throughput is None or finalists == 0:
+        return finalists, plan.test_seeds
+    for count in range(finalists, 0, -1):
+        for seeds in range(plan.test_seeds, MIN_TEST_SEEDS - 1, -2):
+            if _test_seconds(count, seeds, budget, plan.throughput) * drift <= left_s:
+                return count, seeds
+    return 1, min(plan.test_seeds, MIN_TEST_SEEDS)
 
 
 def usable_cores() -> int:
