@@ -41,6 +41,8 @@ from autogai.search.plan import SearchPlan, format_duration
 
 PLAN_FILE = "plan.json"
 COUNTS_EVERY_S = 5.0
+MAX_GENERATIONS = 12
+"""A time-budgeted search that runs ahead of its plan adds generations, up to this many."""
 
 if TYPE_CHECKING:
     from autogai.pipeline.preflight import CheckedSearch
@@ -371,7 +373,12 @@ class _Search:
             from autogai.search.plan import drift, fit_final_test
 
             factor = drift(self.plan, self.budget, self.generation_seconds)
-            count, seeds = fit_final_test(self.plan, self.budget, len(ranked), left, factor)
+            from autogai.search.budget import get_preset
+
+            most = get_preset(self.options.preset).finalists if self.options.plan_path is None else None
+            count, seeds = fit_final_test(
+                self.plan, self.budget, len(ranked), left, factor, max_finalists=most
+            )
             if (count, seeds) != (min(self.budget.finalists, len(ranked)), self.budget.test_seeds):
                 self.emit(
                     message=f"time budget: the final test runs {count} finalist(s) + baseline on {seeds} test "
@@ -511,10 +518,10 @@ class _Search:
             try:
                 feedback: list[DesignFeedback] = []
                 generation_seconds = self.generation_seconds
-                for generation in range(self.budget.generations):
+                for generation in range(MAX_GENERATIONS):
                     self.generation = generation
                     entry = next((e for e in state["generations"] if e["index"] == generation), None)
-                    if entry is None and self.out_of_time(generation, generation_seconds):
+                    if entry is None and not self.next_generation_fits(generation, generation_seconds):
                         break
                     started = time.monotonic()
                     if entry is None:
@@ -542,6 +549,10 @@ class _Search:
                 results = collect_results(self.store, list(known.values()))
                 state["finalists"] = self.run_final_test(results, baseline.id)
                 state["final_test"] = self.final_test
+                # plan.json says what ran, so --plan repeats it exactly (the prediction stays beside it).
+                self.run.write_json(
+                    PLAN_FILE, self.plan.as_run(len(state["generations"]), **self.final_test).to_dict()
+                )
                 rows, _ = self.rank(list(known.values()), baseline.id, phase="test")
                 state["tested"] = True
                 self.save_state(state)
@@ -578,20 +589,27 @@ class _Search:
         state["search_seconds"] = round(self.spent_s(), 1)
         self.run.write_state(state)
 
-    def out_of_time(self, generation: int, generation_seconds: list[float]) -> bool:
-        """Whether a time-budgeted search must skip generation ``generation`` to keep its final test inside
-        the budget (``search.plan.skip_generation``)."""
+    def next_generation_fits(self, generation: int, generation_seconds: list[float]) -> bool:
+        """Whether to run generation ``generation``. A plan counted in steps, or one repeated with ``--plan``,
+        runs exactly its generations. A time-budgeted search runs the planned ones while the next one and the
+        final test still fit (``search.plan.skip_generation``), and goes on past the plan while they do: the
+        plan is a prediction, the measured time of the generations so far corrects it."""
         from autogai.search.plan import skip_generation
 
         left = self.time_left()
-        if generation == 0 or left is None or self.plan is None:
-            return False
+        adapts = left is not None and self.plan is not None and self.options.plan_path is None
+        if not adapts or generation == 0:
+            return generation < self.budget.generations
+        assert left is not None and self.plan is not None
         reason = skip_generation(self.plan, self.budget, generation, generation_seconds, left)
         if reason is None:
-            return False
-        logger.warning("%s", reason)
-        self.emit(message=reason)
-        return True
+            if generation >= self.budget.generations:
+                self.emit(message=f"time budget: ahead of the plan, generation {generation} fits too")
+            return True
+        if generation < self.budget.generations:
+            logger.warning("%s", reason)
+            self.emit(message=reason)
+        return False
 
     def feedback(
         self, results: Mapping[str, DesignResult], baseline_id: str, ids: list[str]

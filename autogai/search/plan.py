@@ -138,6 +138,10 @@ class SearchPlan:
         except (KeyError, TypeError, ValueError) as exc:
             raise ConfigError(f"the plan is damaged or from another version ({exc!s}); plan again") from exc
 
+    def as_run(self, generations: int, finalists: int, test_seeds: int) -> SearchPlan:
+        """This plan with the counts a time-budgeted run ended up using (``--plan`` then repeats them)."""
+        return replace(self, generations=generations, finalists=finalists, test_seeds=test_seeds)
+
     def describe(self) -> str:
         """One paragraph for the terminal."""
         parts = [
@@ -228,6 +232,7 @@ def calibrate(time_population: TimeFn, *, small: int, large: int, parallel: int)
 
 
 CALIBRATION_FRACTION = 0.08
+MIN_CALIBRATION_STEPS = 400
 """A calibration population runs this fraction of a real run's steps (warm-up and evaluations scaled alike)."""
 
 
@@ -317,8 +322,10 @@ def skip_generation(
 
 def calibration_budget(budget: SearchBudget, fraction: float) -> SearchBudget:
     """The budget scaled down by ``fraction`` in every step count (warm-up, evaluation cadence, length), so
-    a calibration run has the real run's mix of random steps, updates and evaluations."""
-    scale = max(1, round(budget.total_steps * fraction)) / budget.total_steps
+    a calibration run has the real run's mix of random steps, updates and evaluations; never fewer than
+    ``MIN_CALIBRATION_STEPS`` (a few dozen steps time the first, slow ones only)."""
+    steps = min(budget.total_steps, max(MIN_CALIBRATION_STEPS, round(budget.total_steps * fraction)))
+    scale = steps / budget.total_steps
     return replace(
         budget,
         total_steps=max(1, round(budget.total_steps * scale)),
@@ -492,18 +499,26 @@ def final_test_seconds(
 
 
 def fit_final_test(
-    plan: SearchPlan, budget: SearchBudget, candidates: int, left_s: float, drift: float
+    plan: SearchPlan,
+    budget: SearchBudget,
+    candidates: int,
+    left_s: float,
+    drift: float,
+    *,
+    max_finalists: int | None = None,
 ) -> tuple[int, int]:
-    """(finalists, test seeds) for the final test with ``left_s`` seconds left: the plan's own when they
-    fit, else fewer test seeds (never below ``MIN_TEST_SEEDS``) and then fewer finalists (never below one),
-    the costs scaled by ``drift`` (measured / predicted time of the generations run so far). With no time
-    budget, or when even the smallest test does not fit, the plan's smallest honest test runs anyway: the
-    verdict is what the search is for."""
-    finalists = min(plan.finalists, candidates)
-    if plan.throughput is None or finalists == 0:
-        return finalists, plan.test_seeds
-    for count in range(finalists, 0, -1):
-        for seeds in range(plan.test_seeds, MIN_TEST_SEEDS - 1, -2):
+    """(finalists, test seeds) for the final test with ``left_s`` seconds left, the costs scaled by ``drift``
+    (measured / predicted time of the generations run so far): the largest that fits, up to ``max_finalists``
+    and ``MAX_TEST_SEEDS`` (the plan's own counts when ``max_finalists`` is None), down to one finalist on
+    ``MIN_TEST_SEEDS`` seeds; more finalists first, then more seeds. When even the smallest does not fit, it
+    runs anyway: the verdict is what the search is for."""
+    grow = max_finalists is not None
+    most = min(max_finalists if max_finalists is not None else plan.finalists, candidates)
+    if plan.throughput is None or most == 0:
+        return most, plan.test_seeds
+    top_seeds = max(plan.test_seeds, MAX_TEST_SEEDS) if grow else plan.test_seeds
+    for count in range(most, 0, -1):
+        for seeds in range(top_seeds, MIN_TEST_SEEDS - 1, -2):
             if _test_seconds(count, seeds, budget, plan.throughput) * drift <= left_s:
                 return count, seeds
     return 1, min(plan.test_seeds, MIN_TEST_SEEDS)
