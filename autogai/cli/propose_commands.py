@@ -6,6 +6,7 @@ stays cheap.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from collections.abc import Sequence
@@ -83,14 +84,32 @@ def propose(
         help="Action mode the designs are for (continuous, discrete, hybrid; task default).",
     ),
     temperature: float = typer.Option(0.7, "--temperature", min=0.0, help="LLM sampling temperature."),
-    timeout: float = typer.Option(120.0, "--timeout", min=1.0, help="Per-request LLM timeout in seconds."),
+    timeout: float = typer.Option(
+        120.0,
+        "--llm-timeout",
+        "--timeout",
+        min=1.0,
+        help="Limit of one LLM call in seconds (a streamed reply too).",
+    ),
     retries: int = typer.Option(
         3, "--retries", min=0, help="Retries per LLM request (timeouts, 429/5xx, malformed)."
     ),
-    json_replies: bool | None = typer.Option(
+    llm_structured: str = typer.Option(
+        "auto",
+        "--llm-structured",
+        help="Schema-constrained replies: auto (where the server supports them), on, off (free text).",
+    ),
+    llm_context: int | None = typer.Option(
         None,
-        "--json/--no-json",
-        help="Ask for JSON replies (default: where the backend is known to support it).",
+        "--llm-context",
+        min=256,
+        help="The model's context window in tokens when the server does not report it (prompts are fitted to it).",
+    ),
+    llm_concurrency: int | None = typer.Option(
+        None,
+        "--llm-concurrency",
+        min=1,
+        help="Samples asked at once from a server that ignores n (default 1 for a local server, else 4).",
     ),
     cache: Path | None = typer.Option(
         None, "--cache", help="LLM response cache directory (default: <run-dir>/llm_cache)."
@@ -107,11 +126,15 @@ def propose(
 ) -> int:
     """One proposal round, no training: writes designs/<id>/ (reward.py, design.json, prompt.md,
     response.md), designs/rejected-g0-<n>/ for unusable replies, ledger.jsonl, and prints a summary."""
+    from autogai.cli.llm_progress import LLMCallDisplay
+    from autogai.core.validation import check_choice
     from autogai.pipeline.rundir import RunDirectory
     from autogai.rag.knowledge import KnowledgeBase
+    from autogai.rag.llm import STRUCTURED_MODES
     from autogai.rag.proposers import make_proposer
     from autogai.tasks.registry import get_task
 
+    check_choice("--llm-structured", llm_structured, STRUCTURED_MODES)
     card = get_task(task)
     card.check_step(card.action_space_kwargs(action_space))
     target = Path(run_dir) if run_dir is not None else _default_run_dir(card.id)
@@ -120,7 +143,7 @@ def propose(
     (target / "ledger.jsonl").touch()  # present (empty) for the offline proposer too
     kb = KnowledgeBase(persist_dir=store, embeddings=embeddings)
     kb.ensure_ingested()
-    options = {} if json_replies is None else {"structured": json_replies}
+    display = LLMCallDisplay(llm) if llm.strip().lower() not in ("", "offline", "none") else None
     proposer = make_proposer(
         llm,
         base_url=llm_base_url,
@@ -131,10 +154,14 @@ def propose(
         timeout_s=timeout,
         max_retries=retries,
         seed=seed,
-        **options,
+        structured=llm_structured,
+        context_tokens=llm_context,
+        max_concurrency=llm_concurrency,
+        progress=display,
     )
     started = time.perf_counter()
-    records = proposer.propose(card, n=n, action_mode=action_space)
+    with display if display is not None else contextlib.nullcontext():
+        records = proposer.propose(card, n=n, action_mode=action_space)
     elapsed = time.perf_counter() - started
     for index, record in enumerate(records):
         run.write_proposal(record, label=f"rejected-g0-{index}")
