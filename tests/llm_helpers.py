@@ -13,8 +13,9 @@ steps consumed one per request (or a function of the request body). Steps:
 - ``Garbage(body)``: HTTP 200 with a body that is not the API's JSON.
 
 Every request body is kept in ``server.requests`` so tests can count attempts and read prompts.
-``context_length`` makes a server report its context window where the real one does (Ollama's
-``/api/show``, vLLM's ``/v1/models``); those look-ups are answered outside the script and not logged.
+``context_length`` (32768 unless given; ``None``: a server that does not say) is the context window a
+server reports where the real one does (Ollama's ``/api/show``, vLLM's ``/v1/models``); those look-ups
+are answered outside the script and not logged.
 """
 
 from __future__ import annotations
@@ -70,7 +71,7 @@ class ScriptedServer:
         script: list[Step] | Callable[[dict[str, Any]], Step],
         *,
         default: Step | None = None,
-        context_length: int | None = None,
+        context_length: int | None = 32768,
     ) -> None:
         self.script = script
         self.default = default

@@ -318,7 +318,7 @@ def test_the_context_window_comes_from_the_server_where_it_says(tmp_path: Path) 
     with OpenAIServer([], context_length=8192) as server:
         backend = _backend(server.url, tmp_path, context_tokens=None)
         assert backend.context_window().tokens == 8192 and "/v1/models" in backend.context_window().source
-    with OpenAIServer([]) as server:  # says nothing: the user's figure, else the conservative default
+    with OpenAIServer([], context_length=None) as server:  # says nothing: the user's figure, else the default
         assert _backend(server.url, tmp_path, context_tokens=None).context_window().tokens == 2048
         assert _backend(server.url, tmp_path, context_tokens=6000).context_window().source == "--llm-context"
 

@@ -468,11 +468,13 @@ class ChatBackend:
             pass
         models = httpx.get(f"{base}/models", timeout=timeout)
         models.raise_for_status()
-        for entry in models.json().get("data") or []:
-            if isinstance(entry, Mapping) and entry.get("id") == self.spec.model:
-                for key in ("max_model_len", "context_length", "max_context_length"):  # vLLM, others
-                    if isinstance(entry.get(key), int) and entry[key] > 0:
-                        return int(entry[key]), f"/v1/models {key}"
+        entries = [e for e in models.json().get("data") or [] if isinstance(e, Mapping)]
+        # the model asked for, or the only one served (llama.cpp serves one model whatever it is called)
+        named = [e for e in entries if e.get("id") == self.spec.model] or (entries if len(entries) == 1 else [])
+        for entry in named:
+            for key in ("max_model_len", "context_length", "max_context_length"):  # vLLM, others
+                if isinstance(entry.get(key), int) and entry[key] > 0:
+                    return int(entry[key]), f"/v1/models {key}"
         return None
 
     def count_tokens(self, messages: Sequence[Any]) -> int:
