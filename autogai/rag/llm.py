@@ -218,6 +218,10 @@ def classify_error(exc: BaseException) -> _CallFailed:
     status = getattr(exc, "status_code", None)
     if status is None:
         status = getattr(getattr(exc, "response", None), "status_code", None)
+    if "LengthFinishReasonError" in names:  # a structured reply cut by its token limit: the same again
+        return _CallFailed(
+            "length", "the reply reached its token limit before its JSON was complete", retryable=False
+        )
     if isinstance(status, int) and 200 <= status < 300:
         return _CallFailed("malformed", f"malformed response (HTTP {status}): {message}", retryable=True)
     if isinstance(status, int) and status > 0:
@@ -470,7 +474,9 @@ class ChatBackend:
         models.raise_for_status()
         entries = [e for e in models.json().get("data") or [] if isinstance(e, Mapping)]
         # the model asked for, or the only one served (llama.cpp serves one model whatever it is called)
-        named = [e for e in entries if e.get("id") == self.spec.model] or (entries if len(entries) == 1 else [])
+        named = [e for e in entries if e.get("id") == self.spec.model] or (
+            entries if len(entries) == 1 else []
+        )
         for entry in named:
             for key in ("max_model_len", "context_length", "max_context_length"):  # vLLM, others
                 if isinstance(entry.get(key), int) and entry[key] > 0:
@@ -842,11 +848,12 @@ class ChatBackend:
                     structured=style or "off",
                 )
                 logger.info("LLM call %s attempt %d failed: %s", self.spec, attempt + 1, failure)
-                if (
-                    failure.kind == "bad_request"
-                    and style is not None
-                    and self._downgrade_structured(failure, style)
-                ):
+                # a server that does not know a structured form answers 400/422, or 500 naming the
+                # field (llama-cpp-python's validation error)
+                refused = failure.kind == "bad_request" or (
+                    failure.kind == "server_error" and "response_format" in str(failure)
+                )
+                if style is not None and refused and self._downgrade_structured(failure, style):
                     continue  # the same attempt again in the next structured form
                 if not failure.retryable:
                     if failure.kind in ("auth", "not_found"):
