@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -394,7 +395,9 @@ class LlamaCppServer:
         command = [sys.executable, "-m", "llama_cpp.server", "--model", str(self.model)]
         command += ["--model_alias", self.alias, "--host", "127.0.0.1", "--port", str(self.port)]
         command += ["--n_ctx", str(self.n_ctx), "--n_threads", "2"]
-        self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+        # passive OpenMP threads: spinning ones stall everything else on a busy 2-core machine
+        env = {**os.environ, "OMP_WAIT_POLICY": "PASSIVE"}
+        self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
         deadline = time.monotonic() + wait_s
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
