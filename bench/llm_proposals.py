@@ -9,7 +9,8 @@ mode the table gives, out of N samples:
 - received: a complete reply arrived (a structured reply cut off by the token limit, which the client
   cannot parse, counts as none); parseable: a reward program could be read from it;
 - static ok: the first program passes the static checks (parse, contract, PARAMS, signature);
-- static ok after repair: the final program (after at most one repair round) passes them;
+- static ok after repair (+repair): the final program, after at most one repair round, passes them (a
+  repair can also break a program that passed them and then failed in the sandbox);
 - accepted: the final program also passed the sandbox smoke run, i.e. a design the search would train;
 
 then the mean latency and tokens per call (from the ledger: the server's own counts) and the prompt's
