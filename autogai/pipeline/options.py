@@ -24,6 +24,14 @@ class SearchOptions:
     llm: str | None = None
     """``None``/``offline`` (the built-in retrieval-driven proposer) or a LangChain provider string."""
     llm_base_url: str | None = None
+    llm_structured: str = "auto"
+    """Schema-constrained LLM replies: ``auto``, ``on`` or ``off``."""
+    llm_context: int | None = None
+    """The model's context window in tokens where the server does not report it."""
+    llm_timeout: float = 120.0
+    """Limit of one LLM call in seconds."""
+    llm_concurrency: int | None = None
+    """Samples asked at once from a server that ignores ``n`` (``None``: the backend's default)."""
     preset: str = "quick"
     generations: int | None = None
     designs: int | None = None

@@ -192,6 +192,9 @@ def check_search(options: SearchOptions) -> CheckedSearch:
     card = get_task(options.task)
     action_kwargs = card.action_space_kwargs(options.action_space)
     check_llm(options.llm, options.llm_base_url)
+    from autogai.rag.llm import STRUCTURED_MODES
+
+    check_choice("--llm-structured", options.llm_structured, STRUCTURED_MODES)
     if options.embeddings is not None:
         from autogai.rag.embeddings import parse_embedding_spec
 

@@ -7,6 +7,7 @@ round that fails after the directory was created removes what it created.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from dataclasses import dataclass
@@ -14,7 +15,14 @@ from pathlib import Path
 from typing import Any
 
 from autogai.core.errors import AutoGAIError, ConfigError
-from autogai.core.validation import check_count, check_range, check_seconds, check_seed, check_text
+from autogai.core.validation import (
+    check_choice,
+    check_count,
+    check_range,
+    check_seconds,
+    check_seed,
+    check_text,
+)
 from autogai.pipeline.preflight import MAX_DESIGNS, check_llm
 from autogai.pipeline.rundir import RunDirectory
 
@@ -66,7 +74,10 @@ def propose_round(
     temperature: float,
     timeout: float,
     retries: int,
-    json_replies: bool | None,
+    llm_structured: str,
+    llm_context: int | None,
+    llm_concurrency: int | None,
+    display: Any,
     cache: Path | None,
     embeddings: str,
     store: Path | None,
@@ -74,8 +85,10 @@ def propose_round(
 ) -> ProposalRound:
     """Ask the proposer for ``n`` designs and write them into the run directory: designs/<id>/ (reward.py,
     design.json, prompt.md, response.md), designs/rejected-g0-<n>/ for unusable replies, ledger.jsonl and
-    proposal.json."""
+    proposal.json. ``display`` (a context manager the LLM client reports its calls to) shows each call while
+    a local model generates."""
     from autogai.rag.embeddings import parse_embedding_spec
+    from autogai.rag.llm import STRUCTURED_MODES
     from autogai.tasks.registry import get_task
 
     check_text("--task", task)
@@ -84,6 +97,7 @@ def propose_round(
         n=n, temperature=temperature, timeout=timeout, retries=retries, seed=seed, embeddings=embeddings
     )
     parse_embedding_spec(embeddings)
+    check_choice("--llm-structured", llm_structured, STRUCTURED_MODES)
     check_llm(llm, llm_base_url)
     card = get_task(task)
     card.check_step(card.action_space_kwargs(action_space))
@@ -104,7 +118,10 @@ def propose_round(
             temperature=temperature,
             timeout=timeout,
             retries=retries,
-            json_replies=json_replies,
+            llm_structured=llm_structured,
+            llm_context=llm_context,
+            llm_concurrency=llm_concurrency,
+            display=display,
             cache=cache,
             embeddings=embeddings,
             store=store,
@@ -123,7 +140,7 @@ def _propose_into(run: RunDirectory, card: Any, **values: Any) -> ProposalRound:
     run.ledger_path.touch()  # present (empty) for the offline proposer too
     kb = KnowledgeBase(persist_dir=values["store"], embeddings=values["embeddings"])
     kb.ensure_ingested()
-    options = {} if values["json_replies"] is None else {"structured": values["json_replies"]}
+    display = values["display"]
     proposer = make_proposer(
         values["llm"],
         base_url=values["llm_base_url"],
@@ -134,10 +151,14 @@ def _propose_into(run: RunDirectory, card: Any, **values: Any) -> ProposalRound:
         timeout_s=values["timeout"],
         max_retries=values["retries"],
         seed=values["seed"],
-        **options,
+        structured=values["llm_structured"],
+        context_tokens=values["llm_context"],
+        max_concurrency=values["llm_concurrency"],
+        progress=display,
     )
     started = time.perf_counter()
-    records = proposer.propose(card, n=values["n"], action_mode=values["action_space"])
+    with display if display is not None else contextlib.nullcontext():
+        records = proposer.propose(card, n=values["n"], action_mode=values["action_space"])
     elapsed = time.perf_counter() - started
     for index, record in enumerate(records):
         run.write_proposal(record, label=f"rejected-g0-{index}")

@@ -1,10 +1,14 @@
 """The LLM proposer: propose (generation 0), reflect (feedback -> improved designs), repair (a rejected
 program goes back with the validator's reason for a bounded number of rounds).
 
-Replies are read by :mod:`autogai.rag.replies` (JSON or free-form Markdown, reasoning blocks, several
-designs per reply) and every program goes through the same validator as the offline proposer's. A reply
-that yields no usable program becomes a failed :class:`ProposalRecord`; the round continues with the
-other samples.
+Replies are read by :mod:`autogai.rag.replies` (structured JSON, other JSON or free-form Markdown,
+reasoning blocks, several designs per reply) and every program goes through the same validator as the
+offline proposer's. A reply that yields no usable program becomes a failed :class:`ProposalRecord`; the
+round continues with the other samples.
+
+Every prompt is fitted to the model's context window (:func:`autogai.rag.prompts.fit_prompt`): the task,
+the reward contract and the reply format stay whole; knowledge excerpts, feedback and past results are
+trimmed, lowest-ranked first, and what was left out is noted in the proposal record and the ledger.
 """
 
 from __future__ import annotations
@@ -17,13 +21,18 @@ from typing import TYPE_CHECKING, Any
 
 from autogai.core.errors import LLMUnavailableError
 from autogai.core.types import Design, DesignFeedback, EnhancerCombo
+from autogai.rag.llm import MIN_REPLY_TOKENS, StructuredRepliesRefused
 from autogai.rag.prompts import (
+    FittedPrompt,
+    PromptParts,
+    fit_prompt,
     format_feedback,
     format_past_results,
     format_retrieved,
     load_template,
     render_enhancer_menu,
     render_reply_format,
+    render_template,
     resolve_action_mode,
     task_variables,
 )
@@ -43,6 +52,7 @@ from autogai.rag.replies import (
     parse_hints,
     parse_reply,
     parse_sources,
+    reply_schema,
 )
 
 if TYPE_CHECKING:
@@ -104,6 +114,10 @@ class LLMProposer(Proposer):
         system = load_template("system", self.prompts_directory).render()
         return [SystemMessage(content=system), HumanMessage(content=user)]
 
+    def _context_label(self) -> str:
+        window = self.backend.context_window()
+        return f"the {window.tokens}-token context of {self.backend.name} ({window.source})"
+
     def build_prompt(
         self,
         task: TaskCard,
@@ -116,23 +130,59 @@ class LLMProposer(Proposer):
         generation: int,
         past_results: Sequence[Any] = (),
         past_designs: Sequence[Design] = (),
-    ) -> str:
-        values: dict[str, Any] = {
-            **task_variables(task),
-            "enhancer_menu": render_enhancer_menu(task, action_mode, recommended, self.prompts_directory),
-            "retrieved_knowledge": format_retrieved(chunks),
-            "reply_format": render_reply_format(
-                n_designs, structured=self.backend.structured, directory=self.prompts_directory
-            ),
-            "n_designs": n_designs,
+    ) -> FittedPrompt:
+        """The chat messages of a propose (or, with feedback, reflect) round, fitted to the context."""
+        folder = self.prompts_directory
+        menus = {
+            compact: render_enhancer_menu(task, action_mode, recommended, folder, compact=compact)
+            for compact in (False, True)
         }
-        if feedback:
-            template = load_template("reflect", self.prompts_directory)
-            values.update(feedback=format_feedback(feedback), generation=generation)
-        else:
-            template = load_template("propose", self.prompts_directory)
-            values["past_results"] = format_past_results(past_results, past_designs)
-        return template.render(**values)
+        name = "reflect" if feedback else "propose"
+        guidance = {
+            "metric_legend": render_template("metric_legend", folder),
+            "advice": render_template(f"advice_{name}", folder),
+        }
+        reply_formats = {
+            compact: render_reply_format(
+                n_designs, structured=self.backend.structured, directory=folder, compact=compact
+            )
+            for compact in (False, True)
+        }
+        fixed: dict[str, Any] = {**task_variables(task), "n_designs": n_designs}
+        template = load_template(name, folder)
+
+        def render(parts: PromptParts) -> list[Any]:
+            values = dict(fixed)
+            values["enhancer_menu"] = menus[parts.compact]
+            values["reply_format"] = reply_formats[parts.compact]
+            values.update(guidance if parts.guidance else dict.fromkeys(guidance, ""))
+            values["retrieved_knowledge"] = format_retrieved(
+                parts.chunks, max_chars=parts.excerpt_chars, trimmed=parts.trimmed
+            )
+            if feedback:
+                values.update(
+                    feedback=format_feedback(parts.feedback, trimmed=parts.trimmed), generation=generation
+                )
+            else:
+                values["past_results"] = format_past_results(
+                    parts.past_results, parts.past_designs, trimmed=parts.trimmed
+                )
+            return self._messages(template.render(**values))
+
+        parts = PromptParts(
+            chunks=tuple(chunks),
+            feedback=tuple(feedback or ()),
+            past_results=tuple(past_results) if not feedback else (),
+            past_designs=tuple(past_designs) if not feedback else (),
+        )
+        return fit_prompt(
+            render,
+            parts,
+            budget=self.backend.prompt_budget(),
+            count=self.backend.count_tokens,
+            context=self._context_label(),
+            last_resort_budget=self.backend.prompt_budget(MIN_REPLY_TOKENS),
+        )
 
     # -- the round ------------------------------------------------------------------------------------
 
@@ -160,21 +210,31 @@ class LLMProposer(Proposer):
                 past_results = list(self.kb.query_results(task.id, query, k=3))
             except Exception as exc:
                 logger.debug("no past results: %s", exc)
-        user = self.build_prompt(
-            task,
-            n_designs=1,
-            chunks=chunks,
-            recommended=recommended,
-            action_mode=mode,
-            feedback=feedback,
-            generation=generation,
-            past_results=past_results,
-            past_designs=past_designs,
-        )
-        messages = self._messages(user)
-        prompt_text = _messages_markdown(messages)
+        prompt_args: dict[str, Any] = {
+            "n_designs": 1,
+            "chunks": chunks,
+            "recommended": recommended,
+            "action_mode": mode,
+            "feedback": feedback,
+            "generation": generation,
+            "past_results": past_results,
+            "past_designs": past_designs,
+        }
         purpose = "reflect" if feedback else "propose"
-        completions = self.backend.complete(messages, n=n, first_sample=self.seed * 1000, purpose=purpose)
+        fitted = self.build_prompt(task, **prompt_args)
+        try:
+            completions = self._ask(fitted, n, purpose)
+        except StructuredRepliesRefused as exc:  # auto mode: the server refused schemas; ask in free text
+            logger.warning("%s; asking for free-text replies instead", exc)
+            fitted = self.build_prompt(task, **prompt_args)
+            completions = self._ask(fitted, n, purpose)
+        messages = fitted.messages
+        prompt_text = _messages_markdown(messages)
+        fit_note = fitted.note(self._context_label())
+        if self._reply_tokens(fitted.tokens) < self.backend.reply_tokens():
+            fit_note += f"; the reply is limited to {self._reply_tokens(fitted.tokens)} tokens"
+        if fit_note:
+            prompt_text += f"\n## Left out to fit the context (not sent)\n\n{fit_note}\n"
         known_sources = [c.chunk_id for c in chunks]
         parents = {f.design_id for f in feedback or ()} | {d.id for d in past_designs}
         seen = {d.id for d in past_designs} | {f.design_id for f in feedback or ()}
@@ -209,6 +269,8 @@ class LLMProposer(Proposer):
                 )
                 continue
             for j, item in enumerate(parsed):
+                if fit_note:
+                    item.notes.append(fit_note)
                 record = self._finish(
                     task,
                     item,
@@ -228,6 +290,30 @@ class LLMProposer(Proposer):
                     seen.add(record.design.id)
                 records.append(record)
         return records
+
+    def _reply_tokens(self, prompt_tokens: int) -> int:
+        """The reply's limit: its usual share, or what a prompt that took part of it leaves."""
+        return min(self.backend.reply_tokens(), self.backend.context_window().tokens - prompt_tokens)
+
+    def _ask(self, fitted: FittedPrompt, n: int, purpose: str) -> list[Any]:
+        details: dict[str, Any] = {
+            "context_tokens": self.backend.context_window().tokens,
+            "prompt_tokens_estimate": fitted.tokens,
+            "prompt_tokens_before_fit": fitted.tokens_before,
+        }
+        if fitted.left_out:
+            details["left_out"] = list(fitted.left_out)
+        reply_tokens = self._reply_tokens(fitted.tokens)
+        details["reply_tokens"] = reply_tokens
+        return self.backend.complete(
+            fitted.messages,
+            n=n,
+            first_sample=self.seed * 1000,
+            purpose=purpose,
+            schema=reply_schema(1),
+            details=details,
+            reply_tokens=reply_tokens,
+        )
 
     def _finish(
         self,
@@ -276,8 +362,21 @@ class LLMProposer(Proposer):
             )
             repair_messages = [messages[0], *self._messages(repair_user)[1:]]
             prompt_log += f"\n\n---\n\n# Repair round {rounds}\n\n" + _messages_markdown(repair_messages[1:])
+            needed = self.backend.count_tokens(repair_messages)
+            if needed > self.backend.prompt_budget(MIN_REPLY_TOKENS):
+                error = (
+                    f"repair skipped: its prompt needs about {needed} tokens, more than "
+                    f"{self._context_label()} leaves ({self.backend.prompt_budget(MIN_REPLY_TOKENS)})"
+                )
+                break
             try:
-                fixed = self.backend.complete(repair_messages, n=1, first_sample=sample, purpose="repair")[0]
+                fixed = self.backend.complete(
+                    repair_messages,
+                    n=1,
+                    first_sample=sample,
+                    purpose="repair",
+                    reply_tokens=self._reply_tokens(needed),
+                )[0]
             except LLMUnavailableError as exc:
                 error = f"repair failed: {exc}"
                 break

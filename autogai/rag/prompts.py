@@ -13,8 +13,8 @@ import functools
 import json
 import re
 import string
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -32,6 +32,10 @@ TEMPLATE_NAMES: tuple[str, ...] = (
     "reflect",
     "repair",
     "enhancer_menu",
+    "enhancer_menu_compact",
+    "metric_legend",
+    "advice_propose",
+    "advice_reflect",
     "reply_format_markdown",
     "reply_format_json",
 )
@@ -202,10 +206,13 @@ def task_variables(task: TaskCard) -> dict[str, str]:
     }
 
 
-def format_retrieved(chunks: Sequence[Any], *, max_chars: int = 1200) -> str:
+LEFT_OUT = "none (left out to fit the model's context window)"
+
+
+def format_retrieved(chunks: Sequence[Any], *, max_chars: int = 1200, trimmed: bool = False) -> str:
     """Retrieved chunks as ``[id] title`` blocks (the ids the LLM cites); ``none`` when empty."""
     if not chunks:
-        return "none (the knowledge base returned nothing for this task)"
+        return LEFT_OUT if trimmed else "none (the knowledge base returned nothing for this task)"
     blocks = []
     for chunk in chunks:
         text = str(getattr(chunk, "text", "")).strip()
@@ -217,15 +224,17 @@ def format_retrieved(chunks: Sequence[Any], *, max_chars: int = 1200) -> str:
     return "\n\n".join(blocks)
 
 
-def format_feedback(feedback: Iterable[DesignFeedback]) -> str:
+def format_feedback(feedback: Iterable[DesignFeedback], *, trimmed: bool = False) -> str:
     """Every feedback block (``DesignFeedback.to_text()``) followed by the design's reward program."""
     blocks = []
     for item in feedback:
         blocks.append(f"{item.to_text()}\n\n```python\n{item.reward_source.strip()}\n```")
-    return "\n\n".join(blocks) if blocks else "none"
+    return "\n\n".join(blocks) if blocks else (LEFT_OUT if trimmed else "none")
 
 
-def format_past_results(results: Sequence[Any] = (), designs: Sequence[Design] = ()) -> str:
+def format_past_results(
+    results: Sequence[Any] = (), designs: Sequence[Design] = (), *, trimmed: bool = False
+) -> str:
     """Past good designs (knowledge-base results collection and/or explicit designs) for the prompt."""
     blocks = []
     for result in results:
@@ -241,7 +250,156 @@ def format_past_results(results: Sequence[Any] = (), designs: Sequence[Design] =
             f"{d.name or d.id} (enhancers {d.enhancers.short_name}): {d.rationale.strip()}\n"
             f"```python\n{d.reward_source.strip()}\n```"
         )
-    return "\n\n".join(blocks) if blocks else "none yet"
+    return "\n\n".join(blocks) if blocks else (LEFT_OUT if trimmed else "none yet")
+
+
+# ---------------------------------------------------------------------------------------------------
+# Fitting a prompt to the model's context window.
+
+EXCERPT_CHARS: tuple[int, ...] = (1200, 600, 300)
+"""Lengths knowledge excerpts are cut to, one step at a time, before any is left out."""
+
+
+@dataclass(frozen=True)
+class PromptParts:
+    """The parts of a prompt that may be trimmed, each ranked best first.
+
+    Everything else (format instructions, the task, the metric table, the reward contract in the system
+    message) is fixed and never cut.
+    """
+
+    chunks: tuple[Any, ...] = ()
+    feedback: tuple[DesignFeedback, ...] = ()
+    past_results: tuple[Any, ...] = ()
+    past_designs: tuple[Design, ...] = ()
+    excerpt_chars: int = EXCERPT_CHARS[0]
+    compact: bool = False
+    """The enhancer menu as one paragraph instead of its table; no optional hyperparameters field."""
+    guidance: bool = True
+    """The metric-intent legend and the advice paragraphs."""
+    left_out: tuple[str, ...] = ()
+
+    @property
+    def trimmed(self) -> bool:
+        return bool(self.left_out)
+
+
+@dataclass(frozen=True)
+class FittedPrompt:
+    """A prompt fitted to a token budget: its messages, its size before and after, what was left out."""
+
+    messages: list[Any]
+    parts: PromptParts
+    tokens: int
+    tokens_before: int
+    budget: int
+    left_out: tuple[str, ...] = field(default_factory=tuple)
+
+    def note(self, context: str) -> str:
+        """One line for the proposal's notes and the prompt record (empty when nothing was left out)."""
+        if not self.left_out:
+            return ""
+        return (
+            f"prompt fitted to {context}: about {self.tokens_before} -> {self.tokens} tokens "
+            f"(budget {self.budget}); left out: {'; '.join(self.left_out)}"
+        )
+
+
+def _feedback_rank(item: DesignFeedback) -> float:
+    return item.score_mean if isinstance(item.score_mean, (int, float)) else float("-inf")
+
+
+def _trim_steps(parts: PromptParts) -> Iterable[PromptParts]:
+    """Ever smaller versions of ``parts``: shorter excerpts, no past results, a one-paragraph enhancer menu,
+    no guidance prose, then excerpts and feedback left out one by one, the lowest-ranked first."""
+    current = parts
+    for chars in EXCERPT_CHARS:
+        if current.chunks and chars < current.excerpt_chars:
+            current = replace(
+                current,
+                excerpt_chars=chars,
+                left_out=(*current.left_out, f"knowledge excerpts cut to {chars} characters"),
+            )
+            yield current
+    while current.past_designs:
+        last = current.past_designs[-1]
+        current = replace(
+            current,
+            past_designs=current.past_designs[:-1],
+            left_out=(*current.left_out, f"earlier design {last.name or last.id}"),
+        )
+        yield current
+    while current.past_results:
+        last = current.past_results[-1]
+        name = (getattr(last, "design", {}) or {}).get("name") or "a past result"
+        current = replace(
+            current,
+            past_results=current.past_results[:-1],
+            left_out=(*current.left_out, f"past result {name}"),
+        )
+        yield current
+    current = replace(
+        current,
+        compact=True,
+        left_out=(*current.left_out, "the enhancer table (one paragraph instead), the hyperparameters field"),
+    )
+    yield current
+    current = replace(
+        current, guidance=False, left_out=(*current.left_out, "the metric-intent legend and the advice")
+    )
+    yield current
+    while current.chunks:
+        last = current.chunks[-1]
+        current = replace(
+            current,
+            chunks=current.chunks[:-1],
+            left_out=(*current.left_out, f"knowledge excerpt {getattr(last, 'chunk_id', '?')}"),
+        )
+        yield current
+    ranked = sorted(current.feedback, key=_feedback_rank, reverse=True)
+    while ranked:
+        worst = ranked.pop()
+        current = replace(
+            current,
+            feedback=tuple(f for f in current.feedback if f is not worst),
+            left_out=(*current.left_out, f"feedback on design {worst.name or worst.design_id}"),
+        )
+        yield current
+
+
+def fit_prompt(
+    render: Callable[[PromptParts], list[Any]],
+    parts: PromptParts,
+    *,
+    budget: int,
+    count: Callable[[list[Any]], int],
+    context: str,
+    last_resort_budget: int | None = None,
+) -> FittedPrompt:
+    """The largest version of the prompt that fits ``budget`` tokens.
+
+    ``render`` turns parts into chat messages and ``count`` measures them. When everything that may go
+    has gone and the prompt is still over ``budget``, it may take up to ``last_resort_budget`` (the
+    caller then shortens the reply). Raises :class:`ConfigError` when even that is too small for the
+    fixed parts (``context`` names the window for the message).
+    """
+    messages = render(parts)
+    before = tokens = count(messages)
+    current = parts
+    for smaller in _trim_steps(parts):
+        if tokens <= budget:
+            break
+        current = smaller
+        messages = render(current)
+        tokens = count(messages)
+    limit = max(budget, last_resort_budget or budget)
+    if tokens > limit:
+        raise ConfigError(
+            f"the prompt needs about {tokens} tokens even with every excerpt, feedback block and past "
+            f"result left out, but {context} leaves at most {limit} for it; serve the model with a larger "
+            "context (llama.cpp --n_ctx, Ollama num_ctx) and pass --llm-context, or use a larger model"
+        )
+    return FittedPrompt(messages, current, tokens, before, budget, current.left_out)
 
 
 def format_recommendations(recommended: Sequence[EnhancerCombo]) -> str:
@@ -255,7 +413,17 @@ def render_enhancer_menu(
     action_mode: str | None,
     recommended: Sequence[EnhancerCombo],
     directory: Path | None = None,
+    *,
+    compact: bool = False,
 ) -> str:
+    """The enhancer choices: the full table, or one paragraph (``compact``) for a small context window."""
+    if compact:
+        return render_template(
+            "enhancer_menu_compact",
+            directory,
+            action_space=describe_action_space(task, action_mode),
+            recommended=", ".join(c.short_name for c in recommended) or "plain",
+        )
     return render_template(
         "enhancer_menu",
         directory,
@@ -264,9 +432,24 @@ def render_enhancer_menu(
     )
 
 
-def render_reply_format(n_designs: int, *, structured: bool, directory: Path | None = None) -> str:
-    name = "reply_format_json" if structured else "reply_format_markdown"
-    return render_template(name, directory, n_designs=n_designs, hint_keys=", ".join(HINT_KEYS))
+def render_reply_format(
+    n_designs: int, *, structured: bool, directory: Path | None = None, compact: bool = False
+) -> str:
+    """The reply format block: JSON (its schema goes with the request) or the free-text layout, whose
+    optional hyperparameters field is left out when ``compact``."""
+    if structured:
+        return render_template("reply_format_json", directory, n_designs=n_designs)
+    hint_field = (
+        ""
+        if compact
+        else (
+            '\nhyperparameters: <optional JSON object of TD3 hyperparameters to try first, e.g. {"learning_rate": 0.0003}>'
+        )
+    )
+    hint_names = "" if compact else f"Valid hyperparameter names: {', '.join(HINT_KEYS)}."
+    return render_template(
+        "reply_format_markdown", directory, n_designs=n_designs, hint_field=hint_field, hint_names=hint_names
+    )
 
 
 def render_all_for_task(task: TaskCard, directory: Path | None = None) -> dict[str, str]:
@@ -285,6 +468,7 @@ def render_all_for_task(task: TaskCard, directory: Path | None = None) -> dict[s
     )
     common: Mapping[str, Any] = {
         **task_variables(task),
+        "metric_legend": render_template("metric_legend", directory),
         "enhancer_menu": menu,
         "retrieved_knowledge": format_retrieved([]),
         "reply_format": reply,
@@ -295,11 +479,22 @@ def render_all_for_task(task: TaskCard, directory: Path | None = None) -> dict[s
         "enhancer_menu": menu,
         "reply_format_markdown": reply,
         "reply_format_json": render_reply_format(2, structured=True, directory=directory),
-        "propose": render_template("propose", directory, **common, past_results=format_past_results()),
+        "enhancer_menu_compact": render_enhancer_menu(task, None, examples, directory, compact=True),
+        "metric_legend": common["metric_legend"],
+        "advice_propose": render_template("advice_propose", directory),
+        "advice_reflect": render_template("advice_reflect", directory),
+        "propose": render_template(
+            "propose",
+            directory,
+            **common,
+            past_results=format_past_results(),
+            advice=render_template("advice_propose", directory),
+        ),
         "reflect": render_template(
             "reflect",
             directory,
             **common,
+            advice=render_template("advice_reflect", directory),
             feedback=format_feedback([feedback]),
             generation=1,
         ),

@@ -33,8 +33,9 @@ def make_proposer(
 ) -> Proposer:
     """``llm`` None/``offline`` -> :class:`OfflineProposer`; ``provider:model`` -> :class:`LLMProposer`.
 
-    Extra ``options`` go to the LLM backend (``backoff_s``, ``structured``, ``max_concurrency``) or the
-    LLM proposer (``max_repair_rounds``, ``validation_kwargs``).
+    Extra ``options`` go to the LLM backend (``backoff_s``, ``structured``, ``context_tokens``,
+    ``max_concurrency``, ``max_tokens``, ``progress``, ``stream``) or the LLM proposer (``max_repair_rounds``,
+    ``validation_kwargs``, ``retrieval_k``, ``prompts_directory``). ``None`` values mean "the default".
     """
     if llm is None or llm.strip().lower() in ("", "offline", "none"):
         from autogai.rag.offline_proposer import OfflineProposer
@@ -43,7 +44,17 @@ def make_proposer(
     from autogai.rag.llm import ChatBackend
     from autogai.rag.llm_proposer import LLMProposer
 
-    backend_keys = ("backoff_s", "structured", "max_concurrency", "max_tokens", "chat_model")
+    options = {k: v for k, v in options.items() if v is not None}
+    backend_keys = (
+        "backoff_s",
+        "structured",
+        "context_tokens",
+        "max_concurrency",
+        "max_tokens",
+        "progress",
+        "stream",
+        "chat_model",
+    )
     backend = ChatBackend(
         llm,
         base_url=base_url,

@@ -14,6 +14,10 @@ reply, a ```json block, or the outermost ``{...}``), or prose around unfenced co
   hyperparameter hints, sources, rationale, parent), before validation.
 - :func:`parse_enhancers`, :func:`parse_hints`, :func:`parse_sources`: those fields as typed values, with a
   note for every decision a person should know about.
+- :func:`reply_schema`: the JSON schema a backend that constrains decoding is asked to follow. A structured
+  reply is one more JSON layout for :func:`parse_reply` (``PARAMS`` as a list with ranges, the
+  ``compute_reward`` source apart): it is assembled into the same program text a free-form reply would hold,
+  so both kinds of reply become the same design.
 """
 
 from __future__ import annotations
@@ -277,6 +281,104 @@ class ParsedDesign:
     notes: list[str] = field(default_factory=list)
 
 
+# --- structured replies ------------------------------------------------------------------------------
+
+
+def reply_schema(n_designs: int) -> dict[str, Any]:
+    """The JSON schema of a structured reply holding ``n_designs`` design(s).
+
+    Every property is required and no other is allowed (what OpenAI's strict structured outputs demand;
+    llama.cpp and Ollama turn the same schema into a grammar). Enhancers and hyperparameter names are
+    enums, so even a small model can only write valid ones.
+    """
+    number = {"type": "number"}
+    param = {
+        "type": "object",
+        "properties": {
+            "name": {"type": "string"},
+            "default": number,
+            "low": number,
+            "high": number,
+            "log": {"type": "boolean"},
+        },
+        "required": ["name", "default", "low", "high", "log"],
+        "additionalProperties": False,
+    }
+    hint = {
+        "type": "object",
+        "properties": {"name": {"type": "string", "enum": list(HINT_KEYS)}, "value": number},
+        "required": ["name", "value"],
+        "additionalProperties": False,
+    }
+    properties: dict[str, Any] = {
+        "name": {"type": "string"},
+        "rationale": {"type": "string"},
+        "enhancers": {
+            "type": "string",
+            "enum": sorted({c.short_name for c in EnhancerCombo.all_combinations()}),
+        },
+        "params": {"type": "array", "items": param},
+        "compute_reward": {"type": "string"},
+        "hyperparameters": {"type": "array", "items": hint},
+        "sources": {"type": "array", "items": {"type": "string"}},
+        "parent": {"type": "string"},
+    }
+    design = {
+        "type": "object",
+        "properties": properties,
+        "required": list(properties),
+        "additionalProperties": False,
+    }
+    return {
+        "type": "object",
+        "properties": {"designs": {"type": "array", "items": design, "minItems": 1, "maxItems": n_designs}},
+        "required": ["designs"],
+        "additionalProperties": False,
+    }
+
+
+def _number(value: Any) -> str:
+    return (
+        repr(float(value)) if isinstance(value, (int, float)) and not isinstance(value, bool) else repr(value)
+    )
+
+
+def params_source(params: Sequence[Any]) -> str:
+    """``PARAMS = {...}`` from a structured reply's list of ``{name, default, low, high, log}`` (one per line)."""
+    lines = []
+    for item in params:
+        if not isinstance(item, Mapping) or not str(item.get("name") or "").strip():
+            continue
+        fields = [f'"default": {_number(item.get("default"))}']
+        fields += [f'"{key}": {_number(item.get(key))}' for key in ("low", "high") if key in item]
+        if item.get("log") is True:
+            fields.append('"log": True')
+        lines.append(f"    {json.dumps(str(item['name']).strip())}: {{{', '.join(fields)}}},")
+    return "PARAMS = {\n" + "\n".join(lines) + "\n}\n" if lines else ""
+
+
+def _structured_program(item: Mapping[str, Any]) -> tuple[str, list[str]]:
+    """The program of a structured design: ``PARAMS`` rendered from its list, then the function."""
+    code = _code_in_string(str(item.get("compute_reward") or ""))
+    notes: list[str] = []
+    raw_params = item.get("params")
+    params: list[Any] = raw_params if isinstance(raw_params, list) else []
+    definitions = _top_level_definitions(_normalise(code))
+    if definitions is not None and "PARAMS" in definitions[0]:
+        if params:
+            notes.append("the reply's compute_reward defines PARAMS itself; its params list was ignored")
+        return code, notes
+    header = params_source(params)
+    return (header + "\n\n" + _normalise(code) if header else code), notes
+
+
+def _hint_items(value: Any) -> Any:
+    """Structured hints come as ``[{name, value}]``; anything else is passed on unchanged."""
+    if isinstance(value, list) and all(isinstance(v, Mapping) and "name" in v for v in value):
+        return {str(v["name"]): v.get("value") for v in value}
+    return value
+
+
 def _designs_from_json(data: Any) -> list[ParsedDesign]:
     if isinstance(data, Mapping):
         items = data.get("designs")
@@ -290,21 +392,28 @@ def _designs_from_json(data: Any) -> list[ParsedDesign]:
     for item in items if isinstance(items, list) else []:
         if not isinstance(item, Mapping):
             continue
-        raw = next((item[k] for k in _PROGRAM_KEYS if isinstance(item.get(k), str)), None)
-        if raw is None:
-            continue
-        program = _code_in_string(raw)
+        notes: list[str] = []
+        if isinstance(item.get("compute_reward"), str):
+            program, notes = _structured_program(item)
+        else:
+            raw = next((item[k] for k in _PROGRAM_KEYS if isinstance(item.get(k), str)), None)
+            if raw is None:
+                continue
+            program = _code_in_string(raw)
         if "compute_reward" not in program:
             continue
         designs.append(
             ParsedDesign(
-                program=program,
+                program=_normalise(program),
                 name=str(item.get("name") or ""),
                 enhancers=item.get("enhancers", item.get("enhancer")),
-                hints=item.get("hyperparameters", item.get("hyperparameter_hints", item.get("hints"))),
+                hints=_hint_items(
+                    item.get("hyperparameters", item.get("hyperparameter_hints", item.get("hints")))
+                ),
                 sources=item.get("sources"),
                 rationale=str(item.get("rationale") or ""),
                 parent=str(item["parent"]) if item.get("parent") else None,
+                notes=notes,
             )
         )
     return designs
