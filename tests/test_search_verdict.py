@@ -205,6 +205,32 @@ def test_a_plan_fits_its_budget_and_reserves_the_test_phase() -> None:
     assert SearchPlan.from_dict(json.loads(json.dumps(plan.to_dict()))) == plan
 
 
+def test_the_throughput_is_refitted_from_the_populations_a_run_trained() -> None:
+    """The calibration is a prediction; the populations the run itself trained (under its own load) are what
+    the next generation and the final test are planned from."""
+    from autogai.search.plan import ENHANCER_COST, observed_throughput
+
+    calibrated = Throughput(per_step_fixed_s=0.004, per_step_per_agent_s=0.002, parallel=2, setup_s=1.0)
+    plan = plan_search(get_preset("quick"), 900.0, calibrated)
+    steps = 10_000
+    truth = (0.003, 0.0007)  # what populations really cost per step: a + b * P
+
+    def seconds(agents: int, baseline: bool) -> float:
+        cost = 1.0 if baseline else ENHANCER_COST
+        return 1.0 + steps * (truth[0] + truth[1] * agents) * cost
+
+    pops = [(4, seconds(4, True), True), (9, seconds(9, True), True), (4, seconds(4, False), False)]
+    refitted = observed_throughput(plan, pops, steps).throughput
+    assert refitted is not None
+    assert refitted.per_step_fixed_s == pytest.approx(truth[0], rel=1e-6)
+    assert refitted.per_step_per_agent_s == pytest.approx(truth[1], rel=1e-6)
+    # One population size: the calibrated line is scaled to match it.
+    scaled = observed_throughput(plan, [(4, seconds(4, True), True)], steps).throughput
+    assert scaled is not None
+    assert scaled.per_step_fixed_s + 4 * scaled.per_step_per_agent_s == pytest.approx(truth[0] + 4 * truth[1])
+    assert observed_throughput(plan, [], steps) == plan
+
+
 def test_a_budget_too_small_for_an_honest_verdict_says_what_would_do() -> None:
     slow = Throughput(0.004, 0.0012, 2, 1.0)
     with pytest.raises(ConfigError, match=r"cannot hold an honest verdict.*need about [0-9.]+m") as info:

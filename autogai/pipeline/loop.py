@@ -374,14 +374,14 @@ class _Search:
         count, seeds = self.budget.finalists, self.budget.test_seeds
         left = self.time_left()
         if left is not None and self.plan is not None:
+            from autogai.search.budget import get_preset
             from autogai.search.plan import drift, fit_final_test
 
-            factor = drift(self.plan, self.budget, self.generation_seconds)
-            from autogai.search.budget import get_preset
-
+            observed = self.observed_plan()
+            factor = drift(observed, self.budget, self.generation_seconds)
             most = get_preset(self.options.preset).finalists if self.options.plan_path is None else None
             count, seeds = fit_final_test(
-                self.plan, self.budget, len(ranked), left, factor, max_finalists=most
+                observed, self.budget, len(ranked), left, factor, max_finalists=most
             )
             if (count, seeds) != (min(self.budget.finalists, len(ranked)), self.budget.test_seeds):
                 self.emit(
@@ -593,6 +593,30 @@ class _Search:
         state["search_seconds"] = round(self.spent_s(), 1)
         self.run.write_state(state)
 
+    def observed_plan(self) -> SearchPlan:
+        """The plan with its throughput refitted from the populations this run trained so far
+        (``search.plan.observed_throughput``)."""
+        from autogai.search.plan import observed_throughput
+
+        assert self.plan is not None
+        populations: dict[tuple[str, float, int], bool] = {}
+        baseline_id = baseline_design(self.task).id
+        for design_id in {
+            d for entry in self.run.read_state()["generations"] for d in entry["design_ids"]
+        } | {baseline_id}:
+            for kind, trials in (
+                ("tuning", self.store.tuning_trials(design_id)),
+                ("validation", self.store.scoring_trials(design_id, "validation")),
+            ):
+                for t in trials:
+                    r = t.result
+                    if t.complete and r.population and r.duration_s:  # a population that ran to the end
+                        populations[(f"{design_id}/{kind}", r.duration_s, r.population)] = (
+                            design_id == baseline_id
+                        )
+        observed = [(agents, seconds, baseline) for (_, seconds, agents), baseline in populations.items()]
+        return observed_throughput(self.plan, observed, self.budget.total_steps)
+
     def next_generation_fits(self, generation: int, generation_seconds: list[float]) -> bool:
         """Whether to run generation ``generation``. A plan counted in steps, or one repeated with ``--plan``,
         runs exactly its generations. A time-budgeted search runs the planned ones while the next one and the
@@ -605,7 +629,7 @@ class _Search:
         if not adapts or generation == 0:
             return generation < self.budget.generations
         assert left is not None and self.plan is not None
-        reason = skip_generation(self.plan, self.budget, generation, generation_seconds, left)
+        reason = skip_generation(self.observed_plan(), self.budget, generation, generation_seconds, left)
         if reason is None:
             if generation >= self.budget.generations:
                 self.emit(message=f"time budget: ahead of the plan, generation {generation} fits too")

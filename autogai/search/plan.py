@@ -290,6 +290,40 @@ def _warm(task_spec: str) -> None:
     get_task(task_spec)
 
 
+def observed_throughput(
+    plan: SearchPlan, populations: Sequence[tuple[int, float, bool]], steps: int
+) -> SearchPlan:
+    """``plan`` with its throughput refitted from the populations this run has trained: (agents, seconds,
+    baseline?) of populations that ran all ``steps`` steps. They ran on this machine under the load the
+    search itself makes, which a calibration can only approximate (the first 15-minute quickstart's
+    calibration predicted test populations 1.9x slower than they ran). Proposed designs' seconds per step
+    are divided by ``ENHANCER_COST``, since predictions multiply it back. Fewer than two population sizes: the
+    calibrated line is scaled to the observations instead."""
+    t = plan.throughput
+    points = [
+        (agents, seconds / (1.0 if baseline else ENHANCER_COST)) for agents, seconds, baseline in populations
+    ]
+    points = [
+        (agents, (seconds - t.setup_s) / steps)
+        for agents, seconds in points
+        if t and agents > 0 and seconds > 0
+    ]
+    if t is None or not points:
+        return plan
+    sizes = {agents for agents, _ in points}
+    if len(sizes) >= 2:
+        import numpy as np
+
+        per_agent, fixed = np.polyfit([a for a, _ in points], [y for _, y in points], 1)
+        per_agent = max(0.0, float(per_agent))
+        fixed = max(1e-6, float(fixed))
+    else:
+        predicted = [t.per_step_fixed_s + t.per_step_per_agent_s * agents for agents, _ in points]
+        ratio = sum(y for _, y in points) / sum(predicted)
+        fixed, per_agent = t.per_step_fixed_s * ratio, t.per_step_per_agent_s * ratio
+    return replace(plan, throughput=replace(t, per_step_fixed_s=fixed, per_step_per_agent_s=per_agent))
+
+
 def drift(plan: SearchPlan, budget: SearchBudget, generation_seconds: Sequence[float]) -> float:
     """Measured over predicted seconds of the generations run so far (1.0 before there is any)."""
     predicted = sum(predicted_generation_seconds(plan, budget, g) for g in range(len(generation_seconds)))
