@@ -300,15 +300,14 @@ def observed_throughput(
     are divided by ``ENHANCER_COST``, since predictions multiply it back. Fewer than two population sizes: the
     calibrated line is scaled to the observations instead."""
     t = plan.throughput
+    if t is None:
+        return plan
     points = [
-        (agents, seconds / (1.0 if baseline else ENHANCER_COST)) for agents, seconds, baseline in populations
+        (agents, (seconds - t.setup_s) / steps / (1.0 if baseline else ENHANCER_COST))
+        for agents, seconds, baseline in populations
+        if agents > 0 and seconds > t.setup_s
     ]
-    points = [
-        (agents, (seconds - t.setup_s) / steps)
-        for agents, seconds in points
-        if t and agents > 0 and seconds > 0
-    ]
-    if t is None or not points:
+    if not points:
         return plan
     sizes = {agents for agents, _ in points}
     if len(sizes) >= 2:
