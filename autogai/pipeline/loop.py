@@ -195,7 +195,7 @@ class _Search:
             SearchProgress(
                 phase=self.phase,
                 generation=self.generation,
-                generations=self.budget.generations,
+                generations=max(self.budget.generations, self.generation + 1),
                 designs=designs or len(self.run.design_ids()),
                 trials_done=done,
                 trials_total=total,
@@ -523,10 +523,10 @@ class _Search:
                 feedback: list[DesignFeedback] = []
                 generation_seconds = self.generation_seconds
                 for generation in range(MAX_GENERATIONS):
-                    self.generation = generation
                     entry = next((e for e in state["generations"] if e["index"] == generation), None)
                     if entry is None and not self.next_generation_fits(generation, generation_seconds):
                         break
+                    self.generation = generation
                     started = time.monotonic()
                     if entry is None:
                         designs = self.propose(proposer, generation, feedback, known)
