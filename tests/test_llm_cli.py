@@ -15,8 +15,8 @@ from search_helpers import cli, start_cli
 
 from autogai.cli.llm_progress import LLMCallDisplay
 from autogai.cli.main import main
-from autogai.rag.llm import CallStatus
 from autogai.rag.llm_cache import read_ledger
+from autogai.rag.llm_calls import CallStatus
 
 
 def test_propose_offline_writes_designs_and_prints_a_summary(

@@ -10,8 +10,8 @@ import pytest
 from llm_helpers import fenced, program
 
 from autogai.core.errors import ConfigError
-from autogai.rag.llm import LLMSpec, classify_error, sanitize_url
 from autogai.rag.llm_cache import CachedReply, Ledger, ResponseCache, cache_key, estimate_cost, read_ledger
+from autogai.rag.llm_calls import LLMSpec, classify_error, sanitize_url
 from autogai.rag.replies import parse_enhancers, parse_hints, parse_reply, parse_sources, strip_thinking
 
 

@@ -27,8 +27,9 @@ from llm_helpers import (
 
 from autogai.core.errors import LLMUnavailableError
 from autogai.pipeline.rundir import RunDirectory
-from autogai.rag.llm import MIN_REPLY_TOKENS, ChatBackend
+from autogai.rag.llm import ChatBackend
 from autogai.rag.llm_cache import read_ledger
+from autogai.rag.llm_calls import MIN_REPLY_TOKENS
 from autogai.rag.llm_proposer import LLMProposer
 from autogai.rag.prompts import render_reply_format, render_template
 from autogai.rag.proposal import validate_source

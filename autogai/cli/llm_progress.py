@@ -13,7 +13,7 @@ import time
 from typing import TextIO
 
 from autogai.core.text import escape_control
-from autogai.rag.llm import CallStatus
+from autogai.rag.llm_calls import CallStatus
 
 
 class LLMCallDisplay:

@@ -407,15 +407,13 @@ class _Search:
 
         return Phases(self.store, self.budget.with_overrides(**budget), self.options.seed, self.wait_for)
 
-    def _best_value(self, design_id: str) -> float:
+    def update_best(self, design_ids: list[str]) -> None:
+        """The best tuning score so far, for the progress line."""
         from autogai.search.records import best_trial
 
-        best = best_trial(self.store.tuning_trials(design_id))
-        return float(best.value) if best is not None and best.value is not None else float("-inf")
-
-    def update_best(self, design_ids: list[str]) -> None:
         for design_id in design_ids:
-            value = self._best_value(design_id)
+            best = best_trial(self.store.tuning_trials(design_id))
+            value = float("-inf") if best is None or best.value is None else float(best.value)
             if math.isfinite(value) and (self.best is None or value > self.best[0]):
                 self.best = (value, design_id)
 
@@ -599,22 +597,8 @@ class _Search:
         from autogai.search.plan import observed_throughput
 
         assert self.plan is not None
-        populations: dict[tuple[str, float, int], bool] = {}
-        baseline_id = baseline_design(self.task).id
-        for design_id in {
-            d for entry in self.run.read_state()["generations"] for d in entry["design_ids"]
-        } | {baseline_id}:
-            for kind, trials in (
-                ("tuning", self.store.tuning_trials(design_id)),
-                ("validation", self.store.scoring_trials(design_id, "validation")),
-            ):
-                for t in trials:
-                    r = t.result
-                    if t.complete and r.population and r.duration_s:  # a population that ran to the end
-                        populations[(f"{design_id}/{kind}", r.duration_s, r.population)] = (
-                            design_id == baseline_id
-                        )
-        observed = [(agents, seconds, baseline) for (_, seconds, agents), baseline in populations.items()]
+        designs = {d for entry in self.run.read_state()["generations"] for d in entry["design_ids"]}
+        observed = self.store.trained_populations(designs, baseline_design(self.task).id)
         return observed_throughput(self.plan, observed, self.budget.total_steps)
 
     def next_generation_fits(self, generation: int, generation_seconds: list[float]) -> bool:

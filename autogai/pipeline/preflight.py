@@ -70,7 +70,8 @@ def check_llm(llm: str | None, base_url: str | None = None) -> None:
                 "--llm-base-url needs --llm provider:model (the offline proposer calls no server)"
             )
         return
-    from autogai.rag.llm import ChatBackend, LLMSpec, sanitize_url
+    from autogai.rag.llm import ChatBackend
+    from autogai.rag.llm_calls import LLMSpec, sanitize_url
 
     spec = LLMSpec.parse(llm)
     ChatBackend(spec, base_url=base_url).ensure_client()
@@ -192,7 +193,7 @@ def check_search(options: SearchOptions) -> CheckedSearch:
     card = get_task(options.task)
     action_kwargs = card.action_space_kwargs(options.action_space)
     check_llm(options.llm, options.llm_base_url)
-    from autogai.rag.llm import STRUCTURED_MODES
+    from autogai.rag.llm_calls import STRUCTURED_MODES
 
     check_choice("--llm-structured", options.llm_structured, STRUCTURED_MODES)
     if options.embeddings is not None:

@@ -88,7 +88,7 @@ def propose_round(
     proposal.json. ``display`` (a context manager the LLM client reports its calls to) shows each call while
     a local model generates."""
     from autogai.rag.embeddings import parse_embedding_spec
-    from autogai.rag.llm import STRUCTURED_MODES
+    from autogai.rag.llm_calls import STRUCTURED_MODES
     from autogai.tasks.registry import get_task
 
     check_text("--task", task)

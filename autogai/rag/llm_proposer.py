@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from autogai.core.errors import LLMUnavailableError
 from autogai.core.types import Design, DesignFeedback, EnhancerCombo
-from autogai.rag.llm import MIN_REPLY_TOKENS, StructuredRepliesRefused
+from autogai.rag.llm_calls import MIN_REPLY_TOKENS, StructuredRepliesRefused
 from autogai.rag.prompts import (
     FittedPrompt,
     PromptParts,

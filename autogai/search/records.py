@@ -190,6 +190,23 @@ class RunStore:
     def tuning_trials(self, design_id: str) -> list[TrialRecord]:
         return self.trials(design_study_name(self.run_name, design_id))
 
+    def trained_populations(
+        self, design_ids: Iterable[str], baseline_id: str
+    ) -> list[tuple[int, float, bool]]:
+        """(agents, seconds, baseline?) of every tuning and validation population of these designs (and the
+        baseline) that trained to the end: what the time budget refits its throughput from."""
+        seen: dict[tuple[str, float, int], bool] = {}
+        for design_id in {*design_ids, baseline_id}:
+            for kind, trials in (
+                ("tuning", self.tuning_trials(design_id)),
+                ("validation", self.scoring_trials(design_id, "validation")),
+            ):
+                for t in trials:
+                    r = t.result
+                    if t.complete and r.population and r.duration_s:
+                        seen[(f"{design_id}/{kind}", r.duration_s, r.population)] = design_id == baseline_id
+        return [(agents, seconds, baseline) for (_, seconds, agents), baseline in seen.items()]
+
     def scoring_trials(self, design_id: str, kind: str) -> list[TrialRecord]:
         """Trials of the design's ``validation`` or ``test`` study (empty when it has none)."""
         return self.trials(scoring_study_name(self.run_name, design_id, kind))
