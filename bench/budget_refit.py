@@ -26,20 +26,13 @@ def main(run: Path) -> int:
     store = RunStore(make_storage(f"sqlite:///{run / 'optuna.db'}", heartbeat=False), run.name)
     baseline = state["baseline_id"]
     designs = {d for g in state["generations"] for d in g["design_ids"]} | {baseline}
-    populations: dict[tuple[str, float, int], bool] = {}
+    observed = store.trained_populations(designs, baseline)
     tested: dict[tuple[str, float], tuple[int, str]] = {}
     for design in sorted(designs):
-        for kind in ("tuning", "validation", "test"):
-            trials = store.tuning_trials(design) if kind == "tuning" else store.scoring_trials(design, kind)
-            for t in trials:
-                r = t.result
-                if not (t.complete and r.population and r.duration_s):
-                    continue
-                if kind == "test":
-                    tested[(design, r.duration_s)] = (r.population, t.user_attrs.get("worker", {}).get("pid"))
-                else:
-                    populations[(f"{design}/{kind}", r.duration_s, r.population)] = design == baseline
-    observed = [(agents, seconds, base) for (_, seconds, agents), base in populations.items()]
+        for t in store.scoring_trials(design, "test"):
+            r = t.result
+            if t.complete and r.population and r.duration_s:
+                tested[(design, r.duration_s)] = (r.population, (r.worker or {}).get("pid"))
     refit = observed_throughput(plan, observed, budget.total_steps)
     final = state.get("final_test") or {"finalists": plan.finalists, "test_seeds": plan.test_seeds}
     assert plan.throughput is not None and refit.throughput is not None

@@ -522,15 +522,6 @@ def predicted_generation_seconds(plan: SearchPlan, budget: SearchBudget, generat
     return _generation_seconds(designs, shape, budget, plan.throughput, with_baseline=generation == 0)
 
 
-def final_test_seconds(
-    plan: SearchPlan, budget: SearchBudget, finalists: int, test_seeds: int | None = None
-) -> float | None:
-    """Predicted seconds of the final test phase with ``finalists`` designs besides the baseline."""
-    if plan.throughput is None:
-        return None
-    return _test_seconds(finalists, test_seeds or plan.test_seeds, budget, plan.throughput)
-
-
 def fit_final_test(
     plan: SearchPlan,
     budget: SearchBudget,
